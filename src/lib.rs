@@ -1,0 +1,6 @@
+//! OpenMultiStack's binary crate: command line, telemetry and the
+//! composition root that wires the actors, the web server and the simulator.
+
+pub mod cli;
+pub mod sim_command;
+pub mod telemetry;
