@@ -5,6 +5,8 @@
 //! - `PUT  /_sim/providers/{p}/keystone/faults`
 //! - `PUT  /_sim/providers/{p}/regions/{r}/faults`
 //! - `PUT  /_sim/providers/{p}/regions/{r}/quota` — the default project quota
+//! - `DELETE /_sim/providers/{p}/tokens` — revoke every token (as an
+//!   operator's `openstack token revoke` would)
 
 use std::collections::BTreeMap;
 
@@ -48,6 +50,14 @@ pub fn handle(sim: &Sim, request: &Request) -> Reply {
             }
             Reply::json(200, &json!({"faults": faults}))
         }
+        (&Method::DELETE, ["_sim", "providers", p, "tokens"]) => match resolve(sim, p, None) {
+            Ok(Port::Keystone(pi)) => {
+                sim.world().providers[pi].tokens.clear();
+                Reply::empty(204, "application/json")
+            }
+            Ok(_) => error(404, "not a provider"),
+            Err(e) => error(404, &e.to_string()),
+        },
         (&Method::PUT, ["_sim", "providers", p, "keystone", "faults"]) => {
             set_one(sim, request, p, None)
         }

@@ -267,6 +267,15 @@ impl Simulator {
         Ok(())
     }
 
+    /// Revokes every token the provider issued; the next call gets 401.
+    pub fn revoke_tokens(&self, provider: &str) -> Result<(), SimError> {
+        match control::resolve(&self.sim, provider, None)? {
+            Port::Keystone(p) => self.sim.world().providers[p].tokens.clear(),
+            Port::Region(..) => {}
+        }
+        Ok(())
+    }
+
     /// The same document `GET /_sim/state` returns.
     pub fn state(&self) -> serde_json::Value {
         control::state(&self.sim)

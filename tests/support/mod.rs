@@ -1,0 +1,116 @@
+//! Helpers shared by the end-to-end tests: a simulator and sessions on it.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oms_actors::openstack::{
+    AuthSpec, Client, ClientConfig, ComputeClient, Credentials, Domain, IdentityVersion, Interface,
+    Named, Session,
+};
+use oms_sim::{ProviderConfig, RegionConfig, SimConfig, Simulator};
+use secrecy::SecretString;
+
+/// A simulator with one provider `p` whose regions are `p-1` and `p-2`,
+/// changed by `adjust` before it starts.
+pub async fn sim_with(adjust: impl FnOnce(&mut ProviderConfig)) -> Simulator {
+    let mut provider = ProviderConfig::named("p");
+    for region in &mut provider.regions {
+        region.build_secs = 0.4;
+        region.delete_secs = 0.2;
+    }
+    adjust(&mut provider);
+    Simulator::start(SimConfig {
+        providers: vec![provider],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+/// A region config named `name` with the test timings.
+pub fn region(name: &str) -> RegionConfig {
+    RegionConfig {
+        build_secs: 0.4,
+        delete_secs: 0.2,
+        ..RegionConfig::named(name)
+    }
+}
+
+/// A client with short timeouts so failure tests stay quick.
+pub fn client() -> Client {
+    Client::new(ClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(3),
+        ..ClientConfig::default()
+    })
+    .expect("client builds")
+}
+
+/// Password credentials of `user` (project of the same name as in the sim).
+pub fn password(user: &str, secret: &str, project: &str) -> Credentials {
+    Credentials::Password {
+        user: Named::Name {
+            name: user.into(),
+            domain: Domain::Name("Default".into()),
+        },
+        password: SecretString::from(secret),
+        project: Named::Name {
+            name: project.into(),
+            domain: Domain::Id("default".into()),
+        },
+    }
+}
+
+/// A v3 session of the demo user on the sim's first provider.
+pub fn demo_session(sim: &Simulator) -> Arc<Session> {
+    session(sim, IdentityVersion::V3, password("demo", "secret", "demo"))
+}
+
+/// A session with the given identity version and credentials.
+pub fn session(
+    sim: &Simulator,
+    version: IdentityVersion,
+    credentials: Credentials,
+) -> Arc<Session> {
+    let auth_url = match version {
+        IdentityVersion::V3 => sim.providers()[0].auth_url.clone(),
+        IdentityVersion::V2 => sim.providers()[0].auth_url.replace("/v3", "/v2.0"),
+    };
+    Session::new(
+        client(),
+        AuthSpec {
+            auth_url: auth_url.parse().expect("auth url"),
+            identity_version: version,
+            credentials,
+            interface: Interface::Public,
+        },
+    )
+}
+
+/// The compute client of region `region` for the demo user.
+pub async fn compute(sim: &Simulator, region: &str) -> ComputeClient {
+    ComputeClient::connect(demo_session(sim), region)
+        .await
+        .expect("compute connects")
+}
+
+/// Polls `check` every 50 ms until it returns Some, or panics after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
