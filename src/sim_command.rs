@@ -19,18 +19,18 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     let sim = Simulator::start(config).await?;
     println!("control  {}/_sim/state", sim.control_url());
     for provider in sim.providers() {
-        for user in &provider.users {
-            println!(
-                "provider {:<10} auth_url {}  user {} password {} project {} domain {}  regions {}",
-                provider.name,
-                provider.auth_url,
-                user.name,
-                user.password,
-                user.project,
-                user.domain,
-                provider.regions.join(",")
-            );
-        }
+        let users: Vec<String> = provider
+            .users
+            .iter()
+            .map(|u| format!("{}/{}@{}/{}", u.name, u.password, u.project, u.domain))
+            .collect();
+        println!(
+            "provider {:<8} auth_url {}  regions {}  users (user/password@project/domain) {}",
+            provider.name,
+            provider.auth_url,
+            provider.regions.join(","),
+            users.join(" ")
+        );
     }
     wait_for_stop().await;
     sim.shutdown().await;

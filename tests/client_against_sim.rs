@@ -123,10 +123,7 @@ async fn full_server_life_in_both_regions() {
         let deleting = compute.get_server(&id).await.unwrap();
         assert_eq!(deleting.task_state.as_deref(), Some("deleting"));
         let gone = eventually(Duration::from_secs(5), "server gone", || async {
-            match compute.get_server(&id).await {
-                Err(e) => Some(e),
-                Ok(_) => None,
-            }
+            compute.get_server(&id).await.err()
         })
         .await;
         assert!(gone.is_not_found());

@@ -282,6 +282,14 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let config = SimConfig::from_toml(include_str!("../sim.example.toml")).unwrap();
+        assert_eq!(config.providers[0].regions.len(), 2);
+        assert_eq!(config.providers[0].regions[0].flavors.len(), 2);
+        assert_eq!(config.providers[0].regions[1].flavors.len(), 4);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(SimConfig::from_toml("[[providers]]\nnmae = \"x\"").is_err());
     }

@@ -248,7 +248,10 @@ fn catalog_v3(provider: &Provider) -> Value {
         .collect()
 }
 
-fn service_urls(provider: &Provider) -> Vec<(&'static str, &'static str, Vec<(String, String)>)> {
+/// A catalog service: type, name, and (region, url) pairs.
+type Service = (&'static str, &'static str, Vec<(String, String)>);
+
+fn service_urls(provider: &Provider) -> Vec<Service> {
     let per_region = |suffix: &str| -> Vec<(String, String)> {
         provider
             .regions

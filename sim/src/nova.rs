@@ -16,6 +16,9 @@ use crate::http::{Reply, Request};
 use crate::keystone;
 use crate::world::{KeypairRecord, Phase, Provider, Region, ServerRecord, User};
 
+/// A resource over quota: name, requested, used, limit.
+type Over = (&'static str, i64, i64, i64);
+
 /// A compute microversion as (major, minor).
 type Mv = (u16, u16);
 
@@ -78,7 +81,11 @@ pub fn handle(sim: &Sim, p: usize, r: usize, request: &Request, rest: &[&str]) -
     let base = format!("{}/compute", provider.regions[r].base_url);
     match rest {
         [] => return versions(&base, max_mv),
-        ["v2.1"] => return Reply::json(200, &json!({"version": v21(&base, max_mv, true)})),
+        ["v2.1"] => {
+            return Reply::json(200, &json!({"version": v21(&base, max_mv, true)}))
+                .header("OpenStack-API-Version", "compute 2.1")
+                .header("X-OpenStack-Nova-API-Version", "2.1");
+        }
         _ => {}
     }
     let token = request.header("X-Auth-Token").unwrap_or_default();
@@ -189,9 +196,9 @@ fn v21(base: &str, max: Mv, full: bool) -> Value {
         "links": [{"rel": "self", "href": format!("{base}/v2.1/")}]
     });
     if full {
-        version["links"]
-            .as_array_mut()
-            .map(|links| links.push(json!({"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"})));
+        if let Some(links) = version["links"].as_array_mut() {
+            links.push(json!({"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}));
+        }
         version["media-types"] = json!([{"base": "application/json",
             "type": "application/vnd.openstack.compute+json;version=2.1"}]);
     }
@@ -480,7 +487,7 @@ fn create_server(call: &mut Call<'_>, request: &Request, base: &str) -> Reply {
     region.counters.creates += 1;
     let quota = region.quota(&project);
     let (instances, cores, ram) = region.usage(&project);
-    let over: Vec<(&str, i64, i64, i64)> = [
+    let over: Vec<Over> = [
         ("cores", flavor.vcpus, cores, quota.cores),
         ("instances", 1, instances, quota.instances),
         ("ram", flavor.ram, ram, quota.ram),
@@ -490,16 +497,14 @@ fn create_server(call: &mut Call<'_>, request: &Request, base: &str) -> Reply {
     .collect();
     if !over.is_empty() {
         region.counters.creates_refused_quota += 1;
-        let join = |f: &dyn Fn(&(&str, i64, i64, i64)) -> String| {
-            over.iter().map(f).collect::<Vec<_>>().join(", ")
-        };
+        let column =
+            |pick: fn(&Over) -> String| over.iter().map(pick).collect::<Vec<_>>().join(", ");
+        let names = column(|o| o.0.to_owned());
         let message = format!(
-            "Quota exceeded for {}: Requested {}, but already used {} of {} {}",
-            join(&|o| o.0.to_owned()),
-            join(&|o| o.1.to_string()),
-            join(&|o| o.2.to_string()),
-            join(&|o| o.3.to_string()),
-            join(&|o| o.0.to_owned()),
+            "Quota exceeded for {names}: Requested {}, but already used {} of {} {names}",
+            column(|o| o.1.to_string()),
+            column(|o| o.2.to_string()),
+            column(|o| o.3.to_string()),
         );
         return fault(403, "forbidden", &message);
     }

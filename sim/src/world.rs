@@ -255,7 +255,25 @@ impl Provider {
             tokens: HashMap::new(),
             keystone_faults: config.keystone_faults.clone(),
             keystone_calls: VecDeque::new(),
-            regions: config.regions.iter().map(Region::new).collect(),
+            regions: {
+                // One Glance per provider, as in the captured cloud: an image
+                // has the same id in every region that offers it.
+                let mut image_ids: HashMap<String, String> = HashMap::new();
+                config
+                    .regions
+                    .iter()
+                    .map(|r| {
+                        let mut region = Region::new(r);
+                        for (id, name) in &mut region.images {
+                            *id = image_ids
+                                .entry(name.clone())
+                                .or_insert_with(|| id.clone())
+                                .clone();
+                        }
+                        region
+                    })
+                    .collect()
+            },
             keystone_url: String::new(),
         }
     }
