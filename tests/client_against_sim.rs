@@ -536,3 +536,96 @@ async fn listing_lag_hides_new_servers_for_a_while() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn stale_quota_reports_more_room_than_is_enforced() {
+    let sim = sim_with(|p| {
+        p.regions[0].quota.instances = 2;
+        p.regions[0].faults.stale_quota_extra = 3;
+    })
+    .await;
+    let compute = compute(&sim, "p-1").await;
+    assert_eq!(compute.limits().await.unwrap().max_total_instances, 5);
+    let request = tiny(&sim, "p-1", "oms-stale").await;
+    compute.create_server(&request).await.unwrap();
+    compute.create_server(&request).await.unwrap();
+    let refused = compute.create_server(&request).await.unwrap_err();
+    assert_eq!(refused.class, Class::Quota);
+}
+
+#[tokio::test]
+async fn refused_deletes_leave_the_server_in_place() {
+    let sim = sim_with(|_| {}).await;
+    let compute = compute(&sim, "p-1").await;
+    let id = compute
+        .create_server(&tiny(&sim, "p-1", "oms-stuck").await)
+        .await
+        .unwrap();
+    sim.set_faults(
+        "p",
+        Some("p-1"),
+        Faults {
+            delete_error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let error = compute.delete_server(&id).await.unwrap_err();
+    assert_eq!((error.class, error.status), (Class::ServerError, Some(500)));
+    let still = compute.get_server(&id).await.unwrap();
+    assert_ne!(still.task_state.as_deref(), Some("deleting"));
+    sim.set_faults("p", Some("p-1"), Faults::default()).unwrap();
+    compute.delete_server(&id).await.unwrap();
+}
+
+#[tokio::test]
+async fn keystone_in_maintenance_fails_authentication_as_server_error() {
+    let sim = sim_with(|p| {
+        p.keystone_faults.outage = Some(Outage::Maintenance);
+    })
+    .await;
+    let error = demo_session(&sim).token().await.unwrap_err();
+    assert_eq!((error.class, error.status), (Class::ServerError, Some(503)));
+}
+
+#[tokio::test]
+async fn an_expired_token_gets_keystonemiddlewares_401() {
+    let sim = sim_with(|p| p.token_lifetime_secs = 0.3).await;
+    let session = demo_session(&sim);
+    let token = session.token().await.unwrap();
+    let url = token
+        .catalog
+        .endpoint("compute", "p-1", Interface::Public)
+        .unwrap()
+        .clone();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let answer = reqwest::Client::new()
+        .get(format!("{url}/flavors"))
+        .header(
+            "X-Auth-Token",
+            secrecy::ExposeSecret::expose_secret(&token.value),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    assert!(answer.headers().contains_key("www-authenticate"));
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"]["title"], "Unauthorized");
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_passwords_or_tokens() {
+    let sim = sim_with(|_| {}).await;
+    let session = session(
+        &sim,
+        IdentityVersion::V3,
+        password("demo", "secret", "demo"),
+    );
+    let token = session.token().await.unwrap();
+    let value = secrecy::ExposeSecret::expose_secret(&token.value).to_owned();
+    let shown = format!("{session:?} {token:?}");
+    assert!(!shown.contains(&value));
+    assert!(!shown.contains("\"secret\""), "{shown}");
+    assert!(shown.contains("REDACTED"));
+}

@@ -14,6 +14,9 @@ mod glance;
 mod http;
 mod keystone;
 mod nova;
+mod nova_keypairs;
+mod nova_quota;
+mod nova_servers;
 mod world;
 
 use std::collections::HashMap;
