@@ -629,3 +629,30 @@ async fn debug_output_never_shows_passwords_or_tokens() {
     assert!(!shown.contains("\"secret\""), "{shown}");
     assert!(shown.contains("REDACTED"));
 }
+
+#[tokio::test]
+async fn a_second_401_is_unauthorized_after_exactly_one_reauthentication() {
+    // Tokens that die at once: every service call is a 401.
+    let sim = sim_with(|p| p.token_lifetime_secs = 0.0).await;
+    let compute = ComputeClient::connect(demo_session(&sim), "p-1")
+        .await
+        .unwrap();
+    let tokens = |state: serde_json::Value| {
+        state["providers"][0]["keystone_calls"]["POST/v3/auth/tokens"]["count"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = tokens(sim.state());
+    let error = compute.flavors().await.unwrap_err();
+    assert_eq!(
+        (error.class, error.status),
+        (Class::Unauthorized, Some(401))
+    );
+    // The call was sent twice: once, then once more after re-authenticating.
+    let state = sim.state();
+    let calls = &state["providers"][0]["regions"][0]["calls"];
+    assert_eq!(calls["GET/compute/v2.1/flavors/detail"]["count"], 2);
+    // Two tokens: the renewal of the dead one before the call, and the one
+    // re-authentication after the first 401.
+    assert_eq!(tokens(state) - before, 2);
+}

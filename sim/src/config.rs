@@ -52,7 +52,8 @@ pub struct ProviderConfig {
     /// Whether Keystone v2.0 answers (older clouds); otherwise it is a
     /// 404 HTML page, as on current Keystone.
     pub identity_v2: bool,
-    /// Token lifetime in seconds (real Keystone: 3600).
+    /// Token lifetime in seconds (real Keystone: 3600); 0 makes every
+    /// token invalid at once, so every service call is a 401.
     pub token_lifetime_secs: f64,
     /// Users, each with its own project.
     pub users: Vec<UserConfig>,

@@ -16,7 +16,7 @@ use warp::http::Method;
 use crate::config::QuotaConfig;
 use crate::faults::Faults;
 use crate::http::{Reply, Request};
-use crate::world::Phase;
+use crate::world::{Counters, Phase};
 use crate::{Port, Sim, SimError};
 
 fn error(status: u16, message: &str) -> Reply {
@@ -137,6 +137,21 @@ pub(crate) fn route_label(method: &Method, segments: &[&str]) -> String {
     label
 }
 
+/// Calls by route with their count and times.
+fn calls_json(counters: &Counters) -> Value {
+    counters
+        .calls
+        .iter()
+        .map(|(route, times)| {
+            (
+                route.clone(),
+                json!({"count": times.len(), "times_ms": times}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 /// Everything tests need to know, as JSON.
 pub(crate) fn state(sim: &Sim) -> Value {
     let world = sim.world();
@@ -186,13 +201,15 @@ pub(crate) fn state(sim: &Sim) -> Value {
                         "servers": servers,
                         "creates": region.counters.creates,
                         "creates_refused_quota": region.counters.creates_refused_quota,
-                        "calls": calls,
+                        "calls": calls_json(&region.counters),
                         "keypairs": keypairs,
                     })
                 })
                 .collect();
             json!({"name": provider.config.name, "auth_url": provider.keystone_url,
-                   "keystone_faults": provider.keystone_faults, "regions": regions})
+                   "keystone_faults": provider.keystone_faults,
+                   "keystone_calls": calls_json(&provider.keystone_counters),
+                   "regions": regions})
         })
         .collect();
     json!({ "providers": providers })

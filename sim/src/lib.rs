@@ -307,7 +307,10 @@ async fn serve(sim: &Sim, port: Port, request: Request) -> Reply {
             Port::Keystone(p) => {
                 let provider = &mut world.providers[p];
                 let limit = provider.keystone_faults.rate_limit_per_sec;
-                let over = world::over_rate(&mut provider.keystone_calls, limit, now);
+                provider
+                    .keystone_counters
+                    .record(control::route_label(&request.method, &request.segments()));
+                let over = world::over_rate(&mut provider.keystone_window, limit, now);
                 (provider.keystone_faults.clone(), over)
             }
             Port::Region(p, r) => {

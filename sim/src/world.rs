@@ -30,7 +30,9 @@ pub struct Provider {
     /// Keystone's faults.
     pub keystone_faults: Faults,
     /// Keystone's rate window.
-    pub keystone_calls: VecDeque<Instant>,
+    pub keystone_window: VecDeque<Instant>,
+    /// Keystone's call counters.
+    pub keystone_counters: Counters,
     /// Regions in config order.
     pub regions: Vec<Region>,
     /// URL of Keystone once it listens.
@@ -254,7 +256,8 @@ impl Provider {
             users,
             tokens: HashMap::new(),
             keystone_faults: config.keystone_faults.clone(),
-            keystone_calls: VecDeque::new(),
+            keystone_window: VecDeque::new(),
+            keystone_counters: Counters::default(),
             regions: {
                 // One Glance per provider, as in the captured cloud: an image
                 // has the same id in every region that offers it.
@@ -282,7 +285,7 @@ impl Provider {
     pub fn issue_token(&mut self, user: usize) -> (String, DateTime<Utc>, DateTime<Utc>) {
         let now = Instant::now();
         self.tokens.retain(|_, t| t.expires > now);
-        let lifetime = Duration::from_secs_f64(self.config.token_lifetime_secs.max(0.001));
+        let lifetime = Duration::from_secs_f64(self.config.token_lifetime_secs.max(0.0));
         let value = format!("gAAAAAB{}{}", hex_id(), hex_id());
         self.tokens.insert(
             value.clone(),
