@@ -182,14 +182,6 @@ pub(crate) fn state(sim: &Sim) -> Value {
                             "key_name": server.key_name}),
                         );
                     }
-                    let calls: BTreeMap<&String, Value> = region
-                        .counters
-                        .calls
-                        .iter()
-                        .map(|(route, times)| {
-                            (route, json!({"count": times.len(), "times_ms": times}))
-                        })
-                        .collect();
                     let keypairs: Vec<&String> =
                         region.keypairs.values().map(|k| &k.name).collect();
                     json!({
