@@ -1,7 +1,9 @@
-//! Core of OpenMultiStack: the OpenStack client today; the store, the actor
-//! tree and placement build on it.
+//! Core of OpenMultiStack: the domain model, the durable store, the
+//! OpenStack client, and the actor tree and placement built on them.
 //!
 //! `web` and the binary see only what is exported here, never the wire types
 //! of the providers.
 
+pub mod model;
 pub mod openstack;
+pub mod store;

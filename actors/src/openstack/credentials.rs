@@ -4,23 +4,27 @@
 //! `[REDACTED]` instead of a password or application-credential secret.
 
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
 use super::catalog::Interface;
 
 /// Which Keystone API the provider speaks; v2.0 only for older clouds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum IdentityVersion {
     /// Keystone v3 (`POST /v3/auth/tokens`).
     #[default]
+    #[serde(rename = "v3")]
     V3,
     /// Keystone v2.0 (`POST /v2.0/tokens`), removed upstream in Queens.
+    #[serde(rename = "v2.0")]
     V2,
 }
 
 /// A domain, by id or by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Domain {
     /// Domain id, e.g. `default`.
     Id(String),
@@ -29,7 +33,8 @@ pub enum Domain {
 }
 
 /// A user or project, by id (globally unique) or by name within a domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Named {
     /// By id: no domain needed.
     Id(String),
@@ -64,7 +69,8 @@ pub enum Credentials {
 }
 
 /// How an application credential is named.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ApplicationCredentialRef {
     /// By id.
     Id(String),

@@ -1,0 +1,354 @@
+//! The domain: accounts, profiles, launch requests, instances and their
+//! events, API tokens. These are what the store keeps and the facade shows;
+//! none of them holds a provider's wire format.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::openstack::{
+    ApplicationCredentialRef, AuthSpec, Credentials, IdentityVersion, Interface, Named,
+};
+
+/// A new time-ordered id: sorting ids sorts by creation.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// How an account authenticates, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum AccountAuth {
+    /// User and password, scoped to a project.
+    Password {
+        /// The user.
+        user: Named,
+        /// The project (v2.0 tenant).
+        project: Named,
+    },
+    /// A Keystone v3 application credential.
+    ApplicationCredential {
+        /// The credential.
+        credential: ApplicationCredentialRef,
+    },
+}
+
+/// Per-account limits on how hard each of its regions is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegionLimits {
+    /// Mutating calls (create, delete, import) per second per region.
+    pub mutating_per_sec: f64,
+    /// Read calls (show, list, limits) per second per region.
+    pub read_per_sec: f64,
+    /// Creates in flight at once per region.
+    pub max_concurrent_creates: u32,
+}
+
+impl Default for RegionLimits {
+    fn default() -> Self {
+        RegionLimits {
+            mutating_per_sec: 5.0,
+            read_per_sec: 20.0,
+            max_concurrent_creates: 10,
+        }
+    }
+}
+
+/// Flavor and image names an account forces for a profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pin {
+    /// Flavor name.
+    pub flavor: Option<String>,
+    /// Image name.
+    pub image: Option<String>,
+}
+
+/// Credentials on one provider and how to use them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// Stable id.
+    pub id: String,
+    /// Operator-chosen name, unique (usually the provider's name).
+    pub name: String,
+    /// Keystone URL.
+    pub auth_url: Url,
+    /// Keystone API version.
+    pub identity_version: IdentityVersion,
+    /// Catalog interface.
+    #[serde(default)]
+    pub interface: Interface,
+    /// Who the account is.
+    pub auth: AccountAuth,
+    /// Password or application-credential secret. Never serialized: the
+    /// store seals it separately.
+    #[serde(skip, default = "empty_secret")]
+    pub secret: SecretString,
+    /// Regions to use; all regions with compute when empty.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Networks to attach new servers to; Nova's `auto` when empty.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Off: no new launches, no calls.
+    pub enabled: bool,
+    /// Draining: no new launches; existing instances stay managed.
+    pub drain: bool,
+    /// Higher is preferred by placement.
+    pub priority: i32,
+    /// Rate and concurrency settings.
+    #[serde(default)]
+    pub limits: RegionLimits,
+    /// Profile name → pinned flavor/image names.
+    #[serde(default)]
+    pub pins: BTreeMap<String, Pin>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from("")
+}
+
+impl Account {
+    /// What the OpenStack client needs to authenticate as this account.
+    pub fn auth_spec(&self) -> AuthSpec {
+        let credentials = match &self.auth {
+            AccountAuth::Password { user, project } => Credentials::Password {
+                user: user.clone(),
+                password: self.secret.clone(),
+                project: project.clone(),
+            },
+            AccountAuth::ApplicationCredential { credential } => {
+                Credentials::ApplicationCredential {
+                    credential: credential.clone(),
+                    secret: self.secret.clone(),
+                }
+            }
+        };
+        AuthSpec {
+            auth_url: self.auth_url.clone(),
+            identity_version: self.identity_version,
+            credentials,
+            interface: self.interface,
+        }
+    }
+
+    /// Whether placement may send new launches here.
+    pub fn accepts_launches(&self) -> bool {
+        self.enabled && !self.drain
+    }
+}
+
+/// A provider-independent shape, resolved per account-region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Name clients ask for.
+    pub name: String,
+    /// At least this many vCPUs.
+    pub min_vcpus: u32,
+    /// At least this much RAM, MiB.
+    pub min_ram_mb: u64,
+    /// At least this much root disk, GB.
+    pub min_disk_gb: u64,
+    /// Image name.
+    pub image: String,
+    /// Seconds a server may take to become ACTIVE.
+    pub boot_timeout_secs: u64,
+}
+
+/// Where a client allows or forbids its instances to go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlacementHints {
+    /// Only these account names, if any.
+    pub allow_providers: Vec<String>,
+    /// Never these account names.
+    pub deny_providers: Vec<String>,
+    /// Only these regions, if any.
+    pub allow_regions: Vec<String>,
+    /// Never these regions.
+    pub deny_regions: Vec<String>,
+}
+
+/// A client's ask for `count` instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchRequest {
+    /// Stable id; time-ordered, so it is also the FIFO order.
+    pub id: String,
+    /// Who asked.
+    pub client: String,
+    /// The client's idempotency key, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// Digest of the request body, to refuse a reused key with a new body.
+    pub body_digest: String,
+    /// Profile name.
+    pub profile: String,
+    /// How many instances.
+    pub count: u32,
+    /// Prefix of instance names.
+    pub name_prefix: String,
+    /// cloud-init user data.
+    pub user_data: Option<Vec<u8>>,
+    /// Metadata passed to every server.
+    pub metadata: BTreeMap<String, String>,
+    /// OpenSSH public key to inject.
+    pub public_key: Option<String>,
+    /// Placement hints.
+    pub hints: PlacementHints,
+    /// Lease length from active, seconds.
+    pub expires_in_secs: Option<u64>,
+    /// When the request gives up on instances not yet active.
+    pub deadline: DateTime<Utc>,
+    /// Attempts allowed per instance.
+    pub max_attempts: u32,
+    /// When it was accepted.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Waiting for a place.
+    Pending,
+    /// A region was chosen; the create is about to be (or being) sent.
+    Scheduled,
+    /// The provider accepted the create; the server is building.
+    Building,
+    /// The server is ACTIVE.
+    Active,
+    /// A delete was asked and is being carried out.
+    Deleting,
+    /// The server is gone.
+    Deleted,
+    /// Given up before becoming active.
+    Failed,
+}
+
+impl InstanceState {
+    /// Whether nothing more will happen to the instance.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, InstanceState::Deleted | InstanceState::Failed)
+    }
+
+    /// Stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Scheduled => "scheduled",
+            InstanceState::Building => "building",
+            InstanceState::Active => "active",
+            InstanceState::Deleting => "deleting",
+            InstanceState::Deleted => "deleted",
+            InstanceState::Failed => "failed",
+        }
+    }
+}
+
+/// One try at creating an instance's server in one account-region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Fresh id per attempt; tags and names carry it.
+    pub id: String,
+    /// Account id.
+    pub account_id: String,
+    /// Region name.
+    pub region: String,
+    /// Nova's server id once the create was accepted.
+    pub server_id: Option<String>,
+    /// Key pair imported for this attempt.
+    pub keypair: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// One server OpenMultiStack creates or created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// `<request id>-<index>`: an instance's request is its id's prefix.
+    pub id: String,
+    /// The launch request.
+    pub request_id: String,
+    /// The owning client.
+    pub client: String,
+    /// Instance name (prefix and index).
+    pub name: String,
+    /// Profile name.
+    pub profile: String,
+    /// Current state.
+    pub state: InstanceState,
+    /// The current (or last) attempt.
+    pub attempt: Option<Attempt>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Primary address once active.
+    pub address: Option<String>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// Lease end.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Instance {
+    /// The id of instance `index` of request `request_id`.
+    pub fn id_for(request_id: &str, index: u32) -> String {
+        format!("{request_id}-{index:05}")
+    }
+
+    /// "provider/region" of the current attempt, for events and logs.
+    pub fn placement(&self) -> Option<(String, String)> {
+        self.attempt
+            .as_ref()
+            .map(|a| (a.account_id.clone(), a.region.clone()))
+    }
+}
+
+/// Something that happened to an instance; its timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// State after the event.
+    pub state: InstanceState,
+    /// Account name and region, when it concerns one.
+    pub account_region: Option<String>,
+    /// What happened and why, in words.
+    pub message: String,
+}
+
+/// Role of an API token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages accounts, profiles and tokens; sees every instance.
+    Admin,
+    /// Launches and sees only its own instances.
+    Client,
+}
+
+/// An API token, stored as the SHA-256 of its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Stable id (shown in lists; not the secret).
+    pub id: String,
+    /// Human name; also the client identity of its instances.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Hex SHA-256 of the token value.
+    pub hash: String,
+    /// Most instances the client may hold at once.
+    pub instance_limit: Option<u32>,
+    /// Revoked tokens authenticate no more.
+    pub revoked: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,348 @@
+//! The behaviour every store must have; run against each implementation.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::model::{
+    Account, AccountAuth, ApiToken, Attempt, Event, Instance, InstanceState, LaunchRequest,
+    PlacementHints, Profile, RegionLimits, Role, new_id,
+};
+use crate::openstack::{Domain, IdentityVersion, Interface, Named};
+
+use super::{Inserted, InstanceFilter, MemoryStore, Sealer, SledStore, Store};
+
+pub fn account(name: &str) -> Account {
+    Account {
+        id: new_id(),
+        name: name.into(),
+        auth_url: "http://127.0.0.1:5000/v3".parse().unwrap(),
+        identity_version: IdentityVersion::V3,
+        interface: Interface::Public,
+        auth: AccountAuth::Password {
+            user: Named::Name {
+                name: "demo".into(),
+                domain: Domain::Name("Default".into()),
+            },
+            project: Named::Id("p1".into()),
+        },
+        secret: SecretString::from("s3cret-password"),
+        regions: vec![],
+        networks: vec![],
+        enabled: true,
+        drain: false,
+        priority: 0,
+        limits: RegionLimits::default(),
+        pins: BTreeMap::new(),
+        created_at: Utc::now(),
+    }
+}
+
+pub fn request(client: &str, key: Option<&str>, count: u32) -> (LaunchRequest, Vec<Instance>) {
+    let now = Utc::now();
+    let request = LaunchRequest {
+        id: new_id(),
+        client: client.into(),
+        idempotency_key: key.map(str::to_owned),
+        body_digest: "d".into(),
+        profile: "small".into(),
+        count,
+        name_prefix: "vm".into(),
+        user_data: Some(b"#cloud-config".to_vec()),
+        metadata: BTreeMap::new(),
+        public_key: None,
+        hints: PlacementHints::default(),
+        expires_in_secs: None,
+        deadline: now + chrono::Duration::minutes(10),
+        max_attempts: 5,
+        created_at: now,
+    };
+    let instances = (0..count)
+        .map(|index| Instance {
+            id: Instance::id_for(&request.id, index),
+            request_id: request.id.clone(),
+            client: client.into(),
+            name: format!("vm-{index}"),
+            profile: "small".into(),
+            state: InstanceState::Pending,
+            attempt: None,
+            attempts: 0,
+            address: None,
+            failure: None,
+            expires_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    (request, instances)
+}
+
+fn accounts_round_trip_with_secrets(store: &dyn Store) {
+    let a = account("alpha");
+    store.put_account(&a).unwrap();
+    let read = store.get_account(&a.id).unwrap().unwrap();
+    assert_eq!(read.name, "alpha");
+    assert_eq!(read.secret.expose_secret(), "s3cret-password");
+    assert_eq!(store.list_accounts().unwrap().len(), 1);
+    assert!(store.delete_account(&a.id).unwrap());
+    assert!(!store.delete_account(&a.id).unwrap());
+    assert!(store.get_account(&a.id).unwrap().is_none());
+}
+
+fn profiles_round_trip(store: &dyn Store) {
+    let profile = Profile {
+        name: "small".into(),
+        min_vcpus: 1,
+        min_ram_mb: 1024,
+        min_disk_gb: 10,
+        image: "debian-12".into(),
+        boot_timeout_secs: 600,
+    };
+    store.put_profile(&profile).unwrap();
+    assert_eq!(store.get_profile("small").unwrap(), Some(profile));
+    assert_eq!(store.list_profiles().unwrap().len(), 1);
+    assert!(store.delete_profile("small").unwrap());
+    assert!(store.get_profile("small").unwrap().is_none());
+}
+
+fn requests_are_idempotent_per_client(store: &dyn Store) {
+    let (first, instances) = request("ci", Some("key-1"), 3);
+    assert_eq!(
+        store.insert_request(&first, &instances).unwrap(),
+        Inserted::New
+    );
+    let (again, again_instances) = request("ci", Some("key-1"), 3);
+    assert_eq!(
+        store.insert_request(&again, &again_instances).unwrap(),
+        Inserted::Existing(Box::new(first.clone()))
+    );
+    assert!(store.get_request(&again.id).unwrap().is_none());
+    // Another client may use the same key.
+    let (other, other_instances) = request("other", Some("key-1"), 1);
+    assert_eq!(
+        store.insert_request(&other, &other_instances).unwrap(),
+        Inserted::New
+    );
+    let (plain, plain_instances) = request("ci", None, 2);
+    assert_eq!(
+        store.insert_request(&plain, &plain_instances).unwrap(),
+        Inserted::New
+    );
+    let ids: Vec<String> = store
+        .list_requests()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![first.id.clone(), other.id, plain.id]);
+    let of_first = store.request_instances(&first.id).unwrap();
+    assert_eq!(of_first.len(), 3);
+    assert!(of_first.windows(2).all(|w| w[0].id < w[1].id));
+}
+
+fn instances_filter_and_paginate(store: &dyn Store) {
+    let (request, mut instances) = request("filter-client", None, 5);
+    instances[1].state = InstanceState::Active;
+    instances[1].attempt = Some(Attempt {
+        id: "a1".into(),
+        account_id: "acc".into(),
+        region: "r1".into(),
+        server_id: Some("srv".into()),
+        keypair: None,
+        started_at: Utc::now(),
+    });
+    instances[3].state = InstanceState::Active;
+    store.insert_request(&request, &instances).unwrap();
+    let mine = InstanceFilter {
+        client: Some("filter-client".into()),
+        ..InstanceFilter::default()
+    };
+    assert_eq!(store.list_instances(&mine).unwrap().len(), 5);
+    let active = InstanceFilter {
+        states: vec![InstanceState::Active],
+        ..mine.clone()
+    };
+    assert_eq!(store.list_instances(&active).unwrap().len(), 2);
+    let in_region = InstanceFilter {
+        region: Some("r1".into()),
+        ..mine.clone()
+    };
+    assert_eq!(
+        store.list_instances(&in_region).unwrap()[0].id,
+        instances[1].id
+    );
+    let named = InstanceFilter {
+        name_contains: Some("vm-4".into()),
+        ..mine.clone()
+    };
+    assert_eq!(store.list_instances(&named).unwrap().len(), 1);
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_instances(&InstanceFilter {
+                after: after.clone(),
+                limit: 2,
+                ..mine.clone()
+            })
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|i| i.id.clone());
+        seen.extend(page.into_iter().map(|i| i.id));
+    }
+    assert_eq!(
+        seen,
+        instances.iter().map(|i| i.id.clone()).collect::<Vec<_>>()
+    );
+
+    let mut changed = instances[0].clone();
+    changed.state = InstanceState::Failed;
+    store.put_instance(&changed).unwrap();
+    assert_eq!(
+        store.get_instance(&changed.id).unwrap().unwrap().state,
+        InstanceState::Failed
+    );
+}
+
+fn events_keep_their_order(store: &dyn Store) {
+    for n in 0..20 {
+        store
+            .append_event(
+                "inst-1",
+                &Event {
+                    at: Utc::now(),
+                    state: InstanceState::Pending,
+                    account_region: None,
+                    message: format!("event {n}"),
+                },
+            )
+            .unwrap();
+    }
+    store
+        .append_event(
+            "inst-2",
+            &Event {
+                at: Utc::now(),
+                state: InstanceState::Active,
+                account_region: Some("alpha/r1".into()),
+                message: "other".into(),
+            },
+        )
+        .unwrap();
+    let events = store.events("inst-1").unwrap();
+    assert_eq!(events.len(), 20);
+    assert_eq!(events[19].message, "event 19");
+    assert_eq!(store.events("inst-2").unwrap().len(), 1);
+    assert!(store.events("inst-3").unwrap().is_empty());
+}
+
+fn tokens_found_by_hash(store: &dyn Store) {
+    let token = ApiToken {
+        id: new_id(),
+        name: "ci".into(),
+        role: Role::Client,
+        hash: "ab".repeat(32),
+        instance_limit: Some(10),
+        revoked: false,
+        created_at: Utc::now(),
+    };
+    store.put_token(&token).unwrap();
+    assert_eq!(
+        store.token_by_hash(&token.hash).unwrap(),
+        Some(token.clone())
+    );
+    assert!(store.token_by_hash(&"cd".repeat(32)).unwrap().is_none());
+    let revoked = ApiToken {
+        revoked: true,
+        ..token.clone()
+    };
+    store.put_token(&revoked).unwrap();
+    assert!(store.token_by_hash(&token.hash).unwrap().unwrap().revoked);
+    assert_eq!(store.list_tokens().unwrap().len(), 1);
+}
+
+async fn run(store: &dyn Store) {
+    accounts_round_trip_with_secrets(store);
+    profiles_round_trip(store);
+    requests_are_idempotent_per_client(store);
+    instances_filter_and_paginate(store);
+    events_keep_their_order(store);
+    tokens_found_by_hash(store);
+    store.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_store_meets_the_contract() {
+    run(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn sled_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), Sealer::from_key(&[3; 32])).unwrap();
+    run(&store).await;
+}
+
+#[tokio::test]
+async fn sled_store_keeps_flushed_writes_across_reopen_and_seals_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("secret.key");
+    let a = account("persisted");
+    let (req, instances) = request("ci", Some("k"), 2);
+    {
+        let store = SledStore::open(dir.path(), Sealer::load_or_create(&key).unwrap()).unwrap();
+        store.put_account(&a).unwrap();
+        store.insert_request(&req, &instances).unwrap();
+        store.flush().await.unwrap();
+    }
+    let mut raw = Vec::new();
+    for entry in walk(&dir.path().join("db")) {
+        raw.extend(std::fs::read(entry).unwrap());
+    }
+    assert!(
+        !raw.windows(15).any(|w| w == b"s3cret-password"),
+        "secret on disk in clear"
+    );
+
+    let store = SledStore::open(dir.path(), Sealer::load_or_create(&key).unwrap()).unwrap();
+    let read = store.get_account(&a.id).unwrap().unwrap();
+    assert_eq!(read.secret.expose_secret(), "s3cret-password");
+    assert_eq!(store.request_instances(&req.id).unwrap().len(), 2);
+    let (again, again_instances) = request("ci", Some("k"), 2);
+    assert!(matches!(
+        store.insert_request(&again, &again_instances).unwrap(),
+        Inserted::Existing(_)
+    ));
+}
+
+#[tokio::test]
+async fn sled_store_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(b"schema_version", &99u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let error = SledStore::open(dir.path(), Sealer::from_key(&[3; 32])).unwrap_err();
+    assert!(error.to_string().contains("99"), "{error}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -1,0 +1,186 @@
+//! The in-memory store: the same contract as sled, nothing survives the
+//! process. For tests and `oms demo`.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
+
+use super::{FlushFuture, Inserted, InstanceFilter, Store, StoreResult};
+
+#[derive(Debug, Default)]
+struct Tables {
+    accounts: BTreeMap<String, Account>,
+    profiles: BTreeMap<String, Profile>,
+    requests: BTreeMap<String, LaunchRequest>,
+    idempotency: BTreeMap<(String, String), String>,
+    instances: BTreeMap<String, Instance>,
+    events: BTreeMap<String, Vec<Event>>,
+    tokens: BTreeMap<String, ApiToken>,
+}
+
+/// A store in a mutex-guarded set of maps.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn put_account(&self, account: &Account) -> StoreResult<()> {
+        self.tables()
+            .accounts
+            .insert(account.id.clone(), account.clone());
+        Ok(())
+    }
+
+    fn get_account(&self, id: &str) -> StoreResult<Option<Account>> {
+        Ok(self.tables().accounts.get(id).cloned())
+    }
+
+    fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        Ok(self.tables().accounts.values().cloned().collect())
+    }
+
+    fn delete_account(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.tables().accounts.remove(id).is_some())
+    }
+
+    fn put_profile(&self, profile: &Profile) -> StoreResult<()> {
+        self.tables()
+            .profiles
+            .insert(profile.name.clone(), profile.clone());
+        Ok(())
+    }
+
+    fn get_profile(&self, name: &str) -> StoreResult<Option<Profile>> {
+        Ok(self.tables().profiles.get(name).cloned())
+    }
+
+    fn list_profiles(&self) -> StoreResult<Vec<Profile>> {
+        Ok(self.tables().profiles.values().cloned().collect())
+    }
+
+    fn delete_profile(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.tables().profiles.remove(name).is_some())
+    }
+
+    fn insert_request(
+        &self,
+        request: &LaunchRequest,
+        instances: &[Instance],
+    ) -> StoreResult<Inserted> {
+        let mut tables = self.tables();
+        if let Some(key) = &request.idempotency_key {
+            let slot = (request.client.clone(), key.clone());
+            if let Some(existing) = tables.idempotency.get(&slot) {
+                let existing = tables.requests.get(existing).cloned();
+                return Ok(existing.map_or(Inserted::New, |r| Inserted::Existing(Box::new(r))));
+            }
+            tables.idempotency.insert(slot, request.id.clone());
+        }
+        tables.requests.insert(request.id.clone(), request.clone());
+        for instance in instances {
+            tables
+                .instances
+                .insert(instance.id.clone(), instance.clone());
+        }
+        Ok(Inserted::New)
+    }
+
+    fn get_request(&self, id: &str) -> StoreResult<Option<LaunchRequest>> {
+        Ok(self.tables().requests.get(id).cloned())
+    }
+
+    fn list_requests(&self) -> StoreResult<Vec<LaunchRequest>> {
+        Ok(self.tables().requests.values().cloned().collect())
+    }
+
+    fn put_instance(&self, instance: &Instance) -> StoreResult<()> {
+        self.tables()
+            .instances
+            .insert(instance.id.clone(), instance.clone());
+        Ok(())
+    }
+
+    fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
+        Ok(self.tables().instances.get(id).cloned())
+    }
+
+    fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
+        let tables = self.tables();
+        let start = filter.after.clone();
+        let range = tables.instances.range::<String, _>((
+            start
+                .as_ref()
+                .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded),
+            std::ops::Bound::Unbounded,
+        ));
+        let matching = range.map(|(_, i)| i).filter(|i| filter.matches(i)).cloned();
+        Ok(match filter.limit {
+            0 => matching.collect(),
+            limit => matching.take(limit).collect(),
+        })
+    }
+
+    fn request_instances(&self, request_id: &str) -> StoreResult<Vec<Instance>> {
+        let prefix = format!("{request_id}-");
+        Ok(self
+            .tables()
+            .instances
+            .range(prefix.clone()..)
+            .take_while(|(id, _)| id.starts_with(&prefix))
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
+
+    fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()> {
+        self.tables()
+            .events
+            .entry(instance_id.to_owned())
+            .or_default()
+            .push(event.clone());
+        Ok(())
+    }
+
+    fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>> {
+        Ok(self
+            .tables()
+            .events
+            .get(instance_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn put_token(&self, token: &ApiToken) -> StoreResult<()> {
+        self.tables().tokens.insert(token.id.clone(), token.clone());
+        Ok(())
+    }
+
+    fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>> {
+        Ok(self
+            .tables()
+            .tokens
+            .values()
+            .find(|t| t.hash == hash)
+            .cloned())
+    }
+
+    fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        Ok(self.tables().tokens.values().cloned().collect())
+    }
+
+    fn flush(&self) -> FlushFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+}

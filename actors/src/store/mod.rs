@@ -1,0 +1,169 @@
+//! Durable state behind a small domain-level trait, so another backend
+//! (etcd, for several daemons) can be added without touching the actors or
+//! the web crate.
+//!
+//! Writes are applied at once and made durable by [`Store::flush`]: a
+//! caller that must not lose a write awaits `flush` before it acknowledges
+//! or acts on it. Concurrent flushes are coalesced (group commit).
+
+mod group_commit;
+mod memory;
+mod seal;
+mod sled_store;
+
+#[cfg(test)]
+mod contract;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::model::{Account, ApiToken, Event, Instance, InstanceState, LaunchRequest, Profile};
+
+pub use memory::MemoryStore;
+pub use seal::Sealer;
+pub use sled_store::SledStore;
+
+/// The schema this binary writes; older stores are migrated on open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption reported by the engine).
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A record could not be decoded.
+    #[error("unreadable record in {tree}: {reason}")]
+    Corrupt {
+        /// Tree or table.
+        tree: &'static str,
+        /// Decoder's message.
+        reason: String,
+    },
+    /// The store was written by a newer binary.
+    #[error("store schema {found} is newer than this binary's {supported}")]
+    Schema {
+        /// Version found.
+        found: u32,
+        /// Version this binary writes.
+        supported: u32,
+    },
+    /// Sealing or unsealing a secret failed (wrong key, damaged data).
+    #[error("secret sealing: {0}")]
+    Seal(String),
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A future returned by [`Store::flush`].
+pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'a>>;
+
+/// What `insert_request` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// The request and its instances were written.
+    New,
+    /// The client had already used this idempotency key: nothing written.
+    Existing(Box<LaunchRequest>),
+}
+
+/// Which instances to list. Every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    /// Owning client.
+    pub client: Option<String>,
+    /// Any of these states (all when empty).
+    pub states: Vec<InstanceState>,
+    /// Account id of the current attempt.
+    pub account_id: Option<String>,
+    /// Region of the current attempt.
+    pub region: Option<String>,
+    /// Profile name.
+    pub profile: Option<String>,
+    /// Substring of the name.
+    pub name_contains: Option<String>,
+    /// Only ids after this one (pagination cursor).
+    pub after: Option<String>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
+}
+
+impl InstanceFilter {
+    /// Whether `instance` passes every field but the cursor and limit.
+    pub fn matches(&self, instance: &Instance) -> bool {
+        let attempt = instance.attempt.as_ref();
+        self.client.as_ref().is_none_or(|c| *c == instance.client)
+            && (self.states.is_empty() || self.states.contains(&instance.state))
+            && self
+                .account_id
+                .as_ref()
+                .is_none_or(|a| attempt.is_some_and(|t| t.account_id == *a))
+            && self
+                .region
+                .as_ref()
+                .is_none_or(|r| attempt.is_some_and(|t| t.region == *r))
+            && self.profile.as_ref().is_none_or(|p| *p == instance.profile)
+            && self
+                .name_contains
+                .as_ref()
+                .is_none_or(|n| instance.name.contains(n.as_str()))
+    }
+}
+
+/// Everything OpenMultiStack keeps.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates or replaces an account (its secret sealed at rest).
+    fn put_account(&self, account: &Account) -> StoreResult<()>;
+    /// One account, secret included.
+    fn get_account(&self, id: &str) -> StoreResult<Option<Account>>;
+    /// Every account, in id order.
+    fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Removes an account; false if there was none.
+    fn delete_account(&self, id: &str) -> StoreResult<bool>;
+
+    /// Creates or replaces a profile.
+    fn put_profile(&self, profile: &Profile) -> StoreResult<()>;
+    /// One profile by name.
+    fn get_profile(&self, name: &str) -> StoreResult<Option<Profile>>;
+    /// Every profile, by name.
+    fn list_profiles(&self) -> StoreResult<Vec<Profile>>;
+    /// Removes a profile; false if there was none.
+    fn delete_profile(&self, name: &str) -> StoreResult<bool>;
+
+    /// Writes a request with its instances in one transaction, unless the
+    /// client already used its idempotency key.
+    fn insert_request(
+        &self,
+        request: &LaunchRequest,
+        instances: &[Instance],
+    ) -> StoreResult<Inserted>;
+    /// One request.
+    fn get_request(&self, id: &str) -> StoreResult<Option<LaunchRequest>>;
+    /// Every request, oldest first (the FIFO order).
+    fn list_requests(&self) -> StoreResult<Vec<LaunchRequest>>;
+
+    /// Creates or replaces an instance.
+    fn put_instance(&self, instance: &Instance) -> StoreResult<()>;
+    /// One instance.
+    fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>>;
+    /// Instances matching `filter`, in id order.
+    fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>>;
+    /// The instances of one request, in index order.
+    fn request_instances(&self, request_id: &str) -> StoreResult<Vec<Instance>>;
+
+    /// Appends to an instance's timeline.
+    fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()>;
+    /// An instance's timeline, oldest first.
+    fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>>;
+
+    /// Creates or replaces a token.
+    fn put_token(&self, token: &ApiToken) -> StoreResult<()>;
+    /// The token whose value hashes to `hash`.
+    fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>>;
+    /// Every token, in id order.
+    fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+
+    /// Makes every write made before the call durable.
+    fn flush(&self) -> FlushFuture<'_>;
+}

@@ -1,0 +1,346 @@
+//! The sled store: one tree per entity, JSON values, indexes written in the
+//! same transaction as what they index, account secrets sealed.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
+
+use super::group_commit::GroupCommit;
+use super::{
+    FlushFuture, Inserted, InstanceFilter, SCHEMA_VERSION, Sealer, Store, StoreError, StoreResult,
+};
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// Upgrades from version N to N+1, in order; empty while only version 1
+/// exists.
+const MIGRATIONS: &[fn(&sled::Db) -> StoreResult<()>] = &[];
+
+/// A store in a sled database in the state directory.
+#[derive(Debug)]
+pub struct SledStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    accounts: sled::Tree,
+    profiles: sled::Tree,
+    requests: sled::Tree,
+    idempotency: sled::Tree,
+    instances: sled::Tree,
+    events: sled::Tree,
+    tokens: sled::Tree,
+    token_hashes: sled::Tree,
+    sealer: Sealer,
+    commits: GroupCommit,
+}
+
+/// An account as stored: the public part and its sealed secret.
+#[derive(Serialize, Deserialize)]
+struct AccountRecord {
+    account: Account,
+    sealed_secret: Vec<u8>,
+}
+
+fn backend(error: sled::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
+}
+
+fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> StoreResult<Vec<T>> {
+    tree.iter()
+        .values()
+        .map(|v| decode(name, &v.map_err(backend)?))
+        .collect()
+}
+
+fn idempotency_key(client: &str, key: &str) -> Vec<u8> {
+    [client.as_bytes(), &[0], key.as_bytes()].concat()
+}
+
+impl SledStore {
+    /// Opens (or creates) the database at `dir/db`, with secrets sealed by
+    /// `sealer`. Refuses a database written by a newer binary.
+    pub fn open(dir: &Path, sealer: Sealer) -> StoreResult<SledStore> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .open()
+            .map_err(backend)?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let store = SledStore {
+            meta: tree("meta")?,
+            accounts: tree("accounts")?,
+            profiles: tree("profiles")?,
+            requests: tree("requests")?,
+            idempotency: tree("idempotency")?,
+            instances: tree("instances")?,
+            events: tree("events")?,
+            tokens: tree("tokens")?,
+            token_hashes: tree("token_hashes")?,
+            db,
+            sealer,
+            commits: GroupCommit::default(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        let found = match self.meta.get(SCHEMA_KEY).map_err(backend)? {
+            Some(bytes) => {
+                u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "meta",
+                    reason: "schema version is not 4 bytes".into(),
+                })?)
+            }
+            None => SCHEMA_VERSION,
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Schema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for version in found..SCHEMA_VERSION {
+            let step = MIGRATIONS.get(version as usize - 1).ok_or_else(|| {
+                StoreError::Backend(format!("no migration from schema {version}"))
+            })?;
+            step(&self.db)?;
+        }
+        self.meta
+            .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+            .map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        name: &'static str,
+        key: &str,
+    ) -> StoreResult<Option<T>> {
+        tree.get(key.as_bytes())
+            .map_err(backend)?
+            .map(|v| decode(name, &v))
+            .transpose()
+    }
+
+    fn open_account(&self, record: AccountRecord) -> StoreResult<Account> {
+        let mut account = record.account;
+        account.secret = self.sealer.open(&record.sealed_secret)?;
+        Ok(account)
+    }
+}
+
+impl Store for SledStore {
+    fn put_account(&self, account: &Account) -> StoreResult<()> {
+        let record = AccountRecord {
+            account: account.clone(),
+            sealed_secret: self.sealer.seal(&account.secret)?,
+        };
+        self.accounts
+            .insert(account.id.as_bytes(), encode(&record)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_account(&self, id: &str) -> StoreResult<Option<Account>> {
+        self.get::<AccountRecord>(&self.accounts, "accounts", id)?
+            .map(|r| self.open_account(r))
+            .transpose()
+    }
+
+    fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        all::<AccountRecord>(&self.accounts, "accounts")?
+            .into_iter()
+            .map(|r| self.open_account(r))
+            .collect()
+    }
+
+    fn delete_account(&self, id: &str) -> StoreResult<bool> {
+        Ok(self
+            .accounts
+            .remove(id.as_bytes())
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn put_profile(&self, profile: &Profile) -> StoreResult<()> {
+        self.profiles
+            .insert(profile.name.as_bytes(), encode(profile)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_profile(&self, name: &str) -> StoreResult<Option<Profile>> {
+        self.get(&self.profiles, "profiles", name)
+    }
+
+    fn list_profiles(&self) -> StoreResult<Vec<Profile>> {
+        all(&self.profiles, "profiles")
+    }
+
+    fn delete_profile(&self, name: &str) -> StoreResult<bool> {
+        Ok(self
+            .profiles
+            .remove(name.as_bytes())
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn insert_request(
+        &self,
+        request: &LaunchRequest,
+        instances: &[Instance],
+    ) -> StoreResult<Inserted> {
+        let request_bytes = encode(request)?;
+        let instance_bytes: Vec<(String, Vec<u8>)> = instances
+            .iter()
+            .map(|i| Ok((i.id.clone(), encode(i)?)))
+            .collect::<StoreResult<_>>()?;
+        let slot = request
+            .idempotency_key
+            .as_ref()
+            .map(|key| idempotency_key(&request.client, key));
+        // The closure may run more than once: it only reads and writes trees.
+        let outcome = (&self.requests, &self.idempotency, &self.instances).transaction(
+            |(requests, idempotency, instances)| {
+                if let Some(slot) = &slot {
+                    if let Some(existing) = idempotency.get(slot)? {
+                        return Ok(Some(existing.to_vec()));
+                    }
+                    idempotency.insert(slot.as_slice(), request.id.as_bytes())?;
+                }
+                requests.insert(request.id.as_bytes(), request_bytes.as_slice())?;
+                for (id, bytes) in &instance_bytes {
+                    instances.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(None)
+            },
+        );
+        match outcome {
+            Ok(None) => Ok(Inserted::New),
+            Ok(Some(existing)) => {
+                let id = String::from_utf8_lossy(&existing).into_owned();
+                Ok(self
+                    .get_request(&id)?
+                    .map_or(Inserted::New, |r| Inserted::Existing(Box::new(r))))
+            }
+            Err(TransactionError::Storage(e)) => Err(backend(e)),
+            Err(TransactionError::Abort(())) => {
+                Err(StoreError::Backend("transaction aborted".into()))
+            }
+        }
+    }
+
+    fn get_request(&self, id: &str) -> StoreResult<Option<LaunchRequest>> {
+        self.get(&self.requests, "requests", id)
+    }
+
+    fn list_requests(&self) -> StoreResult<Vec<LaunchRequest>> {
+        all(&self.requests, "requests")
+    }
+
+    fn put_instance(&self, instance: &Instance) -> StoreResult<()> {
+        self.instances
+            .insert(instance.id.as_bytes(), encode(instance)?)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
+        self.get(&self.instances, "instances", id)
+    }
+
+    fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
+        let iter = match &filter.after {
+            Some(after) => {
+                let mut start = after.as_bytes().to_vec();
+                start.push(0);
+                self.instances.range(start..)
+            }
+            None => self.instances.iter(),
+        };
+        let mut out = Vec::new();
+        for entry in iter.values() {
+            let instance: Instance = decode("instances", &entry.map_err(backend)?)?;
+            if filter.matches(&instance) {
+                out.push(instance);
+                if filter.limit != 0 && out.len() >= filter.limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn request_instances(&self, request_id: &str) -> StoreResult<Vec<Instance>> {
+        self.instances
+            .scan_prefix(format!("{request_id}-").as_bytes())
+            .values()
+            .map(|v| decode("instances", &v.map_err(backend)?))
+            .collect()
+    }
+
+    fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()> {
+        let seq = self.db.generate_id().map_err(backend)?;
+        let key = [instance_id.as_bytes(), &[0], &seq.to_be_bytes()].concat();
+        self.events.insert(key, encode(event)?).map_err(backend)?;
+        Ok(())
+    }
+
+    fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>> {
+        let prefix = [instance_id.as_bytes(), &[0]].concat();
+        self.events
+            .scan_prefix(prefix)
+            .values()
+            .map(|v| decode("events", &v.map_err(backend)?))
+            .collect()
+    }
+
+    fn put_token(&self, token: &ApiToken) -> StoreResult<()> {
+        let bytes = encode(token)?;
+        (&self.tokens, &self.token_hashes)
+            .transaction(|(tokens, hashes)| {
+                tokens.insert(token.id.as_bytes(), bytes.as_slice())?;
+                hashes.insert(token.hash.as_bytes(), token.id.as_bytes())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => backend(e),
+                TransactionError::Abort(()) => StoreError::Backend("transaction aborted".into()),
+            })
+    }
+
+    fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>> {
+        match self.token_hashes.get(hash.as_bytes()).map_err(backend)? {
+            Some(id) => self.get(&self.tokens, "tokens", &String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        all(&self.tokens, "tokens")
+    }
+
+    fn flush(&self) -> FlushFuture<'_> {
+        Box::pin(
+            self.commits
+                .commit(|| async { self.db.flush_async().await.map(drop).map_err(backend) }),
+        )
+    }
+}
