@@ -83,7 +83,7 @@ mod tests {
             task.await.unwrap().unwrap();
         }
         let count = flushes.load(Ordering::SeqCst);
-        assert!(count >= 1 && count < 200, "{count} flushes for 200 commits");
+        assert!((1..200).contains(&count), "{count} flushes for 200 commits");
     }
 
     #[tokio::test]
