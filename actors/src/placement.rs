@@ -1,0 +1,311 @@
+//! Where an instance should go: one pure function over a snapshot of every
+//! account-region. Healthy regions with room come first, then operator
+//! priority, then the most remaining room (spreading), then latency. Every
+//! region left out is listed with the reason, for the instance's timeline.
+
+use serde::Serialize;
+
+use crate::breaker::BreakerState;
+use crate::model::PlacementHints;
+
+/// What placement knows of one account-region, for one instance's profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// Account id.
+    pub account_id: String,
+    /// Account name (what clients' hints name).
+    pub account: String,
+    /// Region name.
+    pub region: String,
+    /// Account enabled.
+    pub enabled: bool,
+    /// Account draining.
+    pub drain: bool,
+    /// Operator priority; higher first.
+    pub priority: i32,
+    /// Breaker state.
+    pub health: BreakerState,
+    /// Servers of this profile that still fit.
+    pub headroom: i64,
+    /// Why the profile cannot be used here, if it cannot.
+    pub unresolvable: Option<String>,
+    /// A "not now" memory that applies, with its reason.
+    pub not_now: Option<String>,
+    /// Recent latency, milliseconds.
+    pub latency_ms: f64,
+}
+
+/// Why a candidate was not used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum PassedOver {
+    /// The client's hints exclude it.
+    Hints,
+    /// The account is disabled.
+    Disabled,
+    /// The account is draining.
+    Draining,
+    /// Its breaker is open.
+    BreakerOpen,
+    /// No quota left for this profile.
+    Full,
+    /// The profile has no flavor or image here.
+    Unresolvable(String),
+    /// Recently failed in a way that makes it pointless now.
+    NotNow(String),
+    /// This request already failed there in a way that will repeat.
+    Excluded,
+}
+
+impl std::fmt::Display for PassedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PassedOver::Hints => f.write_str("excluded by the request's placement hints"),
+            PassedOver::Disabled => f.write_str("account disabled"),
+            PassedOver::Draining => f.write_str("account draining"),
+            PassedOver::BreakerOpen => f.write_str("circuit breaker open"),
+            PassedOver::Full => f.write_str("no quota left"),
+            PassedOver::Unresolvable(why) => write!(f, "profile not available: {why}"),
+            PassedOver::NotNow(why) => write!(f, "not now: {why}"),
+            PassedOver::Excluded => f.write_str("already failed there for this request"),
+        }
+    }
+}
+
+/// The decision: candidates in order of preference, and the others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Ranking {
+    /// Usable candidates, best first.
+    pub ranked: Vec<Candidate>,
+    /// Unusable candidates with why.
+    pub passed_over: Vec<(Candidate, PassedOver)>,
+}
+
+impl Ranking {
+    /// "account/region: reason; ..." for events.
+    pub fn explain(&self) -> String {
+        self.passed_over
+            .iter()
+            .map(|(c, why)| format!("{}/{}: {why}", c.account, c.region))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn hinted_out(hints: &PlacementHints, c: &Candidate) -> bool {
+    (!hints.allow_providers.is_empty() && !hints.allow_providers.contains(&c.account))
+        || hints.deny_providers.contains(&c.account)
+        || (!hints.allow_regions.is_empty() && !hints.allow_regions.contains(&c.region))
+        || hints.deny_regions.contains(&c.region)
+}
+
+/// Ranks `candidates` for one instance. `excluded` lists (account id,
+/// region) pairs this request must not use again.
+pub fn rank(
+    candidates: &[Candidate],
+    hints: &PlacementHints,
+    excluded: &[(String, String)],
+) -> Ranking {
+    let mut ranking = Ranking::default();
+    for c in candidates {
+        let reason = if hinted_out(hints, c) {
+            Some(PassedOver::Hints)
+        } else if !c.enabled {
+            Some(PassedOver::Disabled)
+        } else if c.drain {
+            Some(PassedOver::Draining)
+        } else if excluded
+            .iter()
+            .any(|(a, r)| *a == c.account_id && *r == c.region)
+        {
+            Some(PassedOver::Excluded)
+        } else if c.health == BreakerState::Open {
+            Some(PassedOver::BreakerOpen)
+        } else if let Some(why) = &c.unresolvable {
+            Some(PassedOver::Unresolvable(why.clone()))
+        } else if let Some(why) = &c.not_now {
+            Some(PassedOver::NotNow(why.clone()))
+        } else if c.headroom < 1 {
+            Some(PassedOver::Full)
+        } else {
+            None
+        };
+        match reason {
+            Some(why) => ranking.passed_over.push((c.clone(), why)),
+            None => ranking.ranked.push(c.clone()),
+        }
+    }
+    ranking.ranked.sort_by(|a, b| {
+        let health = |c: &Candidate| u8::from(c.health != BreakerState::Closed);
+        health(a)
+            .cmp(&health(b))
+            .then(b.priority.cmp(&a.priority))
+            .then(b.headroom.cmp(&a.headroom))
+            .then(a.latency_ms.total_cmp(&b.latency_ms))
+            .then_with(|| (&a.account, &a.region).cmp(&(&b.account, &b.region)))
+    });
+    ranking
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn candidate(account: &str, region: &str) -> Candidate {
+        Candidate {
+            account_id: format!("id-{account}"),
+            account: account.into(),
+            region: region.into(),
+            enabled: true,
+            drain: false,
+            priority: 0,
+            health: BreakerState::Closed,
+            headroom: 10,
+            unresolvable: None,
+            not_now: None,
+            latency_ms: 50.0,
+        }
+    }
+
+    fn arb_candidate() -> impl Strategy<Value = Candidate> {
+        (
+            0..4usize,
+            0..3usize,
+            any::<bool>(),
+            any::<bool>(),
+            -2..3i32,
+            0..3u8,
+            -1..25i64,
+            any::<bool>(),
+            any::<bool>(),
+            0.0..500.0f64,
+        )
+            .prop_map(
+                |(a, r, enabled, drain, priority, health, headroom, unres, notnow, latency)| {
+                    Candidate {
+                        account_id: format!("id-{a}"),
+                        account: format!("acct-{a}"),
+                        region: format!("region-{r}"),
+                        enabled: enabled || a % 2 == 0,
+                        drain: drain && a == 3,
+                        priority,
+                        health: [
+                            BreakerState::Closed,
+                            BreakerState::HalfOpen,
+                            BreakerState::Open,
+                        ][health as usize],
+                        headroom,
+                        unresolvable: unres.then(|| "no image".to_owned()).filter(|_| r == 2),
+                        not_now: notnow
+                            .then(|| "flavor failed".to_owned())
+                            .filter(|_| r == 1 && a == 1),
+                        latency_ms: latency,
+                    }
+                },
+            )
+    }
+
+    fn arb_hints() -> impl Strategy<Value = PlacementHints> {
+        (
+            proptest::collection::vec(0..4usize, 0..2),
+            proptest::collection::vec(0..4usize, 0..2),
+            proptest::collection::vec(0..3usize, 0..2),
+            proptest::collection::vec(0..3usize, 0..2),
+        )
+            .prop_map(|(ap, dp, ar, dr)| PlacementHints {
+                allow_providers: ap.into_iter().map(|a| format!("acct-{a}")).collect(),
+                deny_providers: dp.into_iter().map(|a| format!("acct-{a}")).collect(),
+                allow_regions: ar.into_iter().map(|r| format!("region-{r}")).collect(),
+                deny_regions: dr.into_iter().map(|r| format!("region-{r}")).collect(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn never_ranks_unhealthy_or_full_above_healthy_with_room(
+            candidates in proptest::collection::vec(arb_candidate(), 0..24),
+            hints in arb_hints(),
+        ) {
+            let ranking = rank(&candidates, &hints, &[]);
+            // Nothing open or full is ranked at all.
+            for c in &ranking.ranked {
+                prop_assert!(c.health != BreakerState::Open);
+                prop_assert!(c.headroom >= 1);
+                prop_assert!(c.enabled && !c.drain);
+                prop_assert!(c.unresolvable.is_none() && c.not_now.is_none());
+                prop_assert!(!hinted_out(&hints, c));
+            }
+            // Closed ones come before half-open ones.
+            let first_half_open = ranking.ranked.iter().position(|c| c.health == BreakerState::HalfOpen);
+            if let Some(i) = first_half_open {
+                prop_assert!(ranking.ranked[i..].iter().all(|c| c.health == BreakerState::HalfOpen));
+            }
+            // Everything is either ranked or explained.
+            prop_assert_eq!(ranking.ranked.len() + ranking.passed_over.len(), candidates.len());
+        }
+
+        #[test]
+        fn equal_priority_and_health_spread_by_remaining_quota(
+            candidates in proptest::collection::vec(arb_candidate(), 0..24),
+        ) {
+            let ranking = rank(&candidates, &PlacementHints::default(), &[]);
+            for pair in ranking.ranked.windows(2) {
+                if pair[0].health == pair[1].health && pair[0].priority == pair[1].priority {
+                    prop_assert!(pair[0].headroom >= pair[1].headroom);
+                }
+                if pair[0].health == pair[1].health {
+                    prop_assert!(pair[0].priority >= pair[1].priority);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn explains_every_candidate_passed_over() {
+        let mut open = candidate("a", "r1");
+        open.health = BreakerState::Open;
+        let mut full = candidate("b", "r1");
+        full.headroom = 0;
+        let mut off = candidate("c", "r1");
+        off.enabled = false;
+        let ok = candidate("d", "r1");
+        let ranking = rank(&[open, full, off, ok], &PlacementHints::default(), &[]);
+        assert_eq!(ranking.ranked.len(), 1);
+        assert_eq!(
+            ranking.explain(),
+            "a/r1: circuit breaker open; b/r1: no quota left; c/r1: account disabled"
+        );
+    }
+
+    #[test]
+    fn excluded_pairs_and_hints_are_respected() {
+        let candidates = [
+            candidate("a", "r1"),
+            candidate("a", "r2"),
+            candidate("b", "r1"),
+        ];
+        let hints = PlacementHints {
+            deny_regions: vec!["r2".into()],
+            ..PlacementHints::default()
+        };
+        let ranking = rank(&candidates, &hints, &[("id-a".into(), "r1".into())]);
+        assert_eq!(ranking.ranked.len(), 1);
+        assert_eq!(ranking.ranked[0].account, "b");
+    }
+
+    #[test]
+    fn priority_then_room_then_latency() {
+        let mut high = candidate("high", "r");
+        high.priority = 5;
+        high.headroom = 1;
+        let mut roomy = candidate("roomy", "r");
+        roomy.headroom = 20;
+        let mut fast = candidate("fast", "r");
+        fast.latency_ms = 5.0;
+        let slow = candidate("slow", "r");
+        let ranking = rank(&[slow, fast, roomy, high], &PlacementHints::default(), &[]);
+        let order: Vec<&str> = ranking.ranked.iter().map(|c| c.account.as_str()).collect();
+        assert_eq!(order, vec!["high", "roomy", "fast", "slow"]);
+    }
+}
