@@ -1,14 +1,27 @@
 //! Core of OpenMultiStack: the domain model, the durable store, the
 //! OpenStack client, and the actor tree and placement built on them.
 //!
-//! `web` and the binary see only what is exported here, never the wire types
-//! of the providers.
+//! `web` and the binary use the [`fleet::Fleet`] facade and the read side
+//! of the store; no actor type and no provider wire type leaks out.
 
+mod account;
 pub mod breaker;
+mod dispatcher;
+pub mod fleet;
 pub mod ledger;
+mod messages;
 pub mod model;
 pub mod openstack;
+pub mod pacer;
 pub mod placement;
 pub mod profiles;
+mod reconciler;
+mod region;
+mod region_calls;
 pub mod restart;
+mod root;
+pub mod status;
 pub mod store;
+
+pub use fleet::{ChaosTarget, Fleet, FleetError, Launched, NewLaunch};
+pub use messages::{Chaos, FleetConfig};

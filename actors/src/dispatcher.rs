@@ -1,0 +1,516 @@
+//! Dispatcher: the queue of instances waiting for a place, in FIFO order
+//! (oldest request first, so nothing starves), placed one pass at a time
+//! with the pure placement function. It writes every decision to the store
+//! and flushes before any region acts on it, and it never waits on a
+//! provider: regions report back with outcomes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::messages::{
+    Chaos, DispatcherMsg, FleetCtx, LaunchOrder, Outcome, OutcomeKind, RegionMsg,
+};
+use crate::model::{Attempt, Event, Instance, InstanceState, LaunchRequest, new_id};
+use crate::openstack::Class;
+use crate::placement::{Candidate, rank};
+use crate::status::{ProfileFit, RegionKey};
+use crate::store::InstanceFilter;
+
+/// The actor.
+pub(crate) struct Dispatcher;
+
+/// An instance waiting for a place.
+#[derive(Debug, Clone, Default)]
+struct Waiting {
+    /// (account id, region, until) pairs not to use again; `None`: never.
+    excluded: Vec<(String, String, Option<Instant>)>,
+    /// The last "why it waits" written to its timeline.
+    last_wait_reason: Option<String>,
+}
+
+/// The dispatcher's state.
+pub(crate) struct DispatcherState {
+    ctx: FleetCtx,
+    waiting: BTreeMap<String, Waiting>,
+    requests: HashMap<String, Arc<LaunchRequest>>,
+    /// Launches sent per region, to discount headroom the region has not
+    /// reported yet.
+    sent: HashMap<RegionKey, u64>,
+    pass_queued: bool,
+}
+
+impl DispatcherState {
+    fn request(&mut self, id: &str) -> Option<Arc<LaunchRequest>> {
+        if let Some(request) = self.requests.get(id) {
+            return Some(request.clone());
+        }
+        let request = Arc::new(self.ctx.store.get_request(id).ok()??);
+        self.requests.insert(id.to_owned(), request.clone());
+        Some(request)
+    }
+
+    fn queue_pass(&mut self, myself: &ActorRef<DispatcherMsg>) {
+        if !self.pass_queued && !self.waiting.is_empty() {
+            self.pass_queued = true;
+            let _ = myself.send_message(DispatcherMsg::Pass);
+        }
+    }
+
+    fn record(
+        &self,
+        instance: &mut Instance,
+        state: InstanceState,
+        account_region: Option<String>,
+        message: String,
+    ) {
+        instance.state = state;
+        instance.updated_at = Utc::now();
+        if let Err(error) = self.ctx.store.put_instance(instance) {
+            warn!(instance = %instance.id, %error, "cannot store instance");
+        }
+        let event = Event {
+            at: instance.updated_at,
+            state,
+            account_region: account_region.clone(),
+            message: message.clone(),
+        };
+        if let Err(error) = self.ctx.store.append_event(&instance.id, &event) {
+            warn!(instance = %instance.id, %error, "cannot store event");
+        }
+        info!(instance = %instance.id, state = state.as_str(), account_region = account_region.as_deref().unwrap_or("-"), "{message}");
+    }
+
+    fn fail(&mut self, mut instance: Instance, reason: String) {
+        self.waiting.remove(&instance.id);
+        instance.failure = Some(reason.clone());
+        let place = instance.placement().map(|(a, r)| format!("{a}/{r}"));
+        self.record(&mut instance, InstanceState::Failed, place, reason);
+    }
+
+    /// Candidates for `profile`, discounting launches not yet seen by
+    /// their regions and those assigned earlier in this pass.
+    fn candidates(&self, profile: &str, assigned: &HashMap<RegionKey, u64>) -> Vec<Candidate> {
+        self.ctx
+            .board
+            .snapshot()
+            .into_iter()
+            .map(|s| {
+                let key = (s.account_id.clone(), s.region.clone());
+                let unseen = self
+                    .sent
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(s.launches_seen);
+                let pending = (unseen + assigned.get(&key).copied().unwrap_or(0)) as i64;
+                let (headroom, unresolvable, not_now) = match s.profiles.get(profile) {
+                    Some(ProfileFit::Fits { headroom, .. }) => (headroom - pending, None, None),
+                    Some(ProfileFit::Unresolvable { reason }) => (0, Some(reason.clone()), None),
+                    Some(ProfileFit::NotNow { reason }) => (0, None, Some(reason.clone())),
+                    None => (0, Some("profile not resolved yet".to_owned()), None),
+                };
+                let not_now = not_now.or_else(|| s.paused.then(|| "rate limited".to_owned()));
+                Candidate {
+                    account_id: s.account_id,
+                    account: s.account,
+                    region: s.region,
+                    enabled: s.enabled,
+                    drain: s.drain,
+                    priority: s.priority,
+                    health: s.breaker,
+                    headroom,
+                    unresolvable: if s.connected {
+                        unresolvable
+                    } else {
+                        Some("region not reached yet".into())
+                    },
+                    not_now,
+                    latency_ms: s.latency_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// Places every waiting instance that can be placed now, oldest first.
+    async fn pass(&mut self) {
+        let now = Instant::now();
+        let mut assigned: HashMap<RegionKey, u64> = HashMap::new();
+        let mut orders: Vec<LaunchOrder> = Vec::new();
+        let ids: Vec<String> = self.waiting.keys().cloned().collect();
+        for id in ids {
+            let Ok(Some(mut instance)) = self.ctx.store.get_instance(&id) else {
+                self.waiting.remove(&id);
+                continue;
+            };
+            if instance.state != InstanceState::Pending {
+                self.waiting.remove(&id);
+                continue;
+            }
+            let Some(request) = self.request(&instance.request_id) else {
+                self.waiting.remove(&id);
+                continue;
+            };
+            if Utc::now() >= request.deadline {
+                let reason = format!(
+                    "deadline passed after {} attempt(s){}",
+                    instance.attempts,
+                    self.waiting[&id]
+                        .last_wait_reason
+                        .as_ref()
+                        .map(|r| format!("; waiting because {r}"))
+                        .unwrap_or_default()
+                );
+                self.fail(instance, reason);
+                continue;
+            }
+            if instance.attempts >= request.max_attempts {
+                let reason = format!("all {} attempts used", request.max_attempts);
+                self.fail(instance, reason);
+                continue;
+            }
+            let waiting = self.waiting.get_mut(&id).expect("waiting");
+            waiting
+                .excluded
+                .retain(|(_, _, until)| until.is_none_or(|u| u > now));
+            let excluded: Vec<(String, String)> = waiting
+                .excluded
+                .iter()
+                .map(|(a, r, _)| (a.clone(), r.clone()))
+                .collect();
+            let candidates = self.candidates(&request.profile, &assigned);
+            let ranking = rank(&candidates, &request.hints, &excluded);
+            let Some(best) = ranking.ranked.first() else {
+                let reason = if candidates.is_empty() {
+                    "no account-region is registered".to_owned()
+                } else {
+                    format!("no region can take it now ({})", ranking.explain())
+                };
+                if self.waiting[&id].last_wait_reason.as_ref() != Some(&reason) {
+                    self.waiting.get_mut(&id).expect("waiting").last_wait_reason =
+                        Some(reason.clone());
+                    self.record(
+                        &mut instance,
+                        InstanceState::Pending,
+                        None,
+                        format!("waiting: {reason}"),
+                    );
+                }
+                continue;
+            };
+            let key = (best.account_id.clone(), best.region.clone());
+            *assigned.entry(key).or_default() += 1;
+            instance.attempts += 1;
+            instance.attempt = Some(Attempt {
+                id: new_id(),
+                account_id: best.account_id.clone(),
+                region: best.region.clone(),
+                server_id: None,
+                keypair: request.public_key.as_ref().map(|_| String::new()),
+                started_at: Utc::now(),
+            });
+            if let Some(attempt) = instance.attempt.as_mut()
+                && attempt.keypair.is_some()
+            {
+                attempt.keypair = Some(crate::region_calls::keypair_name(&attempt.id));
+            }
+            let mut message = format!("attempt {} scheduled", instance.attempts);
+            let passed = ranking.explain();
+            if !passed.is_empty() {
+                message.push_str(&format!("; passed over: {passed}"));
+            }
+            let place = format!("{}/{}", best.account, best.region);
+            self.record(
+                &mut instance,
+                InstanceState::Scheduled,
+                Some(place),
+                message,
+            );
+            self.waiting.remove(&id);
+            orders.push(LaunchOrder { instance, request });
+        }
+        if orders.is_empty() {
+            return;
+        }
+        // Write intent: every attempt is durable before any create is sent.
+        if let Err(error) = self.ctx.store.flush().await {
+            warn!(%error, "store flush failed; launches held back");
+            for order in orders {
+                let mut instance = order.instance;
+                instance.attempts = instance.attempts.saturating_sub(1);
+                instance.attempt = None;
+                self.record(
+                    &mut instance,
+                    InstanceState::Pending,
+                    None,
+                    format!("held back: {error}"),
+                );
+                self.waiting.insert(instance.id.clone(), Waiting::default());
+            }
+            return;
+        }
+        for order in orders {
+            let attempt = order.instance.attempt.clone().expect("scheduled");
+            let key = (attempt.account_id.clone(), attempt.region.clone());
+            match self.ctx.region(&attempt.account_id, &attempt.region) {
+                Some(region)
+                    if region
+                        .send_message(RegionMsg::Launch(Box::new(order.clone())))
+                        .is_ok() =>
+                {
+                    *self.sent.entry(key).or_default() += 1;
+                }
+                _ => self.back_to_waiting(
+                    order.instance,
+                    "region actor not running".into(),
+                    None,
+                    true,
+                ),
+            }
+        }
+    }
+
+    /// Returns an instance to the queue, optionally keeping it away from
+    /// the region it just tried.
+    fn back_to_waiting(
+        &mut self,
+        mut instance: Instance,
+        reason: String,
+        exclude_for: Option<Option<Duration>>,
+        refund: bool,
+    ) {
+        let place = instance.placement();
+        if refund {
+            instance.attempts = instance.attempts.saturating_sub(1);
+        }
+        let label = place
+            .as_ref()
+            .map(|(a, r)| format!("{}/{r}", self.account_name(a)));
+        self.record(&mut instance, InstanceState::Pending, label, reason);
+        let entry = self.waiting.entry(instance.id.clone()).or_default();
+        if let (Some(until), Some((account, region))) = (exclude_for, place) {
+            entry
+                .excluded
+                .push((account, region, until.map(|d| Instant::now() + d)));
+        }
+    }
+
+    fn account_name(&self, account_id: &str) -> String {
+        self.ctx
+            .board
+            .snapshot()
+            .into_iter()
+            .find(|s| s.account_id == account_id)
+            .map_or_else(|| account_id.to_owned(), |s| s.account)
+    }
+
+    fn outcome(&mut self, outcome: Outcome) {
+        let Ok(Some(mut instance)) = self.ctx.store.get_instance(&outcome.instance_id) else {
+            return;
+        };
+        let current = instance.attempt.as_ref().map(|a| a.id.as_str());
+        if current != Some(outcome.attempt_id.as_str()) {
+            return; // An older attempt's news.
+        }
+        let place = instance
+            .placement()
+            .map(|(a, r)| format!("{}/{r}", self.account_name(&a)));
+        let deleting = instance.state == InstanceState::Deleting;
+        match outcome.kind {
+            OutcomeKind::Created { server_id } => {
+                if let Some(attempt) = instance.attempt.as_mut() {
+                    attempt.server_id = Some(server_id.clone());
+                }
+                let state = if deleting {
+                    InstanceState::Deleting
+                } else {
+                    InstanceState::Building
+                };
+                self.record(
+                    &mut instance,
+                    state,
+                    place,
+                    format!("server {server_id} created; building"),
+                );
+            }
+            OutcomeKind::Active { address } if !deleting => {
+                instance.address = address.clone();
+                let request = self.request(&instance.request_id);
+                instance.expires_at = request
+                    .and_then(|r| r.expires_in_secs)
+                    .map(|secs| Utc::now() + chrono::Duration::seconds(secs as i64));
+                let waited = (Utc::now() - instance.created_at).num_milliseconds() as f64 / 1000.0;
+                let message = format!(
+                    "active at {} after {waited:.1} s",
+                    address.as_deref().unwrap_or("no address")
+                );
+                self.record(&mut instance, InstanceState::Active, place, message);
+            }
+            OutcomeKind::Active { .. } => {}
+            OutcomeKind::Deleted => {
+                self.waiting.remove(&instance.id);
+                self.record(
+                    &mut instance,
+                    InstanceState::Deleted,
+                    place,
+                    "server deleted".into(),
+                );
+            }
+            OutcomeKind::Refused(reason) if !deleting => {
+                self.back_to_waiting(
+                    instance,
+                    format!("region refused: {reason}"),
+                    Some(Some(Duration::from_secs(2))),
+                    true,
+                );
+            }
+            OutcomeKind::Failed { class, message } if !deleting => {
+                let exclusion = match class {
+                    Class::BadRequest => Some(None),
+                    Class::Quota | Class::RateLimited => None,
+                    _ => Some(Some(self.ctx.config.reroute_backoff)),
+                };
+                self.back_to_waiting(
+                    instance,
+                    format!("attempt failed: {message}"),
+                    exclusion,
+                    false,
+                );
+            }
+            OutcomeKind::Refused(_) | OutcomeKind::Failed { .. } => {
+                // The client deleted it meanwhile; nothing is left there.
+                self.record(
+                    &mut instance,
+                    InstanceState::Deleted,
+                    place,
+                    "deleted before it was built".into(),
+                );
+            }
+        }
+    }
+
+    fn delete(&mut self, instance_id: &str) {
+        let Ok(Some(mut instance)) = self.ctx.store.get_instance(instance_id) else {
+            return;
+        };
+        match instance.state {
+            InstanceState::Pending => {
+                self.waiting.remove(instance_id);
+                self.record(
+                    &mut instance,
+                    InstanceState::Deleted,
+                    None,
+                    "deleted before it was placed".into(),
+                );
+            }
+            InstanceState::Scheduled | InstanceState::Building | InstanceState::Active => {
+                let attempt = instance.attempt.clone();
+                let place = instance
+                    .placement()
+                    .map(|(a, r)| format!("{}/{r}", self.account_name(&a)));
+                self.record(
+                    &mut instance,
+                    InstanceState::Deleting,
+                    place,
+                    "delete requested".into(),
+                );
+                if let Some(attempt) = attempt {
+                    let sent = self
+                        .ctx
+                        .region(&attempt.account_id, &attempt.region)
+                        .is_some_and(|region| {
+                            region
+                                .send_message(RegionMsg::Delete {
+                                    instance_id: instance_id.to_owned(),
+                                    attempt: attempt.clone(),
+                                })
+                                .is_ok()
+                        });
+                    if !sent {
+                        warn!(instance = %instance_id, "region actor not running; it will delete on restart");
+                    }
+                }
+            }
+            InstanceState::Deleting | InstanceState::Deleted | InstanceState::Failed => {}
+        }
+    }
+
+    /// Reloads the queue from the store (start and restart).
+    fn rebuild(&mut self) {
+        let filter = InstanceFilter {
+            states: vec![InstanceState::Pending],
+            ..InstanceFilter::default()
+        };
+        for instance in self.ctx.store.list_instances(&filter).unwrap_or_default() {
+            self.waiting.entry(instance.id).or_default();
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Msg = DispatcherMsg;
+    type State = DispatcherState;
+    type Arguments = FleetCtx;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        ctx: FleetCtx,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(ctx.config.dispatch_interval, || DispatcherMsg::Tick);
+        let mut state = DispatcherState {
+            ctx,
+            waiting: BTreeMap::new(),
+            requests: HashMap::new(),
+            sent: HashMap::new(),
+            pass_queued: false,
+        };
+        state.rebuild();
+        state.queue_pass(&myself);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            DispatcherMsg::Submit { request_id } => {
+                for instance in state.ctx.store.request_instances(&request_id)? {
+                    if instance.state == InstanceState::Pending {
+                        state.waiting.entry(instance.id).or_default();
+                    }
+                }
+                state.queue_pass(&myself);
+            }
+            DispatcherMsg::Delete { instance_id, reply } => {
+                state.delete(&instance_id);
+                let _ = reply.send(());
+            }
+            DispatcherMsg::Outcome(outcome) => {
+                state.outcome(outcome);
+                state.queue_pass(&myself);
+            }
+            DispatcherMsg::Wake | DispatcherMsg::Tick => state.queue_pass(&myself),
+            DispatcherMsg::Pass => {
+                state.pass_queued = false;
+                state.pass().await;
+            }
+            DispatcherMsg::Ping(reply) => {
+                let _ = reply.send(());
+            }
+            DispatcherMsg::Chaos(Chaos::Panic) => panic!("deliberate panic in the dispatcher"),
+            DispatcherMsg::Chaos(Chaos::Hang) => {
+                tokio::time::sleep(Duration::from_secs(3600)).await
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,372 @@
+//! `Fleet`: the facade the web crate and the CLI use. Launch, delete, read
+//! instances and regions, manage accounts and profiles; no actor type
+//! crosses it. Writes a client must be able to rely on are flushed before
+//! the call returns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ractor::{Actor, ActorRef};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::messages::{Chaos, DispatcherMsg, FleetConfig, FleetCtx, Names, RegionMsg};
+use crate::model::{
+    Account, Event, Instance, InstanceState, LaunchRequest, PlacementHints, Profile, new_id,
+};
+use crate::openstack::Client;
+use crate::root::{RootMsg, RootSupervisor};
+use crate::status::{RegionBoard, RegionStatus};
+use crate::store::{Inserted, InstanceFilter, Store, StoreError};
+
+/// Why a fleet operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ask itself is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such instance, account or profile.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The idempotency key was used with another body.
+    #[error("idempotency key already used with a different request")]
+    IdempotencyConflict,
+    /// The actor tree is not running.
+    #[error("the fleet is not running: {0}")]
+    Unavailable(String),
+}
+
+/// A client's ask for instances, before it is accepted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NewLaunch {
+    /// Who asks (the token's client name).
+    pub client: String,
+    /// Same key, same body: the same answer, never a second launch.
+    pub idempotency_key: Option<String>,
+    /// Profile name.
+    pub profile: String,
+    /// How many instances.
+    pub count: u32,
+    /// Prefix of instance names.
+    pub name_prefix: Option<String>,
+    /// cloud-init user data.
+    pub user_data: Option<Vec<u8>>,
+    /// Metadata for every server.
+    pub metadata: BTreeMap<String, String>,
+    /// OpenSSH public key to inject.
+    pub public_key: Option<String>,
+    /// Placement hints.
+    pub hints: PlacementHints,
+    /// Lease from active, seconds.
+    pub expires_in_secs: Option<u64>,
+    /// Give up on instances not active after this many seconds.
+    pub deadline_secs: Option<u64>,
+    /// Attempts per instance.
+    pub max_attempts: Option<u32>,
+}
+
+/// An accepted launch.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    /// The request.
+    pub request: LaunchRequest,
+    /// Its instances as they are now.
+    pub instances: Vec<Instance>,
+    /// True when this answers a repeated idempotency key.
+    pub replayed: bool,
+}
+
+/// Which actor to disturb in a supervision test.
+#[derive(Debug, Clone)]
+pub enum ChaosTarget {
+    /// The dispatcher.
+    Dispatcher,
+    /// One region actor.
+    Region {
+        /// Account id.
+        account_id: String,
+        /// Region name.
+        region: String,
+    },
+}
+
+/// The running actor tree and its store.
+#[derive(Debug)]
+pub struct Fleet {
+    ctx: FleetCtx,
+    root: ActorRef<RootMsg>,
+    root_task: tokio::task::JoinHandle<()>,
+}
+
+impl Fleet {
+    /// Starts the actor tree on `store`; returns once the dispatcher runs.
+    pub async fn start(store: Arc<dyn Store>, config: FleetConfig) -> Result<Fleet, FleetError> {
+        let client = Client::new(config.client.clone())
+            .map_err(|e| FleetError::Unavailable(e.to_string()))?;
+        let ctx = FleetCtx {
+            store,
+            board: RegionBoard::default(),
+            config: Arc::new(config),
+            client,
+            names: Names::new(format!("oms-{}", new_id())),
+        };
+        let (root, root_task) = Actor::spawn(Some(ctx.names.root()), RootSupervisor, ctx.clone())
+            .await
+            .map_err(|e| FleetError::Unavailable(e.to_string()))?;
+        Ok(Fleet {
+            ctx,
+            root,
+            root_task,
+        })
+    }
+
+    /// Whether the store answers and the tree's core actors run.
+    pub async fn ready(&self) -> bool {
+        self.root
+            .call(RootMsg::Ready, Some(Duration::from_secs(2)))
+            .await
+            .is_ok_and(|r| matches!(r, ractor::rpc::CallResult::Success(true)))
+    }
+
+    /// The store, for reads the facade does not wrap (tokens).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.ctx.store
+    }
+
+    /// The configuration the tree runs with.
+    pub fn config(&self) -> &FleetConfig {
+        &self.ctx.config
+    }
+
+    /// Accepts a launch: validated, stored and flushed, then queued.
+    pub async fn launch(&self, ask: NewLaunch) -> Result<Launched, FleetError> {
+        if ask.count == 0 {
+            return Err(FleetError::Invalid("count must be at least 1".into()));
+        }
+        let store = &self.ctx.store;
+        if store.get_profile(&ask.profile)?.is_none() {
+            return Err(FleetError::Invalid(format!(
+                "unknown profile {:?}",
+                ask.profile
+            )));
+        }
+        let digest = {
+            let body = serde_json::to_vec(&ask).map_err(|e| FleetError::Invalid(e.to_string()))?;
+            Sha256::digest(&body)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let now = Utc::now();
+        let config = &self.ctx.config;
+        let deadline = ask
+            .deadline_secs
+            .map_or(config.default_deadline, Duration::from_secs);
+        let request = LaunchRequest {
+            id: new_id(),
+            client: ask.client.clone(),
+            idempotency_key: ask.idempotency_key.clone(),
+            body_digest: digest,
+            profile: ask.profile.clone(),
+            count: ask.count,
+            name_prefix: ask
+                .name_prefix
+                .clone()
+                .unwrap_or_else(|| ask.profile.clone()),
+            user_data: ask.user_data.clone(),
+            metadata: ask.metadata.clone(),
+            public_key: ask.public_key.clone(),
+            hints: ask.hints.clone(),
+            expires_in_secs: ask.expires_in_secs,
+            deadline: now + chrono::Duration::from_std(deadline).unwrap_or_default(),
+            max_attempts: ask.max_attempts.unwrap_or(config.default_max_attempts),
+            created_at: now,
+        };
+        let instances: Vec<Instance> = (0..ask.count)
+            .map(|index| Instance {
+                id: Instance::id_for(&request.id, index),
+                request_id: request.id.clone(),
+                client: request.client.clone(),
+                name: format!("{}-{index}", request.name_prefix),
+                profile: request.profile.clone(),
+                state: InstanceState::Pending,
+                attempt: None,
+                attempts: 0,
+                address: None,
+                failure: None,
+                expires_at: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        match store.insert_request(&request, &instances)? {
+            Inserted::Existing(existing) => {
+                if existing.body_digest != request.body_digest {
+                    return Err(FleetError::IdempotencyConflict);
+                }
+                let instances = store.request_instances(&existing.id)?;
+                return Ok(Launched {
+                    request: *existing,
+                    instances,
+                    replayed: true,
+                });
+            }
+            Inserted::New => {}
+        }
+        for instance in &instances {
+            store.append_event(
+                &instance.id,
+                &Event {
+                    at: now,
+                    state: InstanceState::Pending,
+                    account_region: None,
+                    message: "accepted".into(),
+                },
+            )?;
+        }
+        store.flush().await?;
+        self.ctx.tell_dispatcher(DispatcherMsg::Submit {
+            request_id: request.id.clone(),
+        });
+        Ok(Launched {
+            request,
+            instances,
+            replayed: false,
+        })
+    }
+
+    /// Asks for an instance to be deleted; returns it as it is now.
+    pub async fn delete(&self, instance_id: &str) -> Result<Instance, FleetError> {
+        if self.ctx.store.get_instance(instance_id)?.is_none() {
+            return Err(FleetError::NotFound(format!("instance {instance_id}")));
+        }
+        let dispatcher = self
+            .ctx
+            .dispatcher()
+            .ok_or_else(|| FleetError::Unavailable("dispatcher restarting".into()))?;
+        dispatcher
+            .call(
+                |reply| DispatcherMsg::Delete {
+                    instance_id: instance_id.to_owned(),
+                    reply,
+                },
+                Some(self.ctx.config.probe_timeout),
+            )
+            .await
+            .map_err(|e| FleetError::Unavailable(e.to_string()))?;
+        self.ctx.store.flush().await?;
+        self.ctx
+            .store
+            .get_instance(instance_id)?
+            .ok_or_else(|| FleetError::NotFound(format!("instance {instance_id}")))
+    }
+
+    /// One instance with its timeline.
+    pub fn instance(&self, id: &str) -> Result<Option<(Instance, Vec<Event>)>, FleetError> {
+        let Some(instance) = self.ctx.store.get_instance(id)? else {
+            return Ok(None);
+        };
+        let events = self.ctx.store.events(id)?;
+        Ok(Some((instance, events)))
+    }
+
+    /// Instances matching `filter`.
+    pub fn instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>, FleetError> {
+        Ok(self.ctx.store.list_instances(filter)?)
+    }
+
+    /// Every account-region's latest status.
+    pub fn regions(&self) -> Vec<RegionStatus> {
+        self.ctx.board.snapshot()
+    }
+
+    /// Every account (secrets included: callers must not show them).
+    pub fn accounts(&self) -> Result<Vec<Account>, FleetError> {
+        Ok(self.ctx.store.list_accounts()?)
+    }
+
+    /// Adds or replaces an account and (re)starts its supervisor.
+    pub async fn put_account(&self, mut account: Account) -> Result<Account, FleetError> {
+        if account.id.is_empty() {
+            account.id = new_id();
+        }
+        self.ctx.store.put_account(&account)?;
+        self.ctx.store.flush().await?;
+        let _ = self
+            .root
+            .send_message(RootMsg::AccountChanged(account.id.clone()));
+        Ok(account)
+    }
+
+    /// Removes an account and stops its actors.
+    pub async fn remove_account(&self, id: &str) -> Result<(), FleetError> {
+        if !self.ctx.store.delete_account(id)? {
+            return Err(FleetError::NotFound(format!("account {id}")));
+        }
+        self.ctx.store.flush().await?;
+        let _ = self
+            .root
+            .send_message(RootMsg::AccountRemoved(id.to_owned()));
+        Ok(())
+    }
+
+    /// Every profile.
+    pub fn profiles(&self) -> Result<Vec<Profile>, FleetError> {
+        Ok(self.ctx.store.list_profiles()?)
+    }
+
+    /// Adds or replaces a profile; regions resolve it on their next refresh.
+    pub async fn put_profile(&self, profile: Profile) -> Result<(), FleetError> {
+        self.ctx.store.put_profile(&profile)?;
+        self.ctx.store.flush().await?;
+        for status in self.ctx.board.snapshot() {
+            if let Some(region) = self.ctx.region(&status.account_id, &status.region) {
+                let _ = region.send_message(RegionMsg::Refresh);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes an actor panic or hang, to prove supervision restarts it.
+    pub fn inject_chaos(&self, target: ChaosTarget, chaos: Chaos) -> Result<(), FleetError> {
+        let sent = match target {
+            ChaosTarget::Dispatcher => self
+                .ctx
+                .dispatcher()
+                .map(|d| d.send_message(DispatcherMsg::Chaos(chaos)).is_ok()),
+            ChaosTarget::Region { account_id, region } => self
+                .ctx
+                .region(&account_id, &region)
+                .map(|r| r.send_message(RegionMsg::Chaos(chaos)).is_ok()),
+        };
+        match sent {
+            Some(true) => Ok(()),
+            _ => Err(FleetError::NotFound("actor".into())),
+        }
+    }
+
+    /// The actor id of a region actor (changes when it is restarted).
+    pub fn region_actor_id(&self, account_id: &str, region: &str) -> Option<String> {
+        self.ctx
+            .region(account_id, region)
+            .map(|r| r.get_id().to_string())
+    }
+
+    /// The actor id of the dispatcher (changes when it is restarted).
+    pub fn dispatcher_actor_id(&self) -> Option<String> {
+        self.ctx.dispatcher().map(|r| r.get_id().to_string())
+    }
+
+    /// Stops the tree; in-flight provider work is left for the next start
+    /// to adopt.
+    pub async fn shutdown(self) {
+        self.root.stop(Some("shutdown".into()));
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.root_task).await;
+        let _ = self.ctx.store.flush().await;
+    }
+}

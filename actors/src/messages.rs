@@ -1,0 +1,227 @@
+//! Messages between the actors, and the context they share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::RpcReplyPort;
+
+use crate::breaker::BreakerConfig;
+use crate::model::{Attempt, Instance, LaunchRequest};
+use crate::openstack::{Class, Client, ClientConfig, ProviderError, Server};
+use crate::restart::RestartPolicy;
+use crate::status::RegionBoard;
+use crate::store::Store;
+
+/// Tunables of the actor tree; the defaults suit real clouds, tests shorten
+/// them.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// This daemon's id: servers are tagged `oms-<daemon id>`.
+    pub daemon_id: String,
+    /// How often a region lists its building and deleting servers.
+    pub poll_interval: Duration,
+    /// How often a region refreshes limits, flavors and images.
+    pub refresh_interval: Duration,
+    /// How often the dispatcher looks at waiting instances and deadlines.
+    pub dispatch_interval: Duration,
+    /// How long a failed region is avoided by the instance that failed there.
+    pub reroute_backoff: Duration,
+    /// How long a flavor that failed to build is avoided in its region.
+    pub flavor_not_now: Duration,
+    /// Circuit breaker thresholds.
+    pub breaker: BreakerConfig,
+    /// Restart backoff and intensity of every supervisor.
+    pub restart: RestartPolicy,
+    /// How often supervisors ask children whether they are alive.
+    pub probe_interval: Duration,
+    /// How long a child may take to answer.
+    pub probe_timeout: Duration,
+    /// Timeouts and limits of provider calls.
+    pub client: ClientConfig,
+    /// Deadline of a request that does not say.
+    pub default_deadline: Duration,
+    /// Attempts per instance when a request does not say.
+    pub default_max_attempts: u32,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            daemon_id: crate::model::new_id()[..12].to_owned(),
+            poll_interval: Duration::from_secs(3),
+            refresh_interval: Duration::from_secs(20),
+            dispatch_interval: Duration::from_secs(1),
+            reroute_backoff: Duration::from_secs(30),
+            flavor_not_now: Duration::from_secs(300),
+            breaker: BreakerConfig::default(),
+            restart: RestartPolicy::default(),
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(5),
+            client: ClientConfig::default(),
+            default_deadline: Duration::from_secs(30 * 60),
+            default_max_attempts: 10,
+        }
+    }
+}
+
+/// Registry names, prefixed per fleet so several fleets can share a
+/// process (tests).
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    prefix: String,
+}
+
+impl Names {
+    pub fn new(prefix: String) -> Names {
+        Names { prefix }
+    }
+    pub fn root(&self) -> String {
+        format!("{}/root", self.prefix)
+    }
+    pub fn dispatcher(&self) -> String {
+        format!("{}/dispatcher", self.prefix)
+    }
+    pub fn reconciler(&self) -> String {
+        format!("{}/reconciler", self.prefix)
+    }
+    pub fn account(&self, account_id: &str) -> String {
+        format!("{}/account/{account_id}", self.prefix)
+    }
+    pub fn region(&self, account_id: &str, region: &str) -> String {
+        format!("{}/region/{account_id}/{region}", self.prefix)
+    }
+}
+
+/// What every actor of one fleet shares.
+#[derive(Debug, Clone)]
+pub(crate) struct FleetCtx {
+    pub store: Arc<dyn Store>,
+    pub board: RegionBoard,
+    pub config: Arc<FleetConfig>,
+    pub client: Client,
+    pub names: Names,
+}
+
+impl FleetCtx {
+    /// The server tag every server of this daemon carries.
+    pub fn daemon_tag(&self) -> String {
+        format!("oms-{}", self.config.daemon_id)
+    }
+
+    pub fn dispatcher(&self) -> Option<ractor::ActorRef<DispatcherMsg>> {
+        ractor::registry::where_is(self.names.dispatcher()).map(Into::into)
+    }
+
+    pub fn region(&self, account_id: &str, region: &str) -> Option<ractor::ActorRef<RegionMsg>> {
+        ractor::registry::where_is(self.names.region(account_id, region)).map(Into::into)
+    }
+
+    /// Tells the dispatcher; if it is restarting, the store has the truth
+    /// and it rebuilds from there.
+    pub fn tell_dispatcher(&self, message: DispatcherMsg) {
+        if let Some(dispatcher) = self.dispatcher() {
+            let _ = dispatcher.send_message(message);
+        }
+    }
+}
+
+/// Deliberate failures, to prove supervision (tests only call these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chaos {
+    /// Panic in the handler.
+    Panic,
+    /// Stop answering (sleep for an hour in the handler).
+    Hang,
+}
+
+/// Messages of the dispatcher.
+#[derive(Debug)]
+pub(crate) enum DispatcherMsg {
+    /// A request was stored; queue its instances.
+    Submit { request_id: String },
+    /// A client wants an instance gone.
+    Delete {
+        instance_id: String,
+        reply: RpcReplyPort<()>,
+    },
+    /// Something happened to an attempt.
+    Outcome(Outcome),
+    /// A region changed; capacity may have freed.
+    Wake,
+    /// Run a placement pass now.
+    Pass,
+    /// Periodic: deadlines and retries.
+    Tick,
+    /// Liveness probe.
+    Ping(RpcReplyPort<()>),
+    /// Deliberate failure.
+    Chaos(Chaos),
+}
+
+/// An attempt's result, from a region actor.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub instance_id: String,
+    pub attempt_id: String,
+    pub kind: OutcomeKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub(crate) enum OutcomeKind {
+    /// The region would not try (no room, breaker open, ...): nothing was
+    /// sent to the provider.
+    Refused(String),
+    /// The provider accepted the create.
+    Created { server_id: String },
+    /// The server is ACTIVE.
+    Active { address: Option<String> },
+    /// The attempt failed; its server, if any, is confirmed gone.
+    Failed { class: Class, message: String },
+    /// The instance's server is confirmed gone after a client's delete.
+    Deleted,
+}
+
+/// A launch for a region: the instance (with its attempt, already
+/// durable) and its request.
+#[derive(Debug, Clone)]
+pub(crate) struct LaunchOrder {
+    pub instance: Instance,
+    pub request: Arc<LaunchRequest>,
+}
+
+/// Messages of a region actor.
+#[derive(Debug)]
+pub(crate) enum RegionMsg {
+    /// Create this instance's server.
+    Launch(Box<LaunchOrder>),
+    /// Delete this instance's server.
+    Delete {
+        instance_id: String,
+        attempt: Attempt,
+    },
+    /// A create task finished.
+    CreateDone(Box<crate::region_calls::CreateDone>),
+    /// Time to list servers.
+    PollTick,
+    /// The listing came back (asked at the given instant).
+    PollDone(Result<Vec<Server>, ProviderError>, tokio::time::Instant),
+    /// Time to refresh limits, flavors and images.
+    Refresh,
+    /// The refresh came back.
+    Refreshed(Box<crate::region_calls::Refreshed>),
+    /// A delete call finished.
+    DeleteDone {
+        server_id: String,
+        result: Result<(), ProviderError>,
+    },
+    /// Whether a deleted server is gone came back.
+    Checked {
+        server_id: String,
+        result: Result<bool, ProviderError>,
+    },
+    /// Liveness probe.
+    Ping(RpcReplyPort<()>),
+    /// Deliberate failure.
+    Chaos(Chaos),
+}

@@ -1,0 +1,173 @@
+//! The call budget of one account-region: a governor limiter measured start
+//! to start, a pause that honours Retry-After for every kind of call, and a
+//! penalty spacing that grows on each 429 and shrinks back slowly.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+/// Successful calls after which the penalty spacing is halved.
+const RECOVERY_CALLS: u32 = 10;
+/// Largest penalty spacing.
+const MAX_PENALTY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Slowdown {
+    paused_until: Option<Instant>,
+    penalty: Duration,
+    next_slot: Option<Instant>,
+    calm_calls: u32,
+}
+
+/// Shared by every call task of a region.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    mutating: Arc<DefaultDirectRateLimiter>,
+    reads: Arc<DefaultDirectRateLimiter>,
+    slowdown: Arc<Mutex<Slowdown>>,
+    base_spacing: Duration,
+}
+
+/// Which budget a call draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Create, delete, import.
+    Mutating,
+    /// Show, list, limits.
+    Read,
+}
+
+fn limiter(per_sec: f64) -> DefaultDirectRateLimiter {
+    let period = Duration::from_secs_f64(1.0 / per_sec.clamp(0.01, 10_000.0));
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::MIN);
+    RateLimiter::direct(quota)
+}
+
+impl Pacer {
+    /// A pacer allowing `mutating_per_sec` and `read_per_sec`.
+    pub fn new(mutating_per_sec: f64, read_per_sec: f64) -> Pacer {
+        Pacer {
+            mutating: Arc::new(limiter(mutating_per_sec)),
+            reads: Arc::new(limiter(read_per_sec)),
+            slowdown: Arc::new(Mutex::new(Slowdown::default())),
+            base_spacing: Duration::from_secs_f64(1.0 / mutating_per_sec.clamp(0.01, 10_000.0)),
+        }
+    }
+
+    fn slowdown(&self) -> std::sync::MutexGuard<'_, Slowdown> {
+        self.slowdown.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until a call of `kind` may start.
+    pub async fn acquire(&self, kind: CallKind) {
+        loop {
+            let wait_until = {
+                let mut s = self.slowdown();
+                let now = Instant::now();
+                match s.paused_until {
+                    Some(until) if until > now => Some(until),
+                    _ if s.penalty > Duration::ZERO => {
+                        let slot = s.next_slot.map_or(now, |n| n.max(now));
+                        s.next_slot = Some(slot + s.penalty);
+                        (slot > now).then_some(slot).or(Some(now))
+                    }
+                    _ => None,
+                }
+            };
+            match wait_until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => {}
+            }
+            // A pause may have been set while we slept; look again.
+            if self
+                .slowdown()
+                .paused_until
+                .is_some_and(|until| until > Instant::now())
+            {
+                continue;
+            }
+            break;
+        }
+        match kind {
+            CallKind::Mutating => self.mutating.until_ready().await,
+            CallKind::Read => self.reads.until_ready().await,
+        };
+    }
+
+    /// The provider said 429: no call before `retry_after`, and calls
+    /// spaced further apart for a while.
+    pub fn rate_limited(&self, retry_after: Option<Duration>) {
+        let mut s = self.slowdown();
+        let now = Instant::now();
+        let until = now + retry_after.unwrap_or(Duration::from_secs(1));
+        s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
+        s.penalty = (s.penalty * 2).max(self.base_spacing).min(MAX_PENALTY);
+        s.calm_calls = 0;
+    }
+
+    /// A call went through without a 429: recover gradually.
+    pub fn calm(&self) {
+        let mut s = self.slowdown();
+        if s.penalty == Duration::ZERO {
+            return;
+        }
+        s.calm_calls += 1;
+        if s.calm_calls >= RECOVERY_CALLS {
+            s.calm_calls = 0;
+            s.penalty /= 2;
+            if s.penalty < self.base_spacing / 4 {
+                s.penalty = Duration::ZERO;
+                s.next_slot = None;
+            }
+        }
+    }
+
+    /// When calls may resume, if they are paused.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.slowdown()
+            .paused_until
+            .filter(|until| *until > Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn calls_are_spaced_by_the_rate() {
+        let pacer = Pacer::new(20.0, 1000.0);
+        let start = std::time::Instant::now();
+        for _ in 0..5 {
+            pacer.acquire(CallKind::Mutating).await;
+        }
+        // Five starts at 20/s span at least four periods of 50 ms.
+        assert!(start.elapsed() >= Duration::from_millis(190));
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_before_retry_after() {
+        let pacer = Pacer::new(1000.0, 1000.0);
+        pacer.rate_limited(Some(Duration::from_millis(300)));
+        assert!(pacer.paused_until().is_some());
+        let start = std::time::Instant::now();
+        pacer.acquire(CallKind::Read).await;
+        assert!(start.elapsed() >= Duration::from_millis(290));
+    }
+
+    #[test]
+    fn penalty_recovers_after_calm_calls() {
+        let pacer = Pacer::new(10.0, 10.0);
+        pacer.rate_limited(None);
+        assert!(pacer.slowdown().penalty > Duration::ZERO);
+        for _ in 0..(RECOVERY_CALLS * 4) {
+            pacer.calm();
+        }
+        assert_eq!(pacer.slowdown().penalty, Duration::ZERO);
+    }
+}

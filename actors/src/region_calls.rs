@@ -1,0 +1,257 @@
+//! The provider calls a region actor makes, each in its own task so the
+//! actor's mailbox never waits on a provider. Every call first takes its
+//! turn from the region's pacer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use tokio::time::Instant;
+
+use crate::ledger::Ticket;
+use crate::messages::{LaunchOrder, RegionMsg};
+use crate::openstack::{
+    AbsoluteLimits, ComputeClient, CreateServer, Flavor, Image, ImageClient, Networks,
+    ProviderError, ServerFilter, Session,
+};
+use crate::pacer::{CallKind, Pacer};
+
+/// What a create task reports.
+#[derive(Debug)]
+pub(crate) struct CreateDone {
+    pub order: LaunchOrder,
+    pub ticket: Ticket,
+    pub flavor_id: String,
+    pub keypair: Option<String>,
+    pub result: Result<String, ProviderError>,
+    pub elapsed: Duration,
+}
+
+/// What a refresh brings back.
+#[derive(Debug)]
+pub(crate) struct Refreshed {
+    pub clients: Option<(ComputeClient, ImageClient)>,
+    pub result: Result<Discovery, ProviderError>,
+    pub elapsed: Duration,
+}
+
+/// Flavors, images and limits of a region.
+#[derive(Debug)]
+pub(crate) struct Discovery {
+    pub flavors: Vec<Flavor>,
+    pub images: Vec<Image>,
+    pub limits: AbsoluteLimits,
+    pub asked_at: Instant,
+}
+
+/// The name of the key pair imported for an attempt.
+pub(crate) fn keypair_name(attempt_id: &str) -> String {
+    format!("oms-k-{attempt_id}")
+}
+
+/// The tag that finds an attempt's server.
+pub(crate) fn attempt_tag(attempt_id: &str) -> String {
+    format!("oms-a-{attempt_id}")
+}
+
+/// Everything a create needs besides the order.
+pub(crate) struct CreateJob {
+    pub compute: ComputeClient,
+    pub pacer: Pacer,
+    pub order: LaunchOrder,
+    pub ticket: Ticket,
+    pub flavor_id: String,
+    pub image_id: String,
+    pub daemon_tag: String,
+    pub networks: Vec<String>,
+}
+
+/// Imports the key (if any) and creates the server; reports to `region`.
+pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let CreateJob {
+            compute,
+            pacer,
+            order,
+            ticket,
+            flavor_id,
+            image_id,
+            daemon_tag,
+            networks,
+        } = job;
+        let attempt = order
+            .instance
+            .attempt
+            .clone()
+            .expect("a launch order carries its attempt");
+        let mut keypair = None;
+        let result = async {
+            if let Some(public_key) = &order.request.public_key {
+                let name = keypair_name(&attempt.id);
+                pacer.acquire(CallKind::Mutating).await;
+                match compute.import_keypair(&name, public_key).await {
+                    Ok(_) => {}
+                    // Imported by an earlier run of this same attempt.
+                    Err(e) if e.status == Some(409) => {}
+                    Err(e) => return Err(e),
+                }
+                keypair = Some(name);
+            }
+            let mut metadata: BTreeMap<String, String> = order.request.metadata.clone();
+            metadata.insert("oms-attempt".into(), attempt.id.clone());
+            metadata.insert("oms-instance".into(), order.instance.id.clone());
+            let request = CreateServer {
+                name: format!(
+                    "oms-{}-{}",
+                    &attempt.id[attempt.id.len().saturating_sub(8)..],
+                    order.instance.name
+                ),
+                flavor_ref: flavor_id.clone(),
+                image_ref: image_id,
+                key_name: keypair.clone(),
+                user_data: order.request.user_data.clone(),
+                metadata,
+                networks: if networks.is_empty() {
+                    Networks::Auto
+                } else {
+                    Networks::Uuids(networks)
+                },
+                tags: vec![daemon_tag, attempt_tag(&attempt.id)],
+            };
+            pacer.acquire(CallKind::Mutating).await;
+            let id = compute.create_server(&request).await?;
+            if !compute.tags_at_create() {
+                for tag in &request.tags {
+                    pacer.acquire(CallKind::Mutating).await;
+                    compute.add_tag(&id, tag).await?;
+                }
+            }
+            Ok(id)
+        }
+        .await;
+        let done = CreateDone {
+            order,
+            ticket,
+            flavor_id,
+            keypair,
+            result,
+            elapsed: started.elapsed(),
+        };
+        let _ = region.send_message(RegionMsg::CreateDone(Box::new(done)));
+    });
+}
+
+/// Lists every server of this daemon in the region.
+pub(crate) fn spawn_poll(
+    compute: ComputeClient,
+    pacer: Pacer,
+    daemon_tag: String,
+    region: ActorRef<RegionMsg>,
+) {
+    tokio::spawn(async move {
+        pacer.acquire(CallKind::Read).await;
+        let asked_at = Instant::now();
+        let result = compute
+            .list_servers(&ServerFilter {
+                tags: vec![daemon_tag],
+                ..ServerFilter::default()
+            })
+            .await;
+        let _ = region.send_message(RegionMsg::PollDone(result, asked_at));
+    });
+}
+
+/// Deletes a server (a 404 means it is already gone) and then its key pair.
+pub(crate) fn spawn_delete(
+    compute: ComputeClient,
+    pacer: Pacer,
+    server_id: String,
+    region: ActorRef<RegionMsg>,
+) {
+    tokio::spawn(async move {
+        pacer.acquire(CallKind::Mutating).await;
+        let result = match compute.delete_server(&server_id).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        };
+        let _ = region.send_message(RegionMsg::DeleteDone { server_id, result });
+    });
+}
+
+/// Asks whether a deleted server is gone (404).
+pub(crate) fn spawn_check_gone(
+    compute: ComputeClient,
+    pacer: Pacer,
+    server_id: String,
+    region: ActorRef<RegionMsg>,
+) {
+    tokio::spawn(async move {
+        pacer.acquire(CallKind::Read).await;
+        let result = match compute.get_server(&server_id).await {
+            Ok(_) => Ok(false),
+            Err(e) if e.is_not_found() => Ok(true),
+            Err(e) => Err(e),
+        };
+        let _ = region.send_message(RegionMsg::Checked { server_id, result });
+    });
+}
+
+/// Deletes a key pair, best effort (leak collection catches the rest).
+pub(crate) fn spawn_delete_keypair(compute: ComputeClient, pacer: Pacer, name: String) {
+    tokio::spawn(async move {
+        pacer.acquire(CallKind::Mutating).await;
+        if let Err(error) = compute.delete_keypair(&name).await
+            && !error.is_not_found()
+        {
+            tracing::warn!(keypair = %name, %error, "key pair delete failed");
+        }
+    });
+}
+
+/// Connects (first time) and reads flavors, images and limits.
+pub(crate) fn spawn_refresh(
+    session: Arc<Session>,
+    region_name: String,
+    clients: Option<(ComputeClient, ImageClient)>,
+    pacer: Pacer,
+    region: ActorRef<RegionMsg>,
+) {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut connected = clients;
+        let result = async {
+            let (compute, images) = match &connected {
+                Some(clients) => clients.clone(),
+                None => {
+                    pacer.acquire(CallKind::Read).await;
+                    let compute = ComputeClient::connect(session.clone(), &region_name).await?;
+                    let images = ImageClient::connect(session.clone(), &region_name).await?;
+                    connected = Some((compute.clone(), images.clone()));
+                    (compute, images)
+                }
+            };
+            pacer.acquire(CallKind::Read).await;
+            let asked_at = Instant::now();
+            let limits = compute.limits().await?;
+            pacer.acquire(CallKind::Read).await;
+            let flavors = compute.flavors().await?;
+            pacer.acquire(CallKind::Read).await;
+            let image_list = images.active_images(None).await?;
+            Ok(Discovery {
+                flavors,
+                images: image_list,
+                limits,
+                asked_at,
+            })
+        }
+        .await;
+        let refreshed = Refreshed {
+            clients: connected,
+            result,
+            elapsed: started.elapsed(),
+        };
+        let _ = region.send_message(RegionMsg::Refreshed(Box::new(refreshed)));
+    });
+}

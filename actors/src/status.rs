@@ -1,0 +1,123 @@
+//! What each region actor publishes after every change: the snapshot
+//! placement decides on and operators watch. Kept on a shared board so
+//! readers never wait on an actor's mailbox.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::breaker::BreakerState;
+use crate::ledger::Footprint;
+
+/// How a profile fits in a region right now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "fit")]
+pub enum ProfileFit {
+    /// Resolved; this many more fit.
+    Fits {
+        /// Servers of this profile that still fit.
+        headroom: i64,
+        /// Chosen flavor name.
+        flavor: String,
+        /// Chosen image name.
+        image: String,
+    },
+    /// No flavor or image for it here.
+    Unresolvable {
+        /// Why.
+        reason: String,
+    },
+    /// Its flavor failed recently.
+    NotNow {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One account-region as its actor sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionStatus {
+    /// Account id.
+    pub account_id: String,
+    /// Account name.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Whether the account accepts launches.
+    pub enabled: bool,
+    /// Whether the account drains.
+    pub drain: bool,
+    /// Operator priority.
+    pub priority: i32,
+    /// Whether the compute endpoint was reached at least once.
+    pub connected: bool,
+    /// Breaker state.
+    pub breaker: BreakerState,
+    /// Nova's limits, if known.
+    pub limit: Option<Footprint>,
+    /// Usage including our reservations.
+    pub used: Footprint,
+    /// Creates sent and not yet answered, or answered and not yet in
+    /// Nova's counts.
+    pub reserved: usize,
+    /// Servers building.
+    pub building: usize,
+    /// Creates in flight now.
+    pub creating: u32,
+    /// Most creates in flight at once.
+    pub max_creating: u32,
+    /// Calls paused by a Retry-After.
+    pub paused: bool,
+    /// Recent latency, milliseconds (moving average).
+    pub latency_ms: f64,
+    /// Recent error rate (moving average, 0..1).
+    pub error_rate: f64,
+    /// Last error seen.
+    pub last_error: Option<String>,
+    /// Profiles by name.
+    pub profiles: BTreeMap<String, ProfileFit>,
+    /// Launch messages processed (for the dispatcher's bookkeeping).
+    pub launches_seen: u64,
+    /// When this snapshot was taken.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Region key: (account id, region).
+pub type RegionKey = (String, String);
+
+/// The latest status of every region, shared read-mostly.
+#[derive(Debug, Clone, Default)]
+pub struct RegionBoard {
+    inner: Arc<RwLock<BTreeMap<RegionKey, RegionStatus>>>,
+}
+
+impl RegionBoard {
+    /// Publishes a snapshot.
+    pub fn publish(&self, status: RegionStatus) {
+        let key = (status.account_id.clone(), status.region.clone());
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, status);
+    }
+
+    /// Forgets every region of an account.
+    pub fn remove_account(&self, account_id: &str) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(a, _), _| a != account_id);
+    }
+
+    /// Every region, ordered by account id and name.
+    pub fn snapshot(&self) -> Vec<RegionStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}

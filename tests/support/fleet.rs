@@ -1,0 +1,149 @@
+//! A fleet on the simulator: accounts for every simulated provider, a
+//! profile, fast timings, and helpers to wait for instance states.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use oms_actors::model::{Account, AccountAuth, Instance, InstanceState, Profile, RegionLimits};
+use oms_actors::openstack::{ClientConfig, Domain, IdentityVersion, Interface, Named};
+use oms_actors::store::{InstanceFilter, MemoryStore, Store};
+use oms_actors::{Fleet, FleetConfig, NewLaunch};
+use oms_sim::Simulator;
+use secrecy::SecretString;
+
+/// Timings short enough for tests.
+pub fn fast_config() -> FleetConfig {
+    let mut config = FleetConfig {
+        poll_interval: Duration::from_millis(200),
+        refresh_interval: Duration::from_millis(1000),
+        dispatch_interval: Duration::from_millis(200),
+        reroute_backoff: Duration::from_secs(5),
+        probe_interval: Duration::from_millis(500),
+        probe_timeout: Duration::from_secs(2),
+        client: ClientConfig {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            ..ClientConfig::default()
+        },
+        ..FleetConfig::default()
+    };
+    config.breaker.open_for = Duration::from_millis(500);
+    config.breaker.max_open_for = Duration::from_secs(2);
+    config.restart.base = Duration::from_millis(50);
+    config
+}
+
+/// An account for the demo user of a simulated provider.
+pub fn account_for(name: &str, auth_url: &str) -> Account {
+    Account {
+        id: String::new(),
+        name: name.into(),
+        auth_url: auth_url.parse().unwrap(),
+        identity_version: IdentityVersion::V3,
+        interface: Interface::Public,
+        auth: AccountAuth::Password {
+            user: Named::Name {
+                name: "demo".into(),
+                domain: Domain::Name("Default".into()),
+            },
+            project: Named::Name {
+                name: "demo".into(),
+                domain: Domain::Name("Default".into()),
+            },
+        },
+        secret: SecretString::from("secret"),
+        regions: vec![],
+        networks: vec![],
+        enabled: true,
+        drain: false,
+        priority: 0,
+        limits: RegionLimits {
+            mutating_per_sec: 50.0,
+            read_per_sec: 100.0,
+            max_concurrent_creates: 10,
+        },
+        pins: BTreeMap::new(),
+        created_at: Utc::now(),
+    }
+}
+
+/// The profile every test launches.
+pub fn small() -> Profile {
+    Profile {
+        name: "small".into(),
+        min_vcpus: 1,
+        min_ram_mb: 512,
+        min_disk_gb: 1,
+        image: "cirros-fake".into(),
+        boot_timeout_secs: 60,
+    }
+}
+
+/// A fleet with every provider of `sim` registered, regions discovered.
+pub async fn fleet_on(sim: &Simulator, config: FleetConfig) -> (Fleet, Arc<dyn Store>) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let fleet = Fleet::start(store.clone(), config).await.unwrap();
+    fleet.put_profile(small()).await.unwrap();
+    let mut regions = 0;
+    for provider in sim.providers() {
+        fleet
+            .put_account(account_for(&provider.name, &provider.auth_url))
+            .await
+            .unwrap();
+        regions += provider.regions.len();
+    }
+    super::eventually(Duration::from_secs(20), "regions resolved", || async {
+        let ready = fleet
+            .regions()
+            .iter()
+            .filter(|r| r.connected && r.profiles.contains_key("small"))
+            .count();
+        (ready == regions).then_some(())
+    })
+    .await;
+    (fleet, store)
+}
+
+/// A launch of `count` small instances for `client`.
+pub fn ask(client: &str, count: u32) -> NewLaunch {
+    NewLaunch {
+        client: client.into(),
+        profile: "small".into(),
+        count,
+        ..NewLaunch::default()
+    }
+}
+
+/// Instances of `request` in `state`, once all of them are.
+pub async fn all_reach(
+    store: &Arc<dyn Store>,
+    request_id: &str,
+    state: InstanceState,
+    limit: Duration,
+) -> Vec<Instance> {
+    super::eventually(
+        limit,
+        &format!("all instances {}", state.as_str()),
+        || async {
+            let instances = store.request_instances(request_id).unwrap();
+            instances
+                .iter()
+                .all(|i| i.state == state)
+                .then_some(instances)
+        },
+    )
+    .await
+}
+
+/// Counts instances by state.
+pub fn count(store: &Arc<dyn Store>, state: InstanceState) -> usize {
+    store
+        .list_instances(&InstanceFilter {
+            states: vec![state],
+            ..InstanceFilter::default()
+        })
+        .unwrap()
+        .len()
+}
