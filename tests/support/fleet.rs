@@ -147,3 +147,57 @@ pub fn count(store: &Arc<dyn Store>, state: InstanceState) -> usize {
         .unwrap()
         .len()
 }
+
+/// A simulator with providers `names`, builds of half a second, each
+/// provider changed by `adjust`.
+pub async fn sim_of(names: &[&str], adjust: impl Fn(&mut oms_sim::ProviderConfig)) -> Simulator {
+    let providers = names
+        .iter()
+        .map(|name| {
+            let mut p = oms_sim::ProviderConfig::named(name);
+            for r in &mut p.regions {
+                r.build_secs = 0.5;
+                r.delete_secs = 0.2;
+            }
+            adjust(&mut p);
+            p
+        })
+        .collect();
+    Simulator::start(oms_sim::SimConfig {
+        providers,
+        ..oms_sim::SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The simulator's view of one region.
+pub fn sim_region(sim: &Simulator, provider: &str, region: &str) -> serde_json::Value {
+    let state = sim.state();
+    state["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == provider)
+        .and_then(|p| {
+            p["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == region)
+                .cloned()
+        })
+        .unwrap()
+}
+
+/// Servers alive in every region of the simulator.
+pub fn sim_servers(sim: &Simulator) -> u64 {
+    let state = sim.state();
+    state["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["regions"].as_array().unwrap().iter())
+        .map(|r| r["servers_alive"].as_u64().unwrap())
+        .sum()
+}

@@ -1,0 +1,238 @@
+//! Failover: outages open breakers and launches land elsewhere; failed
+//! builds are deleted and rerouted; 429 pauses a region; token expiry is
+//! invisible; stale quota is learned.
+
+mod support;
+
+use std::time::Duration;
+
+use oms_actors::breaker::BreakerState;
+use oms_actors::model::InstanceState;
+use oms_sim::{Faults, Outage};
+use support::eventually;
+use support::fleet::{all_reach, ask, fast_config, fleet_on, sim_of, sim_region, sim_servers};
+
+fn breaker_of(fleet: &oms_actors::Fleet, region: &str) -> BreakerState {
+    fleet
+        .regions()
+        .into_iter()
+        .find(|r| r.region == region)
+        .unwrap()
+        .breaker
+}
+
+fn north_calls(sim: &oms_sim::Simulator) -> u64 {
+    ["north-1", "north-2"]
+        .iter()
+        .map(|r| {
+            sim_region(sim, "north", r)["calls"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|c| c["count"].as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_in_maintenance_is_avoided_probed_and_readmitted() {
+    let sim = sim_of(&["north", "south", "west"], |_| {}).await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    let maintenance = Faults {
+        outage: Some(Outage::Maintenance),
+        ..Faults::default()
+    };
+    sim.set_faults("north", Some("north-1"), maintenance.clone())
+        .unwrap();
+    sim.set_faults("north", Some("north-2"), maintenance)
+        .unwrap();
+
+    let launched = fleet.launch(ask("ci", 40)).await.unwrap();
+    let instances = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(instances.len(), 40);
+    for region in ["north-1", "north-2"] {
+        assert_eq!(sim_region(&sim, "north", region)["servers_alive"], 0);
+    }
+    eventually(Duration::from_secs(10), "north breakers open", || async {
+        let open = ["north-1", "north-2"]
+            .iter()
+            .all(|r| breaker_of(&fleet, r) != BreakerState::Closed);
+        open.then_some(())
+    })
+    .await;
+
+    // While open, the regions are probed, not hammered.
+    let before = north_calls(&sim);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let probes = north_calls(&sim) - before;
+    assert!(probes >= 1, "no probe while open");
+    assert!(probes <= 20, "{probes} calls in 3 s to an open breaker");
+
+    sim.set_faults("north", Some("north-1"), Faults::default())
+        .unwrap();
+    sim.set_faults("north", Some("north-2"), Faults::default())
+        .unwrap();
+    eventually(Duration::from_secs(15), "north breakers closed", || async {
+        let closed = ["north-1", "north-2"]
+            .iter()
+            .all(|r| breaker_of(&fleet, r) == BreakerState::Closed);
+        closed.then_some(())
+    })
+    .await;
+    // And it takes launches again.
+    let more = fleet.launch(ask("ci", 30)).await.unwrap();
+    all_reach(
+        &store,
+        &more.request.id,
+        InstanceState::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    let north: u64 = ["north-1", "north-2"]
+        .iter()
+        .map(|r| {
+            sim_region(&sim, "north", r)["servers_alive"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(north > 0, "north was not used after it recovered");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_builds_are_deleted_and_rerouted_with_explanations() {
+    let sim = sim_of(&["north", "south", "west"], |p| {
+        if p.name == "north" {
+            p.regions[0].faults.build_error_rate = 0.3;
+        }
+    })
+    .await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    let launched = fleet.launch(ask("ci", 60)).await.unwrap();
+    let instances = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(instances.len(), 60);
+    // Every ERROR server was deleted.
+    eventually(Duration::from_secs(10), "no ERROR servers left", || async {
+        let region = sim_region(&sim, "north", "north-1");
+        region["servers_by_status"]
+            .get("ERROR")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(sim_servers(&sim), 60);
+    // Each failed attempt is in the timeline.
+    let mut explained = 0;
+    for instance in &instances {
+        let events = store.events(&instance.id).unwrap();
+        explained += events
+            .iter()
+            .filter(|e| {
+                e.message.contains("build_failed")
+                    && e.account_region.as_deref() == Some("north/north-1")
+            })
+            .count();
+        if instance.attempts > 1 {
+            assert!(
+                events.iter().any(|e| e.message.contains("attempt failed")),
+                "{events:?}"
+            );
+        }
+    }
+    let failed_in_sim = sim_region(&sim, "north", "north-1")["creates"]
+        .as_u64()
+        .unwrap()
+        - sim_region(&sim, "north", "north-1")["servers_alive"]
+            .as_u64()
+            .unwrap();
+    assert_eq!(explained as u64, failed_in_sim);
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiry_during_a_run_fails_no_launch() {
+    let sim = sim_of(&["north"], |p| p.token_lifetime_secs = 2.0).await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    let mut requests = Vec::new();
+    for _ in 0..6 {
+        requests.push(fleet.launch(ask("ci", 3)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    for launched in &requests {
+        all_reach(
+            &store,
+            &launched.request.id,
+            InstanceState::Active,
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    let renewals = sim.state()["providers"][0]["keystone_calls"]["POST/v3/auth/tokens"]["count"]
+        .as_u64()
+        .unwrap();
+    assert!(renewals >= 2, "the token was never renewed ({renewals})");
+    assert_eq!(support::fleet::count(&store, InstanceState::Failed), 0);
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_quota_is_learned_from_one_refusal() {
+    let sim = sim_of(&["stale", "steady"], |p| {
+        p.regions.truncate(1);
+        if p.name == "stale" {
+            p.regions[0].quota.instances = 2;
+            p.regions[0].faults.stale_quota_extra = 5;
+        }
+    })
+    .await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    // The stale provider is preferred, so it is tried first every time.
+    let mut stale = fleet
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "stale")
+        .unwrap();
+    stale.priority = 10;
+    fleet.put_account(stale).await.unwrap();
+    eventually(Duration::from_secs(10), "stale region back", || async {
+        fleet
+            .regions()
+            .iter()
+            .any(|r| r.account == "stale" && r.priority == 10 && r.profiles.contains_key("small"))
+            .then_some(())
+    })
+    .await;
+    for _ in 0..8 {
+        let launched = fleet.launch(ask("ci", 1)).await.unwrap();
+        all_reach(
+            &store,
+            &launched.request.id,
+            InstanceState::Active,
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    let region = sim_region(&sim, "stale", "stale-1");
+    assert_eq!(region["servers_alive"], 2);
+    assert_eq!(
+        region["creates_refused_quota"], 1,
+        "the ledger did not learn"
+    );
+    assert_eq!(sim_region(&sim, "steady", "steady-1")["servers_alive"], 6);
+    fleet.shutdown().await;
+}
