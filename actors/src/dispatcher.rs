@@ -375,11 +375,13 @@ impl DispatcherState {
                     Class::Quota | Class::RateLimited => None,
                     _ => Some(Some(self.ctx.config.reroute_backoff)),
                 };
+                // A 429 created nothing: it does not use up an attempt.
+                let refund = class == Class::RateLimited;
                 self.back_to_waiting(
                     instance,
                     format!("attempt failed: {message}"),
                     exclusion,
-                    false,
+                    refund,
                 );
             }
             OutcomeKind::Refused(_) | OutcomeKind::Failed { .. } => {

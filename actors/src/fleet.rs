@@ -326,7 +326,7 @@ impl Fleet {
         self.ctx.store.flush().await?;
         for status in self.ctx.board.snapshot() {
             if let Some(region) = self.ctx.region(&status.account_id, &status.region) {
-                let _ = region.send_message(RegionMsg::Refresh);
+                let _ = region.send_message(RegionMsg::Refresh { full: true });
             }
         }
         Ok(())

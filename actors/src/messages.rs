@@ -206,8 +206,9 @@ pub(crate) enum RegionMsg {
     PollTick,
     /// The listing came back (asked at the given instant).
     PollDone(Result<Vec<Server>, ProviderError>, tokio::time::Instant),
-    /// Time to refresh limits, flavors and images.
-    Refresh,
+    /// Time to refresh limits; `full` also re-reads flavors, images and
+    /// profiles.
+    Refresh { full: bool },
     /// The refresh came back.
     Refreshed(Box<crate::region_calls::Refreshed>),
     /// A delete call finished.

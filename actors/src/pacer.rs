@@ -12,7 +12,7 @@ use tokio::time::Instant;
 /// Successful calls after which the penalty spacing is halved.
 const RECOVERY_CALLS: u32 = 10;
 /// Largest penalty spacing.
-const MAX_PENALTY: Duration = Duration::from_secs(10);
+const MAX_PENALTY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 struct Slowdown {
@@ -65,38 +65,33 @@ impl Pacer {
 
     /// Waits until a call of `kind` may start.
     pub async fn acquire(&self, kind: CallKind) {
-        loop {
-            let wait_until = {
-                let mut s = self.slowdown();
+        self.wait_out_pause().await;
+        let slot = {
+            let mut s = self.slowdown();
+            if s.penalty > Duration::ZERO {
                 let now = Instant::now();
-                match s.paused_until {
-                    Some(until) if until > now => Some(until),
-                    _ if s.penalty > Duration::ZERO => {
-                        let slot = s.next_slot.map_or(now, |n| n.max(now));
-                        s.next_slot = Some(slot + s.penalty);
-                        (slot > now).then_some(slot).or(Some(now))
-                    }
-                    _ => None,
-                }
-            };
-            match wait_until {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => {}
+                let slot = s.next_slot.map_or(now, |n| n.max(now));
+                s.next_slot = Some(slot + s.penalty);
+                Some(slot)
+            } else {
+                None
             }
-            // A pause may have been set while we slept; look again.
-            if self
-                .slowdown()
-                .paused_until
-                .is_some_and(|until| until > Instant::now())
-            {
-                continue;
-            }
-            break;
+        };
+        if let Some(slot) = slot {
+            tokio::time::sleep_until(slot).await;
+            // A pause may have begun while this call waited for its slot.
+            self.wait_out_pause().await;
         }
         match kind {
             CallKind::Mutating => self.mutating.until_ready().await,
             CallKind::Read => self.reads.until_ready().await,
         };
+    }
+
+    async fn wait_out_pause(&self) {
+        while let Some(until) = self.paused_until() {
+            tokio::time::sleep_until(until).await;
+        }
     }
 
     /// The provider said 429: no call before `retry_after`, and calls

@@ -31,6 +31,8 @@ use crate::store::InstanceFilter;
 /// How long a restarted region looks for a server whose create may or may
 /// not have reached the provider before deciding it did not.
 const ADOPTION_GRACE: Duration = Duration::from_secs(60);
+/// Every how many refreshes flavors and images are read again.
+const FULL_REFRESH_EVERY: u64 = 10;
 /// Weight of the newest sample in the moving averages.
 const EWMA: f64 = 0.2;
 
@@ -98,6 +100,9 @@ pub(crate) struct RegionState {
     deleting: HashMap<String, Deleting>,
     polling: bool,
     refreshing: bool,
+    /// A full refresh is owed.
+    want_full: bool,
+    refreshes: u64,
     latency_ms: f64,
     error_rate: f64,
     last_error: Option<String>,
@@ -643,6 +648,8 @@ impl Actor for RegionActor {
             deleting: HashMap::new(),
             polling: false,
             refreshing: false,
+            want_full: true,
+            refreshes: 0,
             latency_ms: 0.0,
             error_rate: 0.0,
             last_error: None,
@@ -655,8 +662,10 @@ impl Actor for RegionActor {
         };
         state.rebuild();
         myself.send_interval(config.poll_interval, || RegionMsg::PollTick);
-        myself.send_interval(config.refresh_interval, || RegionMsg::Refresh);
-        let _ = myself.send_message(RegionMsg::Refresh);
+        myself.send_interval(config.refresh_interval, || RegionMsg::Refresh {
+            full: false,
+        });
+        let _ = myself.send_message(RegionMsg::Refresh { full: true });
         Ok(state)
     }
 
@@ -786,22 +795,33 @@ impl Actor for RegionActor {
                     state.poll_done(&myself, servers);
                 }
             }
-            RegionMsg::Refresh => {
+            RegionMsg::Refresh { full } => {
                 let now = Instant::now();
-                if !state.refreshing {
-                    if state.breaker.permit(now) == Permit::Refused {
-                        // Probe as soon as the breaker lets us.
-                        myself.send_after(Duration::from_millis(500), || RegionMsg::Refresh);
-                    } else {
-                        state.refreshing = true;
-                        spawn_refresh(
-                            state.session.clone(),
-                            state.region.clone(),
-                            state.clients.clone(),
-                            state.pacer.clone(),
-                            myself.clone(),
-                        );
-                    }
+                state.refreshes += 1;
+                // Flavors and images change rarely: every tenth refresh.
+                let full = full
+                    || state.want_full
+                    || state.clients.is_none()
+                    || state.refreshes % FULL_REFRESH_EVERY == 0;
+                if state.refreshing {
+                    state.want_full |= full;
+                } else if state.breaker.permit(now) == Permit::Refused {
+                    state.want_full |= full;
+                    // Probe as soon as the breaker lets us.
+                    myself.send_after(Duration::from_millis(500), || RegionMsg::Refresh {
+                        full: false,
+                    });
+                } else {
+                    state.refreshing = true;
+                    state.want_full = false;
+                    spawn_refresh(
+                        state.session.clone(),
+                        state.region.clone(),
+                        state.clients.clone(),
+                        state.pacer.clone(),
+                        full,
+                        myself.clone(),
+                    );
                 }
             }
             RegionMsg::Refreshed(refreshed) => {
@@ -818,14 +838,21 @@ impl Actor for RegionActor {
                 match result {
                     Ok(discovery) => {
                         state.ledger.update(&discovery.limits, discovery.asked_at);
-                        state.resolve_profiles(&discovery.flavors, &discovery.images);
+                        if let Some((flavors, images)) = discovery.catalog {
+                            state.resolve_profiles(&flavors, &images);
+                        }
+                        if state.want_full {
+                            let _ = myself.send_message(RegionMsg::Refresh { full: true });
+                        }
                     }
                     Err(error) => {
                         warn!(account = %state.account.name, region = %state.region, %error, "refresh failed");
+                        state.want_full = true;
                         if state.clients.is_none() {
                             // Not connected yet: try again soon.
-                            myself
-                                .send_after(state.ctx.config.poll_interval, || RegionMsg::Refresh);
+                            myself.send_after(state.ctx.config.poll_interval, || {
+                                RegionMsg::Refresh { full: true }
+                            });
                         }
                     }
                 }

@@ -36,11 +36,10 @@ pub(crate) struct Refreshed {
     pub elapsed: Duration,
 }
 
-/// Flavors, images and limits of a region.
+/// Limits of a region, and its flavors and images on a full refresh.
 #[derive(Debug)]
 pub(crate) struct Discovery {
-    pub flavors: Vec<Flavor>,
-    pub images: Vec<Image>,
+    pub catalog: Option<(Vec<Flavor>, Vec<Image>)>,
     pub limits: AbsoluteLimits,
     pub asked_at: Instant,
 }
@@ -210,12 +209,14 @@ pub(crate) fn spawn_delete_keypair(compute: ComputeClient, pacer: Pacer, name: S
     });
 }
 
-/// Connects (first time) and reads flavors, images and limits.
+/// Connects (first time) and reads limits, and flavors and images when
+/// `full`.
 pub(crate) fn spawn_refresh(
     session: Arc<Session>,
     region_name: String,
     clients: Option<(ComputeClient, ImageClient)>,
     pacer: Pacer,
+    full: bool,
     region: ActorRef<RegionMsg>,
 ) {
     tokio::spawn(async move {
@@ -235,13 +236,17 @@ pub(crate) fn spawn_refresh(
             pacer.acquire(CallKind::Read).await;
             let asked_at = Instant::now();
             let limits = compute.limits().await?;
-            pacer.acquire(CallKind::Read).await;
-            let flavors = compute.flavors().await?;
-            pacer.acquire(CallKind::Read).await;
-            let image_list = images.active_images(None).await?;
+            let catalog = if full {
+                pacer.acquire(CallKind::Read).await;
+                let flavors = compute.flavors().await?;
+                pacer.acquire(CallKind::Read).await;
+                let image_list = images.active_images(None).await?;
+                Some((flavors, image_list))
+            } else {
+                None
+            };
             Ok(Discovery {
-                flavors,
-                images: image_list,
+                catalog,
                 limits,
                 asked_at,
             })

@@ -193,6 +193,7 @@ pub(crate) fn state(sim: &Sim) -> Value {
                         "servers": servers,
                         "creates": region.counters.creates,
                         "creates_refused_quota": region.counters.creates_refused_quota,
+                        "rate_limited_ms": region.counters.rate_limited,
                         "calls": calls_json(&region.counters),
                         "keypairs": keypairs,
                     })

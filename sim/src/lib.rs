@@ -333,6 +333,13 @@ async fn serve(sim: &Sim, port: Port, request: Request) -> Reply {
         );
     }
     if over_rate {
+        if let Port::Region(p, r) = port {
+            let mut world = sim.world();
+            world.providers[p].regions[r]
+                .counters
+                .rate_limited
+                .push(world::now_ms());
+        }
         return nova::fault(429, "overLimit", "This request was rate-limited.")
             .header("Retry-After", "1");
     }

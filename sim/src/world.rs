@@ -190,8 +190,15 @@ pub struct Counters {
     pub creates: u64,
     /// Creates refused with 403 quota.
     pub creates_refused_quota: u64,
+    /// When calls were answered 429 (ms since the epoch).
+    pub rate_limited: Vec<f64>,
     /// Calls by `METHOD /route`, each with its times (ms since the epoch).
     pub calls: BTreeMap<String, Vec<f64>>,
+}
+
+/// Wall-clock milliseconds since the epoch, as the counters record.
+pub fn now_ms() -> f64 {
+    Utc::now().timestamp_micros() as f64 / 1000.0
 }
 
 /// Most timestamps kept per route.
@@ -204,7 +211,7 @@ impl Counters {
         if times.len() >= MAX_CALL_TIMES {
             times.remove(0);
         }
-        times.push(Utc::now().timestamp_micros() as f64 / 1000.0);
+        times.push(now_ms());
     }
 }
 

@@ -83,15 +83,23 @@ pub fn small() -> Profile {
 
 /// A fleet with every provider of `sim` registered, regions discovered.
 pub async fn fleet_on(sim: &Simulator, config: FleetConfig) -> (Fleet, Arc<dyn Store>) {
+    fleet_on_with(sim, config, |_| {}).await
+}
+
+/// Like [`fleet_on`], each account changed by `adjust` first.
+pub async fn fleet_on_with(
+    sim: &Simulator,
+    config: FleetConfig,
+    adjust: impl Fn(&mut Account),
+) -> (Fleet, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let fleet = Fleet::start(store.clone(), config).await.unwrap();
     fleet.put_profile(small()).await.unwrap();
     let mut regions = 0;
     for provider in sim.providers() {
-        fleet
-            .put_account(account_for(&provider.name, &provider.auth_url))
-            .await
-            .unwrap();
+        let mut account = account_for(&provider.name, &provider.auth_url);
+        adjust(&mut account);
+        fleet.put_account(account).await.unwrap();
         regions += provider.regions.len();
     }
     super::eventually(Duration::from_secs(20), "regions resolved", || async {
