@@ -28,6 +28,10 @@ pub struct FleetConfig {
     pub reroute_backoff: Duration,
     /// How long a flavor that failed to build is avoided in its region.
     pub flavor_not_now: Duration,
+    /// How long a restarted region looks for the server of an attempt
+    /// whose create may or may not have reached the provider before
+    /// deciding it did not; longer than the provider's listing lag.
+    pub adoption_grace: Duration,
     /// Circuit breaker thresholds.
     pub breaker: BreakerConfig,
     /// Restart backoff and intensity of every supervisor.
@@ -53,6 +57,7 @@ impl Default for FleetConfig {
             dispatch_interval: Duration::from_secs(1),
             reroute_backoff: Duration::from_secs(30),
             flavor_not_now: Duration::from_secs(300),
+            adoption_grace: Duration::from_secs(60),
             breaker: BreakerConfig::default(),
             restart: RestartPolicy::default(),
             probe_interval: Duration::from_secs(5),

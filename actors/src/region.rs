@@ -28,9 +28,6 @@ use crate::region_calls::{
 use crate::status::{ProfileFit, RegionStatus};
 use crate::store::InstanceFilter;
 
-/// How long a restarted region looks for a server whose create may or may
-/// not have reached the provider before deciding it did not.
-const ADOPTION_GRACE: Duration = Duration::from_secs(60);
 /// Every how many refreshes flavors and images are read again.
 const FULL_REFRESH_EVERY: u64 = 10;
 /// Weight of the newest sample in the moving averages.
@@ -479,7 +476,7 @@ impl RegionState {
                         },
                     );
                 }
-                None if now.saturating_duration_since(since) > ADOPTION_GRACE => {
+                None if now.saturating_duration_since(since) > self.ctx.config.adoption_grace => {
                     self.adopting.remove(&attempt_id);
                     let kind = if cancel {
                         OutcomeKind::Deleted
