@@ -236,3 +236,80 @@ async fn stale_quota_is_learned_from_one_refusal() {
     assert_eq!(sim_region(&sim, "steady", "steady-1")["servers_alive"], 6);
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_that_never_finish_time_out_and_are_replaced_elsewhere() {
+    let sim = sim_of(&["slow", "quick"], |p| {
+        p.regions.truncate(1);
+        if p.name == "slow" {
+            p.regions[0].build_secs = 600.0;
+        }
+    })
+    .await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    let mut profile = support::fleet::small();
+    profile.boot_timeout_secs = 1;
+    fleet.put_profile(profile).await.unwrap();
+    let launched = fleet.launch(ask("ci", 6)).await.unwrap();
+    let instances = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    let timed_out: usize = instances
+        .iter()
+        .map(|i| {
+            store
+                .events(&i.id)
+                .unwrap()
+                .iter()
+                .filter(|e| e.message.contains("build_timeout"))
+                .count()
+        })
+        .sum();
+    assert!(timed_out >= 1, "no attempt went to the slow region");
+    eventually(Duration::from_secs(10), "slow servers deleted", || async {
+        (sim_region(&sim, "slow", "slow-1")["servers_alive"] == 0).then_some(())
+    })
+    .await;
+    assert_eq!(sim_region(&sim, "quick", "quick-1")["servers_alive"], 6);
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_and_bad_credentials_send_launches_elsewhere() {
+    let sim = sim_of(&["dead", "locked", "alive"], |p| p.regions.truncate(1)).await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    sim.set_faults(
+        "dead",
+        Some("dead-1"),
+        Faults {
+            outage: Some(Outage::Refused),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    // The "locked" account's password is changed under it: every call is
+    // a 401, the re-auth too.
+    let mut locked = fleet
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "locked")
+        .unwrap();
+    locked.secret = secrecy::SecretString::from("wrong");
+    fleet.put_account(locked).await.unwrap();
+    let launched = fleet.launch(ask("ci", 8)).await.unwrap();
+    all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(sim_region(&sim, "alive", "alive-1")["servers_alive"], 8);
+    assert_eq!(sim_region(&sim, "locked", "locked-1")["creates"], 0);
+    fleet.shutdown().await;
+}

@@ -22,6 +22,9 @@ use crate::placement::{Candidate, rank};
 use crate::status::{ProfileFit, RegionKey};
 use crate::store::InstanceFilter;
 
+/// Every how many ticks scheduled instances are checked for a dead region.
+const ORPHAN_SCAN_EVERY: u64 = 5;
+
 /// The actor.
 pub(crate) struct Dispatcher;
 
@@ -43,6 +46,7 @@ pub(crate) struct DispatcherState {
     /// reported yet.
     sent: HashMap<RegionKey, u64>,
     pass_queued: bool,
+    ticks: u64,
 }
 
 impl DispatcherState {
@@ -232,7 +236,19 @@ impl DispatcherState {
                 message,
             );
             self.waiting.remove(&id);
-            orders.push(LaunchOrder { instance, request });
+            let boot_timeout = Duration::from_secs(
+                self.ctx
+                    .store
+                    .get_profile(&request.profile)
+                    .ok()
+                    .flatten()
+                    .map_or(600, |p| p.boot_timeout_secs),
+            );
+            orders.push(LaunchOrder {
+                instance,
+                request,
+                boot_timeout,
+            });
         }
         if orders.is_empty() {
             return;
@@ -442,6 +458,36 @@ impl DispatcherState {
         }
     }
 
+    /// Scheduled instances whose region actor is gone (account removed,
+    /// disabled or failing to authenticate) and that no region will pick up
+    /// on restart go back to the queue.
+    fn reclaim_orphans(&mut self) {
+        let grace = chrono::Duration::from_std(self.ctx.config.adoption_grace).unwrap_or_default();
+        let filter = InstanceFilter {
+            states: vec![InstanceState::Scheduled],
+            ..InstanceFilter::default()
+        };
+        for instance in self.ctx.store.list_instances(&filter).unwrap_or_default() {
+            let Some(attempt) = instance.attempt.clone() else {
+                continue;
+            };
+            let stale = Utc::now() - attempt.started_at > grace;
+            if stale
+                && self
+                    .ctx
+                    .region(&attempt.account_id, &attempt.region)
+                    .is_none()
+            {
+                self.back_to_waiting(
+                    instance,
+                    "region no longer running".into(),
+                    Some(None),
+                    true,
+                );
+            }
+        }
+    }
+
     /// Reloads the queue from the store (start and restart).
     fn rebuild(&mut self) {
         let filter = InstanceFilter {
@@ -471,6 +517,7 @@ impl Actor for Dispatcher {
             requests: HashMap::new(),
             sent: HashMap::new(),
             pass_queued: false,
+            ticks: 0,
         };
         state.rebuild();
         state.queue_pass(&myself);
@@ -500,7 +547,14 @@ impl Actor for Dispatcher {
                 state.outcome(outcome);
                 state.queue_pass(&myself);
             }
-            DispatcherMsg::Wake | DispatcherMsg::Tick => state.queue_pass(&myself),
+            DispatcherMsg::Wake => state.queue_pass(&myself),
+            DispatcherMsg::Tick => {
+                state.ticks += 1;
+                if state.ticks % ORPHAN_SCAN_EVERY == 0 {
+                    state.reclaim_orphans();
+                }
+                state.queue_pass(&myself);
+            }
             DispatcherMsg::Pass => {
                 state.pass_queued = false;
                 state.pass().await;

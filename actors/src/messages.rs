@@ -193,6 +193,8 @@ pub(crate) enum OutcomeKind {
 pub(crate) struct LaunchOrder {
     pub instance: Instance,
     pub request: Arc<LaunchRequest>,
+    /// The profile's boot timeout when the attempt was scheduled.
+    pub boot_timeout: Duration,
 }
 
 /// Messages of a region actor.

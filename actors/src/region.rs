@@ -333,10 +333,6 @@ impl RegionState {
                     );
                     return;
                 }
-                let boot = self
-                    .profiles
-                    .get(&done.order.request.profile)
-                    .map_or(600, |p| p.boot_timeout_secs);
                 self.outcome(
                     &instance_id,
                     &attempt_id,
@@ -350,7 +346,7 @@ impl RegionState {
                         instance_id,
                         attempt_id,
                         started: now,
-                        boot_timeout: Duration::from_secs(boot),
+                        boot_timeout: done.order.boot_timeout,
                         footprint,
                         flavor_id: done.flavor_id,
                     },
@@ -864,6 +860,19 @@ impl Actor for RegionActor {
             RegionMsg::Chaos(Chaos::Hang) => tokio::time::sleep(Duration::from_secs(3600)).await,
         }
         state.publish();
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // A stopped region takes no launches; its successor republishes.
+        state
+            .ctx
+            .board
+            .remove_region(&state.account.id, &state.region);
         Ok(())
     }
 }

@@ -103,6 +103,14 @@ impl RegionBoard {
             .insert(key, status);
     }
 
+    /// Forgets one region.
+    pub fn remove_region(&self, account_id: &str, region: &str) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(account_id.to_owned(), region.to_owned()));
+    }
+
     /// Forgets every region of an account.
     pub fn remove_account(&self, account_id: &str) {
         self.inner

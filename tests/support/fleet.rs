@@ -125,25 +125,45 @@ pub fn ask(client: &str, count: u32) -> NewLaunch {
     }
 }
 
-/// Instances of `request` in `state`, once all of them are.
+/// Instances of `request` in `state`, once all of them are; on timeout,
+/// panics with every instance's timeline.
 pub async fn all_reach(
     store: &Arc<dyn Store>,
     request_id: &str,
     state: InstanceState,
     limit: Duration,
 ) -> Vec<Instance> {
-    super::eventually(
-        limit,
-        &format!("all instances {}", state.as_str()),
-        || async {
-            let instances = store.request_instances(request_id).unwrap();
-            instances
-                .iter()
-                .all(|i| i.state == state)
-                .then_some(instances)
-        },
-    )
-    .await
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let instances = store.request_instances(request_id).unwrap();
+        if instances.iter().all(|i| i.state == state) {
+            return instances;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let mut report = String::new();
+            for i in &instances {
+                report.push_str(&format!(
+                    "{} {} attempts {}\n",
+                    i.id,
+                    i.state.as_str(),
+                    i.attempts
+                ));
+                for e in store.events(&i.id).unwrap() {
+                    report.push_str(&format!(
+                        "    {} {:?} {}\n",
+                        e.state.as_str(),
+                        e.account_region,
+                        e.message
+                    ));
+                }
+            }
+            panic!(
+                "timed out waiting for all instances {}:\n{report}",
+                state.as_str()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Counts instances by state.
