@@ -202,3 +202,33 @@ async fn retry_after_is_honoured_and_nothing_fails() {
     assert_eq!(support::fleet::count(&store, InstanceState::Failed), 0);
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_deleted_when_their_lease_ends() {
+    let sim = sim_of(&["leased"], |_| {}).await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    let launched = fleet
+        .launch(NewLaunch {
+            expires_in_secs: Some(1),
+            ..ask("ci", 3)
+        })
+        .await
+        .unwrap();
+    let active = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(active.iter().all(|i| i.expires_at.is_some()));
+    all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Deleted,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(sim_servers(&sim), 0);
+    fleet.shutdown().await;
+}

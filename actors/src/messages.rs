@@ -24,6 +24,8 @@ pub struct FleetConfig {
     pub refresh_interval: Duration,
     /// How often the dispatcher looks at waiting instances and deadlines.
     pub dispatch_interval: Duration,
+    /// How often expired leases are looked for.
+    pub lease_interval: Duration,
     /// How long a failed region is avoided by the instance that failed there.
     pub reroute_backoff: Duration,
     /// How long a flavor that failed to build is avoided in its region.
@@ -55,6 +57,7 @@ impl Default for FleetConfig {
             poll_interval: Duration::from_secs(3),
             refresh_interval: Duration::from_secs(20),
             dispatch_interval: Duration::from_secs(1),
+            lease_interval: Duration::from_secs(5),
             reroute_backoff: Duration::from_secs(30),
             flavor_not_now: Duration::from_secs(300),
             adoption_grace: Duration::from_secs(60),

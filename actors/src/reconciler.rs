@@ -3,8 +3,6 @@
 //! deleted like a client's delete. (Start-up replay is done by each region
 //! and the dispatcher rebuilding from the store.)
 
-use std::time::Duration;
-
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::info;
@@ -12,9 +10,6 @@ use tracing::info;
 use crate::messages::{DispatcherMsg, FleetCtx};
 use crate::model::InstanceState;
 use crate::store::InstanceFilter;
-
-/// How often leases are checked.
-const LEASE_CHECK: Duration = Duration::from_secs(5);
 
 /// The actor.
 pub(crate) struct Reconciler;
@@ -38,7 +33,7 @@ impl Actor for Reconciler {
         myself: ActorRef<Self::Msg>,
         ctx: FleetCtx,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(LEASE_CHECK, || ReconcilerMsg::Leases);
+        myself.send_interval(ctx.config.lease_interval, || ReconcilerMsg::Leases);
         Ok(ctx)
     }
 

@@ -21,6 +21,7 @@ pub fn fast_config() -> FleetConfig {
         dispatch_interval: Duration::from_millis(200),
         reroute_backoff: Duration::from_secs(5),
         adoption_grace: Duration::from_secs(3),
+        lease_interval: Duration::from_millis(200),
         probe_interval: Duration::from_millis(500),
         probe_timeout: Duration::from_secs(2),
         client: ClientConfig {
