@@ -16,6 +16,10 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
         }
         None => SimConfig::default(),
     };
+    // Listen for signals before announcing anything, so a supervisor that
+    // signals right after reading the output is heard.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     let sim = Simulator::start(config).await?;
     println!("control  {}/_sim/state", sim.control_url());
     for provider in sim.providers() {
@@ -32,22 +36,10 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
             users.join(" ")
         );
     }
-    wait_for_stop().await;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
     sim.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_stop() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -301,6 +301,12 @@ async fn refused_connections_and_bad_credentials_send_launches_elsewhere() {
         .unwrap();
     locked.secret = secrecy::SecretString::from("wrong");
     fleet.put_account(locked).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "old locked region gone",
+        || async { (!fleet.regions().iter().any(|r| r.account == "locked")).then_some(()) },
+    )
+    .await;
     let launched = fleet.launch(ask("ci", 8)).await.unwrap();
     all_reach(
         &store,
