@@ -33,6 +33,9 @@ pub enum FleetError {
     /// No such instance, account or profile.
     #[error("{0} not found")]
     NotFound(String),
+    /// The client would hold more instances than it may.
+    #[error("{0}")]
+    LimitReached(String),
     /// The idempotency key was used with another body.
     #[error("idempotency key already used with a different request")]
     IdempotencyConflict,
@@ -68,6 +71,14 @@ pub struct NewLaunch {
     pub deadline_secs: Option<u64>,
     /// Attempts per instance.
     pub max_attempts: Option<u32>,
+    /// Digest of the client's own request body, when the caller computed
+    /// one (the API does, because it adds a generated key); otherwise the
+    /// digest of this structure.
+    #[serde(skip)]
+    pub body_digest: Option<String>,
+    /// Most non-terminal instances the client may hold, counting these.
+    #[serde(skip)]
+    pub instance_limit: Option<u32>,
 }
 
 /// An accepted launch.
@@ -99,6 +110,8 @@ pub enum ChaosTarget {
 #[derive(Debug)]
 pub struct Fleet {
     ctx: FleetCtx,
+    /// Serializes launches so instance limits hold under concurrency.
+    launching: tokio::sync::Mutex<()>,
     root: ActorRef<RootMsg>,
     root_task: tokio::task::JoinHandle<()>,
 }
@@ -120,6 +133,7 @@ impl Fleet {
             .map_err(|e| FleetError::Unavailable(e.to_string()))?;
         Ok(Fleet {
             ctx,
+            launching: tokio::sync::Mutex::new(()),
             root,
             root_task,
         })
@@ -155,13 +169,47 @@ impl Fleet {
                 ask.profile
             )));
         }
-        let digest = {
-            let body = serde_json::to_vec(&ask).map_err(|e| FleetError::Invalid(e.to_string()))?;
-            Sha256::digest(&body)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
+        let digest = match &ask.body_digest {
+            Some(digest) => digest.clone(),
+            None => {
+                let body =
+                    serde_json::to_vec(&ask).map_err(|e| FleetError::Invalid(e.to_string()))?;
+                Sha256::digest(&body)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            }
         };
+        let _serial = self.launching.lock().await;
+        if let Some(key) = &ask.idempotency_key
+            && let Some(existing) = store.find_request_by_key(&ask.client, key)?
+        {
+            if existing.body_digest != digest {
+                return Err(FleetError::IdempotencyConflict);
+            }
+            let instances = store.request_instances(&existing.id)?;
+            return Ok(Launched {
+                request: existing,
+                instances,
+                replayed: true,
+            });
+        }
+        if let Some(limit) = ask.instance_limit {
+            let held = store
+                .list_instances(&InstanceFilter {
+                    client: Some(ask.client.clone()),
+                    ..InstanceFilter::default()
+                })?
+                .iter()
+                .filter(|i| !i.state.is_terminal())
+                .count();
+            if held + ask.count as usize > limit as usize {
+                return Err(FleetError::LimitReached(format!(
+                    "client {} holds {held} instance(s); its limit is {limit}",
+                    ask.client
+                )));
+            }
+        }
         let now = Utc::now();
         let config = &self.ctx.config;
         let deadline = ask

@@ -1,7 +1,156 @@
-//! The HTTP face of OpenMultiStack: REST API v1, client authentication,
-//! operator pages and metrics.
+//! The HTTP face of OpenMultiStack: REST API v1 with client
+//! authentication, health, and the OpenAPI document.
 //!
-//! It reaches the actor system only through the facade `oms-actors`
-//! exports, never through actor types, so the API can be tested against the
-//! store and a dispatcher client alone. The routes arrive with the API work;
-//! until then this crate only fixes its place in the dependency graph.
+//! It reaches the actor system only through the `Fleet` facade and the
+//! store's read side. Routing is one table (`router::ROUTES`) that the
+//! dispatcher and the OpenAPI document both read, so they cannot disagree.
+
+mod accounts;
+pub mod auth;
+mod body;
+pub mod error;
+mod instances;
+mod openapi;
+mod profiles;
+mod regions;
+pub mod router;
+mod tokens;
+mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use oms_actors::Fleet;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use warp::Filter;
+use warp::http::StatusCode;
+
+pub use auth::{Principal, create_token, hash_token};
+pub use error::ApiError;
+
+/// Limits of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest `count` in one launch.
+    pub max_count: u32,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Requests per second per token, sustained.
+    pub client_rate_per_sec: u32,
+    /// Requests at once per token.
+    pub client_burst: u32,
+    /// Largest page of a listing.
+    pub max_page: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_count: 100,
+            body_limit: 256 * 1024,
+            client_rate_per_sec: 20,
+            client_burst: 100,
+            max_page: 500,
+        }
+    }
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    /// The fleet.
+    pub fleet: Arc<Fleet>,
+    /// Limits.
+    pub config: Arc<ApiConfig>,
+    limiter: auth::ClientLimiter,
+}
+
+impl Api {
+    /// An API over `fleet`.
+    pub fn new(fleet: Arc<Fleet>, config: ApiConfig) -> Api {
+        let limiter = auth::ClientLimiter::new(config.client_rate_per_sec, config.client_burst);
+        Api {
+            fleet,
+            config: Arc::new(config),
+            limiter,
+        }
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> warp::reply::Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = warp::reply::Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Reads a body, refusing more than `limit` bytes.
+async fn read_body<S, B>(mut stream: S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: warp::Buf,
+{
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))?;
+        if body.len() + chunk.remaining() > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            body.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// The whole API as one warp filter.
+pub fn filter(
+    api: Api,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method, path: warp::path::FullPath, query: String, headers, stream| {
+                let api = api.clone();
+                async move {
+                    let limit = api.config.body_limit;
+                    let stream = Box::pin(stream);
+                    match read_body(stream, limit).await {
+                        Ok(body) => {
+                            router::dispatch(api, method, path.as_str(), &query, headers, body)
+                                .await
+                        }
+                        Err(error) => error.into_response(),
+                    }
+                }
+            },
+        )
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    api: Api,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(filter(api))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}

@@ -118,6 +118,15 @@ fn requests_are_idempotent_per_client(store: &dyn Store) {
         Inserted::Existing(Box::new(first.clone()))
     );
     assert!(store.get_request(&again.id).unwrap().is_none());
+    assert_eq!(
+        store
+            .find_request_by_key("ci", "key-1")
+            .unwrap()
+            .unwrap()
+            .id,
+        first.id
+    );
+    assert!(store.find_request_by_key("ci", "key-2").unwrap().is_none());
     // Another client may use the same key.
     let (other, other_instances) = request("other", Some("key-1"), 1);
     assert_eq!(

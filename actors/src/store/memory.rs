@@ -98,6 +98,12 @@ impl Store for MemoryStore {
         Ok(Inserted::New)
     }
 
+    fn find_request_by_key(&self, client: &str, key: &str) -> StoreResult<Option<LaunchRequest>> {
+        let tables = self.tables();
+        let id = tables.idempotency.get(&(client.to_owned(), key.to_owned()));
+        Ok(id.and_then(|id| tables.requests.get(id)).cloned())
+    }
+
     fn get_request(&self, id: &str) -> StoreResult<Option<LaunchRequest>> {
         Ok(self.tables().requests.get(id).cloned())
     }

@@ -138,6 +138,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         request: &LaunchRequest,
         instances: &[Instance],
     ) -> StoreResult<Inserted>;
+    /// The request a client made with an idempotency key, if any.
+    fn find_request_by_key(&self, client: &str, key: &str) -> StoreResult<Option<LaunchRequest>>;
     /// One request.
     fn get_request(&self, id: &str) -> StoreResult<Option<LaunchRequest>>;
     /// Every request, oldest first (the FIFO order).

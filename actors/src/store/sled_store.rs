@@ -247,6 +247,17 @@ impl Store for SledStore {
         }
     }
 
+    fn find_request_by_key(&self, client: &str, key: &str) -> StoreResult<Option<LaunchRequest>> {
+        match self
+            .idempotency
+            .get(idempotency_key(client, key))
+            .map_err(backend)?
+        {
+            Some(id) => self.get_request(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
     fn get_request(&self, id: &str) -> StoreResult<Option<LaunchRequest>> {
         self.get(&self.requests, "requests", id)
     }

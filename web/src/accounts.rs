@@ -1,0 +1,334 @@
+//! `/v1/accounts` (admin): register with validation and an optional
+//! connection test, list, show, change, remove. Secrets are write-only.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use oms_actors::model::{Account, AccountAuth, InstanceState, Pin, RegionLimits};
+use oms_actors::openstack::{
+    ApplicationCredentialRef, Client, ClientConfig, Domain, IdentityVersion, Interface, Named,
+    Session,
+};
+use oms_actors::store::InstanceFilter;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::StatusCode;
+
+use crate::body;
+use crate::error::ApiError;
+use crate::router::Call;
+use crate::views;
+
+/// A user or project: `{"id": ...}` or `{"name": ..., "domain": ...}`
+/// (domain by name, or `domain_id`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedBody {
+    id: Option<String>,
+    name: Option<String>,
+    domain: Option<String>,
+    domain_id: Option<String>,
+}
+
+impl NamedBody {
+    fn into_named(self, what: &str) -> Result<Named, ApiError> {
+        match (self.id, self.name) {
+            (Some(id), None) if !id.is_empty() => Ok(Named::Id(id)),
+            (None, Some(name)) if !name.is_empty() => {
+                let domain = match (self.domain_id, self.domain) {
+                    (Some(id), None) => Domain::Id(id),
+                    (None, Some(name)) => Domain::Name(name),
+                    (None, None) => Domain::Id("default".into()),
+                    _ => {
+                        return Err(ApiError::invalid(format!(
+                            "{what}: give domain or domain_id, not both"
+                        )));
+                    }
+                };
+                Ok(Named::Name { name, domain })
+            }
+            _ => Err(ApiError::invalid(format!("{what}: give either id or name"))),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppCredentialBody {
+    id: Option<String>,
+    name: Option<String>,
+    user: Option<NamedBody>,
+    secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    auth_url: String,
+    #[serde(default)]
+    identity_version: IdentityVersion,
+    #[serde(default)]
+    interface: Interface,
+    user: Option<NamedBody>,
+    project: Option<NamedBody>,
+    password: Option<String>,
+    application_credential: Option<AppCredentialBody>,
+    #[serde(default)]
+    regions: Vec<String>,
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    drain: bool,
+    #[serde(default)]
+    priority: i32,
+    limits: Option<RegionLimits>,
+    #[serde(default)]
+    pins: BTreeMap<String, Pin>,
+    #[serde(default)]
+    test_connection: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    enabled: Option<bool>,
+    drain: Option<bool>,
+    priority: Option<i32>,
+    limits: Option<RegionLimits>,
+    regions: Option<Vec<String>>,
+    networks: Option<Vec<String>>,
+    pins: Option<BTreeMap<String, Pin>>,
+    /// A new password or application-credential secret.
+    secret: Option<String>,
+}
+
+fn valid_account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
+    let ok = limits.mutating_per_sec > 0.0
+        && limits.mutating_per_sec <= 1000.0
+        && limits.read_per_sec > 0.0
+        && limits.read_per_sec <= 1000.0
+        && (1..=1000).contains(&limits.max_concurrent_creates);
+    ok.then_some(()).ok_or_else(|| {
+        ApiError::invalid("limits: rates in (0, 1000] per second, max_concurrent_creates 1 to 1000")
+    })
+}
+
+fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
+    if !valid_account_name(&body.name) {
+        return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
+    }
+    let auth_url: url::Url = body
+        .auth_url
+        .parse()
+        .ok()
+        .filter(|u: &url::Url| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| ApiError::invalid("auth_url must be an http(s) URL"))?;
+    let (auth, secret) = match (body.password, body.application_credential) {
+        (Some(password), None) => {
+            let user = body
+                .user
+                .ok_or_else(|| ApiError::invalid("user is required with a password"))?
+                .into_named("user")?;
+            let project = body
+                .project
+                .ok_or_else(|| ApiError::invalid("project is required with a password"))?
+                .into_named("project")?;
+            if body.identity_version == IdentityVersion::V2 && matches!(user, Named::Id(_)) {
+                return Err(ApiError::invalid("keystone v2.0 needs the user by name"));
+            }
+            (AccountAuth::Password { user, project }, password)
+        }
+        (None, Some(credential)) => {
+            if body.identity_version == IdentityVersion::V2 {
+                return Err(ApiError::invalid(
+                    "application credentials need keystone v3",
+                ));
+            }
+            let reference = match (credential.id, credential.name, credential.user) {
+                (Some(id), None, None) => ApplicationCredentialRef::Id(id),
+                (None, Some(name), Some(user)) => ApplicationCredentialRef::Name {
+                    name,
+                    user: user.into_named("application_credential.user")?,
+                },
+                _ => {
+                    return Err(ApiError::invalid(
+                        "application_credential: give id, or name with user",
+                    ));
+                }
+            };
+            (
+                AccountAuth::ApplicationCredential {
+                    credential: reference,
+                },
+                credential.secret,
+            )
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "give either password or application_credential",
+            ));
+        }
+    };
+    if secret.is_empty() {
+        return Err(ApiError::invalid("the secret must not be empty"));
+    }
+    let limits = body.limits.unwrap_or_default();
+    check_limits(&limits)?;
+    let account = Account {
+        id: String::new(),
+        name: body.name,
+        auth_url,
+        identity_version: body.identity_version,
+        interface: body.interface,
+        auth,
+        secret: SecretString::from(secret),
+        regions: body.regions,
+        networks: body.networks,
+        enabled: body.enabled,
+        drain: body.drain,
+        priority: body.priority,
+        limits,
+        pins: body.pins,
+        created_at: Utc::now(),
+    };
+    Ok((account, body.test_connection))
+}
+
+/// Authenticates and lists compute regions, as a registration check.
+async fn test_connection(account: &Account) -> Result<Vec<String>, ApiError> {
+    let client =
+        Client::new(ClientConfig::default()).map_err(|e| ApiError::internal(e.to_string()))?;
+    let session = Session::new(client, account.auth_spec());
+    let catalog = session
+        .catalog()
+        .await
+        .map_err(|e| ApiError::invalid(format!("connection test failed: {e}")))?;
+    let regions: Vec<String> = catalog
+        .regions("compute", account.interface)
+        .into_iter()
+        .filter(|r| account.regions.is_empty() || account.regions.contains(r))
+        .collect();
+    if regions.is_empty() {
+        return Err(ApiError::invalid(
+            "connection test: no compute region in the catalog",
+        ));
+    }
+    Ok(regions)
+}
+
+/// `GET /v1/accounts`.
+pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let accounts = call.api.fleet.accounts()?;
+    Ok(crate::json_response(
+        StatusCode::OK,
+        &json!({"accounts": accounts.iter().map(views::account).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `POST /v1/accounts`.
+pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let (account, test) = build(body::json(call)?)?;
+    let fleet = &call.api.fleet;
+    if fleet.accounts()?.iter().any(|a| a.name == account.name) {
+        return Err(ApiError::conflict(format!(
+            "an account named {} exists",
+            account.name
+        )));
+    }
+    let found = if test {
+        Some(test_connection(&account).await?)
+    } else {
+        None
+    };
+    let account = fleet.put_account(account).await?;
+    let mut view = views::account(&account);
+    if let Some(found) = found {
+        view["regions_found"] = json!(found);
+    }
+    Ok(crate::json_response(StatusCode::CREATED, &view))
+}
+
+fn find(call: &Call<'_>) -> Result<Account, ApiError> {
+    let id = &call.params[0];
+    call.api
+        .fleet
+        .store()
+        .get_account(id)?
+        .ok_or_else(|| ApiError::not_found(format!("account {id} not found")))
+}
+
+/// `GET /v1/accounts/{id}`.
+pub(crate) fn get(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    Ok(crate::json_response(
+        StatusCode::OK,
+        &views::account(&find(call)?),
+    ))
+}
+
+/// `PATCH /v1/accounts/{id}`.
+pub(crate) async fn patch(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let changes: PatchBody = body::json(call)?;
+    let mut account = find(call)?;
+    if let Some(limits) = changes.limits {
+        check_limits(&limits)?;
+        account.limits = limits;
+    }
+    if let Some(secret) = changes.secret {
+        if secret.is_empty() {
+            return Err(ApiError::invalid("the secret must not be empty"));
+        }
+        account.secret = SecretString::from(secret);
+    }
+    account.enabled = changes.enabled.unwrap_or(account.enabled);
+    account.drain = changes.drain.unwrap_or(account.drain);
+    account.priority = changes.priority.unwrap_or(account.priority);
+    account.regions = changes.regions.unwrap_or(account.regions);
+    account.networks = changes.networks.unwrap_or(account.networks);
+    account.pins = changes.pins.unwrap_or(account.pins);
+    let account = call.api.fleet.put_account(account).await?;
+    Ok(crate::json_response(
+        StatusCode::OK,
+        &views::account(&account),
+    ))
+}
+
+/// `DELETE /v1/accounts/{id}`: refused while it holds instances.
+pub(crate) async fn delete(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let account = find(call)?;
+    let held = call
+        .api
+        .fleet
+        .instances(&InstanceFilter {
+            account_id: Some(account.id.clone()),
+            ..InstanceFilter::default()
+        })?
+        .iter()
+        .filter(|i| !i.state.is_terminal() && i.state != InstanceState::Pending)
+        .count();
+    if held > 0 {
+        return Err(ApiError::conflict(format!(
+            "account {} still holds {held} instance(s); set drain and delete them first",
+            account.name
+        )));
+    }
+    call.api.fleet.remove_account(&account.id).await?;
+    let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}

@@ -1,0 +1,69 @@
+//! `/v1/profiles`: list (any client), create or replace (admin).
+
+use oms_actors::model::Profile;
+use serde::Deserialize;
+use serde_json::json;
+use warp::http::StatusCode;
+
+use crate::body;
+use crate::error::ApiError;
+use crate::router::Call;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileBody {
+    name: String,
+    min_vcpus: u32,
+    min_ram_mb: u64,
+    min_disk_gb: u64,
+    image: String,
+    #[serde(default = "default_boot_timeout")]
+    boot_timeout_secs: u64,
+}
+
+fn default_boot_timeout() -> u64 {
+    600
+}
+
+/// `GET /v1/profiles`.
+pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let profiles = call.api.fleet.profiles()?;
+    Ok(crate::json_response(
+        StatusCode::OK,
+        &json!({ "profiles": profiles }),
+    ))
+}
+
+/// `POST /v1/profiles`.
+pub(crate) async fn put(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let p: ProfileBody = body::json(call)?;
+    let name_ok = !p.name.is_empty()
+        && p.name.len() <= 64
+        && p.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
+    }
+    if p.min_vcpus == 0 || p.min_ram_mb == 0 {
+        return Err(ApiError::invalid(
+            "min_vcpus and min_ram_mb must be positive",
+        ));
+    }
+    if p.image.is_empty() || p.image.len() > 255 {
+        return Err(ApiError::invalid("image: a name of 1 to 255 characters"));
+    }
+    if !(30..=86_400).contains(&p.boot_timeout_secs) {
+        return Err(ApiError::invalid("boot_timeout_secs: 30 to 86400"));
+    }
+    let profile = Profile {
+        name: p.name,
+        min_vcpus: p.min_vcpus,
+        min_ram_mb: p.min_ram_mb,
+        min_disk_gb: p.min_disk_gb,
+        image: p.image,
+        boot_timeout_secs: p.boot_timeout_secs,
+    };
+    call.api.fleet.put_profile(profile.clone()).await?;
+    Ok(crate::json_response(StatusCode::CREATED, &json!(profile)))
+}

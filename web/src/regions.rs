@@ -1,0 +1,27 @@
+//! `/v1/regions` and readiness.
+
+use serde_json::json;
+use warp::http::StatusCode;
+
+use crate::error::ApiError;
+use crate::router::Call;
+
+/// `GET /v1/regions`: every account-region's latest status.
+pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    Ok(crate::json_response(
+        StatusCode::OK,
+        &json!({"regions": call.api.fleet.regions()}),
+    ))
+}
+
+/// `GET /readyz`: the store answers and the actor tree runs.
+pub(crate) async fn ready(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    call.api.fleet.store().list_profiles()?;
+    if !call.api.fleet.ready().await {
+        return Err(ApiError::unavailable("actor tree not running"));
+    }
+    Ok(crate::json_response(
+        StatusCode::OK,
+        &json!({"status": "ready"}),
+    ))
+}

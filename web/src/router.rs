@@ -1,0 +1,402 @@
+//! The route table and the dispatcher. The table is the single source of
+//! truth: requests are matched against it and the OpenAPI document is
+//! generated from it.
+
+use bytes::Bytes;
+use warp::http::{HeaderMap, Method, StatusCode};
+
+use crate::auth::{Principal, authenticate};
+use crate::error::ApiError;
+use crate::{Api, accounts, instances, openapi, profiles, regions, tokens};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// Any valid token.
+    Client,
+    /// Admin tokens only.
+    Admin,
+}
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Liveness.
+    Healthz,
+    /// Readiness.
+    Readyz,
+    /// The OpenAPI document.
+    OpenApi,
+    /// Launch instances.
+    LaunchInstances,
+    /// List instances.
+    ListInstances,
+    /// One instance with its events.
+    GetInstance,
+    /// Delete an instance.
+    DeleteInstance,
+    /// List accounts.
+    ListAccounts,
+    /// Register an account.
+    CreateAccount,
+    /// One account.
+    GetAccount,
+    /// Change an account.
+    PatchAccount,
+    /// Remove an account.
+    DeleteAccount,
+    /// Every account-region's health.
+    ListRegions,
+    /// List profiles.
+    ListProfiles,
+    /// Create or replace a profile.
+    PutProfile,
+    /// List tokens.
+    ListTokens,
+    /// Create a token.
+    CreateToken,
+    /// Revoke a token.
+    RevokeToken,
+}
+
+/// One route.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path with `{param}` segments.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// What it does.
+    pub op: Op,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// Success status.
+    pub success: u16,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    op: Op,
+    success: u16,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        op,
+        summary,
+        success,
+    }
+}
+
+/// Every route the API answers.
+pub const ROUTES: &[Route] = &[
+    route(
+        "GET",
+        "/healthz",
+        Access::Public,
+        Op::Healthz,
+        200,
+        "The process is up.",
+    ),
+    route(
+        "GET",
+        "/readyz",
+        Access::Public,
+        Op::Readyz,
+        200,
+        "The store is open and the actor tree runs.",
+    ),
+    route(
+        "GET",
+        "/v1/openapi.json",
+        Access::Public,
+        Op::OpenApi,
+        200,
+        "This document.",
+    ),
+    route(
+        "POST",
+        "/v1/instances",
+        Access::Client,
+        Op::LaunchInstances,
+        202,
+        "Launch instances of a profile.",
+    ),
+    route(
+        "GET",
+        "/v1/instances",
+        Access::Client,
+        Op::ListInstances,
+        200,
+        "List instances (own ones for clients), filtered and paginated.",
+    ),
+    route(
+        "GET",
+        "/v1/instances/{id}",
+        Access::Client,
+        Op::GetInstance,
+        200,
+        "One instance with its event timeline.",
+    ),
+    route(
+        "DELETE",
+        "/v1/instances/{id}",
+        Access::Client,
+        Op::DeleteInstance,
+        202,
+        "Delete an instance.",
+    ),
+    route(
+        "GET",
+        "/v1/accounts",
+        Access::Admin,
+        Op::ListAccounts,
+        200,
+        "List provider accounts (secrets never shown).",
+    ),
+    route(
+        "POST",
+        "/v1/accounts",
+        Access::Admin,
+        Op::CreateAccount,
+        201,
+        "Register a provider account, optionally testing the connection first.",
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{id}",
+        Access::Admin,
+        Op::GetAccount,
+        200,
+        "One account.",
+    ),
+    route(
+        "PATCH",
+        "/v1/accounts/{id}",
+        Access::Admin,
+        Op::PatchAccount,
+        200,
+        "Change an account (enabled, drain, priority, limits, secret, ...).",
+    ),
+    route(
+        "DELETE",
+        "/v1/accounts/{id}",
+        Access::Admin,
+        Op::DeleteAccount,
+        204,
+        "Remove an account that holds no instances.",
+    ),
+    route(
+        "GET",
+        "/v1/regions",
+        Access::Client,
+        Op::ListRegions,
+        200,
+        "Every account-region: health, breaker, limits, usage, in flight, latency, last error.",
+    ),
+    route(
+        "GET",
+        "/v1/profiles",
+        Access::Client,
+        Op::ListProfiles,
+        200,
+        "List profiles.",
+    ),
+    route(
+        "POST",
+        "/v1/profiles",
+        Access::Admin,
+        Op::PutProfile,
+        201,
+        "Create or replace a profile.",
+    ),
+    route(
+        "GET",
+        "/v1/tokens",
+        Access::Admin,
+        Op::ListTokens,
+        200,
+        "List API tokens (values never shown).",
+    ),
+    route(
+        "POST",
+        "/v1/tokens",
+        Access::Admin,
+        Op::CreateToken,
+        201,
+        "Create an API token; its value is shown once.",
+    ),
+    route(
+        "DELETE",
+        "/v1/tokens/{id}",
+        Access::Admin,
+        Op::RevokeToken,
+        204,
+        "Revoke a token.",
+    ),
+];
+
+/// A request matched to its route.
+pub(crate) struct Call<'a> {
+    pub api: Api,
+    pub principal: Option<Principal>,
+    pub params: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+}
+
+impl Call<'_> {
+    /// The authenticated caller (routes that are not public have one).
+    pub fn principal(&self) -> &Principal {
+        self.principal.as_ref().expect("authenticated route")
+    }
+
+    /// A query parameter.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn matches(template: &str, path: &str) -> Option<Vec<String>> {
+    let mut params = Vec::new();
+    let mut wanted = template.split('/');
+    let mut given = path.trim_end_matches('/').split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) if w.starts_with('{') && !g.is_empty() => params.push(g.to_owned()),
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+fn decode_query(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Matches, authenticates, authorizes, rate-limits and runs a request.
+pub(crate) async fn dispatch(
+    api: Api,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> warp::reply::Response {
+    let started = std::time::Instant::now();
+    let candidates: Vec<(&Route, Vec<String>)> = ROUTES
+        .iter()
+        .filter_map(|r| matches(r.path, path).map(|p| (r, p)))
+        .collect();
+    let result = match candidates.iter().find(|(r, _)| r.method == method.as_str()) {
+        None if candidates.is_empty() => Err(ApiError::not_found(format!("no route {path}"))),
+        None => {
+            let allowed: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
+            Err(ApiError::method_not_allowed(&allowed.join(", ")))
+        }
+        Some((route, params)) => run(api, route, params.clone(), query, &headers, body).await,
+    };
+    let response = result.unwrap_or_else(ApiError::into_response);
+    tracing::debug!(%method, path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "api request");
+    response
+}
+
+async fn run(
+    api: Api,
+    route: &Route,
+    params: Vec<String>,
+    query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<warp::reply::Response, ApiError> {
+    let principal = match route.access {
+        Access::Public => None,
+        Access::Client | Access::Admin => {
+            let header = headers
+                .get(warp::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let principal = authenticate(api.fleet.store().as_ref(), header)?;
+            if route.access == Access::Admin && !principal.is_admin() {
+                return Err(ApiError::forbidden("this route needs an admin token"));
+            }
+            api.limiter.check(&principal)?;
+            Some(principal)
+        }
+    };
+    let call = Call {
+        api,
+        principal,
+        params,
+        query: decode_query(query),
+        headers,
+        body,
+    };
+    match route.op {
+        Op::Healthz => Ok(crate::json_response(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok"}),
+        )),
+        Op::Readyz => regions::ready(&call).await,
+        Op::OpenApi => Ok(crate::json_response(StatusCode::OK, &openapi::document())),
+        Op::LaunchInstances => instances::launch(&call).await,
+        Op::ListInstances => instances::list(&call),
+        Op::GetInstance => instances::get(&call),
+        Op::DeleteInstance => instances::delete(&call).await,
+        Op::ListAccounts => accounts::list(&call),
+        Op::CreateAccount => accounts::create(&call).await,
+        Op::GetAccount => accounts::get(&call),
+        Op::PatchAccount => accounts::patch(&call).await,
+        Op::DeleteAccount => accounts::delete(&call).await,
+        Op::ListRegions => regions::list(&call),
+        Op::ListProfiles => profiles::list(&call),
+        Op::PutProfile => profiles::put(&call).await,
+        Op::ListTokens => tokens::list(&call),
+        Op::CreateToken => tokens::create(&call).await,
+        Op::RevokeToken => tokens::revoke(&call).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_with_params() {
+        assert_eq!(
+            matches("/v1/instances/{id}", "/v1/instances/abc"),
+            Some(vec!["abc".into()])
+        );
+        assert_eq!(matches("/v1/instances", "/v1/instances/"), Some(vec![]));
+        assert_eq!(matches("/v1/instances/{id}", "/v1/instances/"), None);
+        assert_eq!(matches("/v1/instances", "/v1/instancesx"), None);
+    }
+
+    #[test]
+    fn every_method_and_path_pair_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {}",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+    }
+}
