@@ -1,0 +1,222 @@
+//! The REST API end to end against oms-sim: launch → active → delete →
+//! deleted, generated keys, idempotency, ownership, instance limits.
+
+mod support;
+
+use std::time::Duration;
+
+use oms_actors::model::Role;
+use oms_web::ApiConfig;
+use serde_json::json;
+use support::api::start;
+use support::eventually;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_to_active_to_deleted_over_http() {
+    let h = start(ApiConfig::default()).await;
+    let client = h.token("ci", Role::Client, None).await;
+    let launched = h
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&client),
+            Some(json!({"profile": "small", "count": 2, "name_prefix": "web",
+                        "user_data": "#cloud-config\n", "metadata": {"team": "qa"}})),
+        )
+        .await;
+    assert_eq!(launched.status, 202, "{}", launched.text);
+    let private_key = launched.body["private_key"].as_str().unwrap();
+    assert!(ssh_key::PrivateKey::from_openssh(private_key).is_ok());
+    let ids: Vec<String> = launched.body["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+
+    for id in &ids {
+        let path = format!("/v1/instances/{id}");
+        let active = eventually(Duration::from_secs(30), "active", || async {
+            let got = h.call("GET", &path, Some(&client), None).await;
+            (got.body["status"] == "active").then_some(got.body)
+        })
+        .await;
+        assert!(active["address"].is_string());
+        assert!(active["provider"].is_string() && active["region"].is_string());
+        let events = active["events"].as_array().unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e["message"].as_str().unwrap().contains("scheduled"))
+        );
+        assert!(active.get("private_key").is_none());
+    }
+    let listed = h
+        .call("GET", "/v1/instances?status=active", Some(&client), None)
+        .await;
+    assert_eq!(listed.body["instances"].as_array().unwrap().len(), 2);
+
+    for id in &ids {
+        let deleted = h
+            .call(
+                "DELETE",
+                &format!("/v1/instances/{id}"),
+                Some(&client),
+                None,
+            )
+            .await;
+        assert_eq!(deleted.status, 202);
+        assert_eq!(deleted.body["status"], "deleting");
+    }
+    for id in &ids {
+        let path = format!("/v1/instances/{id}");
+        eventually(Duration::from_secs(30), "deleted", || async {
+            (h.call("GET", &path, Some(&client), None).await.body["status"] == "deleted")
+                .then_some(())
+        })
+        .await;
+    }
+    assert_eq!(support::fleet::sim_servers(&h.sim), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_posts_with_one_key_make_one_launch() {
+    let h = std::sync::Arc::new(start(ApiConfig::default()).await);
+    let client = h.token("ci", Role::Client, None).await;
+    let body = json!({"profile": "small", "count": 1});
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let h = h.clone();
+        let client = client.clone();
+        let body = serde_json::to_vec(&body).unwrap();
+        tasks.push(tokio::spawn(async move {
+            h.raw(
+                "POST",
+                "/v1/instances",
+                Some(&client),
+                Some("application/json"),
+                Some(body),
+                &[("Idempotency-Key", "same-key")],
+            )
+            .await
+        }));
+    }
+    let mut request_ids = std::collections::BTreeSet::new();
+    let mut with_key = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        assert_eq!(answer.status, 202, "{}", answer.text);
+        request_ids.insert(answer.body["request"]["id"].as_str().unwrap().to_owned());
+        with_key += usize::from(answer.body.get("private_key").is_some());
+    }
+    assert_eq!(request_ids.len(), 1);
+    assert_eq!(with_key, 1, "the private key is returned once");
+    assert_eq!(h.store.list_requests().unwrap().len(), 1);
+
+    let other = h
+        .raw(
+            "POST",
+            "/v1/instances",
+            Some(&client),
+            Some("application/json"),
+            Some(serde_json::to_vec(&json!({"profile": "small", "count": 2})).unwrap()),
+            &[("Idempotency-Key", "same-key")],
+        )
+        .await;
+    assert_eq!(other.status, 409);
+    assert_eq!(h.store.list_requests().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_see_only_their_own_instances() {
+    let h = start(ApiConfig::default()).await;
+    let alice = h.token("alice", Role::Client, None).await;
+    let bob = h.token("bob", Role::Client, None).await;
+    let launched = h
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&alice),
+            Some(json!({"profile": "small"})),
+        )
+        .await;
+    let id = launched.body["instances"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/instances/{id}");
+    assert_eq!(h.call("GET", &path, Some(&bob), None).await.status, 404);
+    assert_eq!(h.call("DELETE", &path, Some(&bob), None).await.status, 404);
+    assert_eq!(
+        h.call("GET", "/v1/instances", Some(&bob), None).await.body["instances"],
+        json!([])
+    );
+    assert_eq!(h.call("GET", &path, Some(&alice), None).await.status, 200);
+    assert_eq!(h.call("GET", &path, Some(&h.admin), None).await.status, 200);
+    let all = h
+        .call("GET", "/v1/instances?client=alice", Some(&h.admin), None)
+        .await;
+    assert_eq!(all.body["instances"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instance_limit_refuses_launches_beyond_it() {
+    let h = start(ApiConfig::default()).await;
+    let client = h.token("small-team", Role::Client, Some(3)).await;
+    let first = h
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&client),
+            Some(json!({"profile": "small", "count": 2})),
+        )
+        .await;
+    assert_eq!(first.status, 202);
+    let before = h.census();
+    let second = h
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&client),
+            Some(json!({"profile": "small", "count": 2})),
+        )
+        .await;
+    assert_eq!(second.status, 409, "{}", second.text);
+    assert_eq!(second.body["error"]["code"], "conflict");
+    assert_eq!(h.census(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_walks_every_instance_once() {
+    let h = start(ApiConfig::default()).await;
+    let client = h.token("pager", Role::Client, None).await;
+    let launched = h
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&client),
+            Some(json!({"profile": "small", "count": 7, "deadline": 1})),
+        )
+        .await;
+    assert_eq!(launched.status, 202);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/instances?limit=3&cursor={c}"),
+            None => "/v1/instances?limit=3".to_owned(),
+        };
+        let page = h.call("GET", &path, Some(&client), None).await;
+        for i in page.body["instances"].as_array().unwrap() {
+            seen.push(i["id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 7);
+}

@@ -1,0 +1,132 @@
+//! The REST API served in-process over a fleet on the simulator, and a
+//! small HTTP client for it.
+
+use std::sync::Arc;
+
+use oms_actors::Fleet;
+use oms_actors::model::Role;
+use oms_actors::store::Store;
+use oms_sim::Simulator;
+use oms_web::{Api, ApiConfig, create_token};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use super::fleet::{fast_config, fleet_on, sim_of};
+
+/// A running API.
+pub struct Harness {
+    pub sim: Simulator,
+    pub fleet: Arc<Fleet>,
+    pub store: Arc<dyn Store>,
+    pub base: String,
+    pub admin: String,
+    http: reqwest::Client,
+}
+
+/// An answer: status, headers, body as JSON (Null when empty or not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+/// Starts the simulator (two providers), a fleet and the API.
+pub async fn start(config: ApiConfig) -> Harness {
+    let sim = sim_of(&["north", "south"], |_| {}).await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    let fleet = Arc::new(fleet);
+    let (_, admin) = create_token(store.as_ref(), "root", Role::Admin, None)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let api = Api::new(fleet.clone(), config);
+    tokio::spawn(oms_web::serve(listener, api, std::future::pending()));
+    Harness {
+        sim,
+        fleet,
+        store,
+        base,
+        admin: admin.expose_secret().to_owned(),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Harness {
+    /// A new token of `role` named `name`.
+    pub async fn token(&self, name: &str, role: Role, limit: Option<u32>) -> String {
+        let (_, value) = create_token(self.store.as_ref(), name, role, limit)
+            .await
+            .unwrap();
+        value.expose_secret().to_owned()
+    }
+
+    /// Sends a request; `body` is sent as-is with `content_type`.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// A JSON request.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        let content_type = bytes.as_ref().map(|_| "application/json");
+        self.raw(method, path, token, content_type, bytes, &[])
+            .await
+    }
+
+    /// Counts of what the store holds, to prove a rejected write changed
+    /// nothing.
+    pub fn census(&self) -> [usize; 5] {
+        let instances = self
+            .store
+            .list_instances(&oms_actors::store::InstanceFilter::default())
+            .unwrap()
+            .len();
+        [
+            instances,
+            self.store.list_requests().unwrap().len(),
+            self.store.list_accounts().unwrap().len(),
+            self.store.list_profiles().unwrap().len(),
+            self.store.list_tokens().unwrap().len(),
+        ]
+    }
+}
