@@ -1,0 +1,311 @@
+//! What the API refuses, and how: the auth matrix on every route, bad
+//! input on every write route (with the store left exactly as it was),
+//! unknown routes and methods, rate limits, and the OpenAPI document kept
+//! true to the routes.
+
+mod support;
+
+use oms_actors::model::Role;
+use oms_web::ApiConfig;
+use oms_web::router::{Access, ROUTES};
+use serde_json::{Value, json};
+use support::api::{Harness, start};
+
+/// A concrete path for a route template.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "00000000000000000000000000000000")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_matrix_holds_on_every_route() {
+    let h = start(ApiConfig::default()).await;
+    let client = h.token("ci", Role::Client, None).await;
+    let revoked = h.token("gone", Role::Client, None).await;
+    let mut gone = h
+        .store
+        .list_tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "gone")
+        .unwrap();
+    gone.revoked = true;
+    h.store.put_token(&gone).unwrap();
+
+    for route in ROUTES {
+        let path = concrete(route.path);
+        let label = format!("{} {}", route.method, route.path);
+        if route.access == Access::Public {
+            let answer = h.call(route.method, &path, None, None).await;
+            assert!(answer.status < 400, "{label}: {}", answer.status);
+            continue;
+        }
+        let none = h.raw(route.method, &path, None, None, None, &[]).await;
+        assert_eq!(none.status, 401, "{label} without a token");
+        assert!(none.headers.contains_key("www-authenticate"), "{label}");
+        assert_eq!(none.body["error"]["code"], "unauthorized");
+        let malformed = h
+            .raw(
+                route.method,
+                &path,
+                None,
+                None,
+                None,
+                &[("Authorization", "Bearer not-a-token")],
+            )
+            .await;
+        assert_eq!(malformed.status, 401, "{label} with a malformed token");
+        let basic = h
+            .raw(
+                route.method,
+                &path,
+                None,
+                None,
+                None,
+                &[("Authorization", "Basic YWRtaW46YWRtaW4=")],
+            )
+            .await;
+        assert_eq!(basic.status, 401, "{label} with basic auth");
+        assert_eq!(
+            h.call(route.method, &path, Some(&revoked), None)
+                .await
+                .status,
+            401,
+            "{label} revoked"
+        );
+        let as_client = h.call(route.method, &path, Some(&client), None).await;
+        if route.access == Access::Admin {
+            assert_eq!(as_client.status, 403, "{label} as a client");
+        } else {
+            assert!(
+                ![401, 403].contains(&as_client.status),
+                "{label} as a client: {}",
+                as_client.status
+            );
+        }
+        let as_admin = h.call(route.method, &path, Some(&h.admin), None).await;
+        assert!(
+            ![401, 403].contains(&as_admin.status),
+            "{label} as admin: {}",
+            as_admin.status
+        );
+    }
+}
+
+async fn expect_refused(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    status: u16,
+) {
+    let before = h.census();
+    let answer = h
+        .raw(
+            method,
+            path,
+            Some(&h.admin),
+            content_type,
+            Some(body.to_vec()),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        status,
+        "{method} {path} {:?}: {}",
+        String::from_utf8_lossy(body),
+        answer.text
+    );
+    assert!(answer.body["error"]["code"].is_string(), "{}", answer.text);
+    assert!(
+        answer.body["error"]["message"].is_string(),
+        "{}",
+        answer.text
+    );
+    assert_eq!(h.census(), before, "{method} {path} changed the store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_every_write_route_is_refused_and_changes_nothing() {
+    let h = start(ApiConfig {
+        max_count: 10,
+        body_limit: 4096,
+        ..ApiConfig::default()
+    })
+    .await;
+    let account_id = h.store.list_accounts().unwrap()[0].id.clone();
+    let account_path = format!("/v1/accounts/{account_id}");
+    let json = Some("application/json");
+    let writes: Vec<(&str, &str, Value)> = vec![
+        ("POST", "/v1/instances", json!({"profile": "small"})),
+        ("POST", "/v1/accounts", json!({"name": "x"})),
+        ("PATCH", account_path.as_str(), json!({"priority": 1})),
+        ("POST", "/v1/profiles", json!({"name": "p"})),
+        ("POST", "/v1/tokens", json!({"name": "t", "role": "client"})),
+    ];
+    for (method, path, _) in &writes {
+        expect_refused(&h, method, path, json, b"{\"profile\": ", 400).await;
+        expect_refused(&h, method, path, json, b"not json", 400).await;
+        expect_refused(&h, method, path, Some("text/plain"), b"{}", 415).await;
+        expect_refused(&h, method, path, None, b"{}", 415).await;
+        expect_refused(&h, method, path, json, &vec![b' '; 5000], 413).await;
+        expect_refused(&h, method, path, json, b"[]", 422).await;
+        expect_refused(&h, method, path, json, b"{\"unexpected\": true}", 422).await;
+    }
+    let launch = |body: Value| serde_json::to_vec(&body).unwrap();
+    for (body, status) in [
+        (json!({"profile": "no-such-profile"}), 422),
+        (json!({"profile": "small", "count": 0}), 422),
+        (json!({"profile": "small", "count": -1}), 422),
+        (json!({"profile": "small", "count": 11}), 422),
+        (json!({"profile": "small", "count": "two"}), 422),
+        (json!({"profile": 7}), 422),
+        (json!({"count": 1}), 422),
+        (
+            json!({"profile": "small", "public_key": "ssh-rsa nonsense"}),
+            422,
+        ),
+        (
+            json!({"profile": "small", "metadata": {"oms-attempt": "x"}}),
+            422,
+        ),
+        (json!({"profile": "small", "name_prefix": "Bad Name"}), 422),
+        (json!({"profile": "small", "expires_in": 0}), 422),
+        (
+            json!({"profile": "small", "flavor": {"min_vcpus": 1, "min_ram_mb": 1, "min_disk_gb": 1}}),
+            422,
+        ),
+    ] {
+        expect_refused(&h, "POST", "/v1/instances", json, &launch(body), status).await;
+    }
+    for body in [
+        json!({"name": "bad name!", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "ftp://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "identity_version": "v2.0", "application_credential": {"id": "a", "secret": "s"}}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw", "limits": {"mutating_per_sec": 0, "read_per_sec": 1, "max_concurrent_creates": 1}}),
+        json!({"name": "north", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://127.0.0.1:1/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw", "test_connection": true}),
+    ] {
+        let status = if body["name"] == "north" { 409 } else { 422 };
+        expect_refused(&h, "POST", "/v1/accounts", json, &launch(body), status).await;
+    }
+    expect_refused(
+        &h,
+        "PATCH",
+        &account_path,
+        json,
+        &launch(json!({"priority": "high"})),
+        422,
+    )
+    .await;
+    expect_refused(
+        &h,
+        "PATCH",
+        &account_path,
+        json,
+        &launch(json!({"secret": ""})),
+        422,
+    )
+    .await;
+    expect_refused(
+        &h,
+        "POST",
+        "/v1/profiles",
+        json,
+        &launch(
+            json!({"name": "p", "min_vcpus": 0, "min_ram_mb": 1, "min_disk_gb": 1, "image": "i"}),
+        ),
+        422,
+    )
+    .await;
+    expect_refused(
+        &h,
+        "POST",
+        "/v1/tokens",
+        json,
+        &launch(json!({"name": "t", "role": "root"})),
+        422,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods_get_404_and_405() {
+    let h = start(ApiConfig::default()).await;
+    let missing = h.call("GET", "/v1/nothing", Some(&h.admin), None).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["code"], "not_found");
+    let wrong = h.call("PUT", "/v1/instances", Some(&h.admin), None).await;
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.body["error"]["code"], "method_not_allowed");
+    let absent = h
+        .call("GET", "/v1/instances/nope", Some(&h.admin), None)
+        .await;
+    assert_eq!(absent.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_get_429_with_retry_after() {
+    let h = start(ApiConfig {
+        client_rate_per_sec: 1,
+        client_burst: 3,
+        ..ApiConfig::default()
+    })
+    .await;
+    let client = h.token("eager", Role::Client, None).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let answer = h.call("GET", "/v1/profiles", Some(&client), None).await;
+        if answer.status == 429 {
+            assert!(answer.headers.contains_key("retry-after"));
+            assert_eq!(answer.body["error"]["code"], "rate_limited");
+        }
+        statuses.push(answer.status);
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200]);
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    // Another client is not held back by this one.
+    let other = h.token("calm", Role::Client, None).await;
+    assert_eq!(
+        h.call("GET", "/v1/profiles", Some(&other), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_exactly_the_routes_served() {
+    let h = start(ApiConfig::default()).await;
+    let doc = h.call("GET", "/v1/openapi.json", None, None).await.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, ROUTES.len());
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation["responses"].is_object());
+            let answer = h
+                .call(
+                    &method.to_uppercase(),
+                    &concrete(path),
+                    Some(&h.admin),
+                    None,
+                )
+                .await;
+            // Every documented route answers: not "no such route" (an
+            // unknown id is a 404 with code not_found, not a missing route).
+            assert_ne!(answer.status, 405, "{method} {path}");
+            assert!(
+                !answer.body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("no route"),
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+}
