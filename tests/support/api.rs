@@ -33,7 +33,15 @@ pub struct Answer {
 
 /// Starts the simulator (two providers), a fleet and the API.
 pub async fn start(config: ApiConfig) -> Harness {
-    let sim = sim_of(&["north", "south"], |_| {}).await;
+    start_with(config, |_| {}).await
+}
+
+/// Like [`start`], each simulated provider changed by `adjust`.
+pub async fn start_with(
+    config: ApiConfig,
+    adjust: impl Fn(&mut oms_sim::ProviderConfig),
+) -> Harness {
+    let sim = sim_of(&["north", "south"], adjust).await;
     let (fleet, store) = fleet_on(&sim, fast_config()).await;
     let fleet = Arc::new(fleet);
     let (_, admin) = create_token(store.as_ref(), "root", Role::Admin, None)

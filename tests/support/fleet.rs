@@ -39,6 +39,11 @@ pub fn fast_config() -> FleetConfig {
 
 /// An account for the demo user of a simulated provider.
 pub fn account_for(name: &str, auth_url: &str) -> Account {
+    account_with_password(name, auth_url, "secret")
+}
+
+/// An account for the demo user, with the password the simulator expects.
+pub fn account_with_password(name: &str, auth_url: &str, password: &str) -> Account {
     Account {
         id: String::new(),
         name: name.into(),
@@ -55,7 +60,7 @@ pub fn account_for(name: &str, auth_url: &str) -> Account {
                 domain: Domain::Name("Default".into()),
             },
         },
-        secret: SecretString::from("secret"),
+        secret: SecretString::from(password),
         regions: vec![],
         networks: vec![],
         enabled: true,
@@ -99,7 +104,8 @@ pub async fn fleet_on_with(
     fleet.put_profile(small()).await.unwrap();
     let mut regions = 0;
     for provider in sim.providers() {
-        let mut account = account_for(&provider.name, &provider.auth_url);
+        let password = &provider.users[0].password;
+        let mut account = account_with_password(&provider.name, &provider.auth_url, password);
         adjust(&mut account);
         fleet.put_account(account).await.unwrap();
         regions += provider.regions.len();
