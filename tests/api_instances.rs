@@ -220,3 +220,56 @@ async fn pagination_walks_every_instance_once() {
     let unique: std::collections::BTreeSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_launches_requests_and_regions() {
+    let h = start(ApiConfig::default()).await;
+    let client = h.token("ci", Role::Client, None).await;
+    let launched = h
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&client),
+            Some(json!({"profile": "small", "count": 3})),
+        )
+        .await;
+    let request = launched.body["request"]["id"].as_str().unwrap().to_owned();
+    support::fleet::all_reach(
+        &h.store,
+        &request,
+        oms_actors::model::InstanceState::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+    let metrics = h.raw("GET", "/metrics", None, None, None, &[]).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.text;
+    assert!(
+        text.contains("oms_instances_finished_total{outcome=\"active\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("oms_time_to_active_seconds_count 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "oms_api_requests_total{route=\"/v1/instances\",method=\"POST\",status=\"202\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("oms_region_healthy{account=\"north\",region=\"north-1\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("oms_region_instances_limit{account=\"south\",region=\"south-2\"} 20"),
+        "{text}"
+    );
+}

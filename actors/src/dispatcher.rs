@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::messages::{
-    Chaos, DispatcherMsg, FleetCtx, LaunchOrder, Outcome, OutcomeKind, RegionMsg,
+    Chaos, DispatcherMsg, FleetCtx, FleetEvent, LaunchOrder, Outcome, OutcomeKind, RegionMsg,
 };
 use crate::model::{Attempt, Event, Instance, InstanceState, LaunchRequest, new_id};
 use crate::openstack::Class;
@@ -92,6 +92,7 @@ impl DispatcherState {
 
     fn fail(&mut self, mut instance: Instance, reason: String) {
         self.waiting.remove(&instance.id);
+        let _ = self.ctx.events.send(FleetEvent::Failed);
         instance.failure = Some(reason.clone());
         let place = instance.placement().map(|(a, r)| format!("{a}/{r}"));
         self.record(&mut instance, InstanceState::Failed, place, reason);
@@ -361,6 +362,7 @@ impl DispatcherState {
                     .and_then(|r| r.expires_in_secs)
                     .map(|secs| Utc::now() + chrono::Duration::seconds(secs as i64));
                 let waited = (Utc::now() - instance.created_at).num_milliseconds() as f64 / 1000.0;
+                let _ = self.ctx.events.send(FleetEvent::Active { seconds: waited });
                 let message = format!(
                     "active at {} after {waited:.1} s",
                     address.as_deref().unwrap_or("no address")
@@ -386,6 +388,7 @@ impl DispatcherState {
                 );
             }
             OutcomeKind::Failed { class, message } if !deleting => {
+                let _ = self.ctx.events.send(FleetEvent::AttemptFailed { class });
                 let exclusion = match class {
                     Class::BadRequest => Some(None),
                     Class::Quota | Class::RateLimited => None,

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorRef};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::messages::{Chaos, DispatcherMsg, FleetConfig, FleetCtx, Names, RegionMsg};
+use crate::messages::{Chaos, DispatcherMsg, FleetConfig, FleetCtx, FleetEvent, Names, RegionMsg};
 use crate::model::{
     Account, Event, Instance, InstanceState, LaunchRequest, PlacementHints, Profile, new_id,
 };
@@ -127,6 +127,7 @@ impl Fleet {
             config: Arc::new(config),
             client,
             names: Names::new(format!("oms-{}", new_id())),
+            events: tokio::sync::broadcast::Sender::new(4096),
         };
         let (root, root_task) = Actor::spawn(Some(ctx.names.root()), RootSupervisor, ctx.clone())
             .await
@@ -150,6 +151,11 @@ impl Fleet {
     /// The store, for reads the facade does not wrap (tokens).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.ctx.store
+    }
+
+    /// Launch events as they happen, for metrics.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<FleetEvent> {
+        self.ctx.events.subscribe()
     }
 
     /// The configuration the tree runs with.

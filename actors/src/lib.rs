@@ -24,4 +24,4 @@ pub mod status;
 pub mod store;
 
 pub use fleet::{ChaosTarget, Fleet, FleetError, Launched, NewLaunch};
-pub use messages::{Chaos, FleetConfig};
+pub use messages::{Chaos, FleetConfig, FleetEvent};

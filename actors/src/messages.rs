@@ -72,6 +72,24 @@ impl Default for FleetConfig {
     }
 }
 
+/// What happened to launches, for metrics; sent on a broadcast channel
+/// that readers may lag on without slowing the tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FleetEvent {
+    /// An instance became active this long after it was accepted.
+    Active {
+        /// Seconds from acceptance to active.
+        seconds: f64,
+    },
+    /// An instance ended failed.
+    Failed,
+    /// One attempt failed with this class.
+    AttemptFailed {
+        /// The failure class.
+        class: Class,
+    },
+}
+
 /// Registry names, prefixed per fleet so several fleets can share a
 /// process (tests).
 #[derive(Debug, Clone)]
@@ -108,6 +126,7 @@ pub(crate) struct FleetCtx {
     pub config: Arc<FleetConfig>,
     pub client: Client,
     pub names: Names,
+    pub events: tokio::sync::broadcast::Sender<FleetEvent>,
 }
 
 impl FleetCtx {

@@ -10,6 +10,7 @@ pub mod auth;
 mod body;
 pub mod error;
 mod instances;
+pub mod metrics;
 mod openapi;
 mod profiles;
 mod regions;
@@ -65,16 +66,22 @@ pub struct Api {
     pub fleet: Arc<Fleet>,
     /// Limits.
     pub config: Arc<ApiConfig>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
     limiter: auth::ClientLimiter,
 }
 
 impl Api {
-    /// An API over `fleet`.
+    /// An API over `fleet`; must be called within a tokio runtime (it
+    /// follows the fleet's events for metrics).
     pub fn new(fleet: Arc<Fleet>, config: ApiConfig) -> Api {
         let limiter = auth::ClientLimiter::new(config.client_rate_per_sec, config.client_burst);
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.follow(&fleet);
         Api {
             fleet,
             config: Arc::new(config),
+            metrics,
             limiter,
         }
     }

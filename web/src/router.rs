@@ -29,6 +29,8 @@ pub enum Op {
     Readyz,
     /// The OpenAPI document.
     OpenApi,
+    /// Prometheus metrics.
+    Metrics,
     /// Launch instances.
     LaunchInstances,
     /// List instances.
@@ -113,6 +115,14 @@ pub const ROUTES: &[Route] = &[
         Op::Readyz,
         200,
         "The store is open and the actor tree runs.",
+    ),
+    route(
+        "GET",
+        "/metrics",
+        Access::Public,
+        Op::Metrics,
+        200,
+        "Prometheus metrics (text format).",
     ),
     route(
         "GET",
@@ -303,6 +313,11 @@ pub(crate) async fn dispatch(
         .iter()
         .filter_map(|r| matches(r.path, path).map(|p| (r, p)))
         .collect();
+    let route_label = candidates
+        .iter()
+        .find(|(r, _)| r.method == method.as_str())
+        .map_or("unmatched", |(r, _)| r.path);
+    let metrics = api.metrics.clone();
     let result = match candidates.iter().find(|(r, _)| r.method == method.as_str()) {
         None if candidates.is_empty() => Err(ApiError::not_found(format!("no route {path}"))),
         None => {
@@ -312,6 +327,7 @@ pub(crate) async fn dispatch(
         Some((route, params)) => run(api, route, params.clone(), query, &headers, body).await,
     };
     let response = result.unwrap_or_else(ApiError::into_response);
+    metrics.request(route_label, method.as_str(), response.status().as_u16());
     tracing::debug!(%method, path, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "api request");
     response
 }
@@ -353,6 +369,15 @@ async fn run(
         )),
         Op::Readyz => regions::ready(&call).await,
         Op::OpenApi => Ok(crate::json_response(StatusCode::OK, &openapi::document())),
+        Op::Metrics => {
+            let text = call.api.metrics.render(&call.api.fleet);
+            let mut response = warp::reply::Response::new(text.into());
+            response.headers_mut().insert(
+                warp::http::header::CONTENT_TYPE,
+                warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            Ok(response)
+        }
         Op::LaunchInstances => instances::launch(&call).await,
         Op::ListInstances => instances::list(&call),
         Op::GetInstance => instances::get(&call),

@@ -1,0 +1,196 @@
+//! `/metrics` in the Prometheus text format: launches by outcome, failed
+//! attempts by class, time to active, API requests by route and status,
+//! and per account-region gauges read from the fleet at scrape time.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use oms_actors::breaker::BreakerState;
+use oms_actors::{Fleet, FleetEvent};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::sync::broadcast::error::RecvError;
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    api_requests: Family<Labels, Counter>,
+    launches: Family<Labels, Counter>,
+    attempt_failures: Family<Labels, Counter>,
+    time_to_active: Histogram,
+    region_healthy: Family<Labels, Gauge>,
+    quota_used: Family<Labels, Gauge>,
+    quota_limit: Family<Labels, Gauge>,
+    in_flight: Family<Labels, Gauge>,
+    latency: Family<Labels, FloatGauge>,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("oms");
+        let metrics = Metrics {
+            api_requests: Family::default(),
+            launches: Family::default(),
+            attempt_failures: Family::default(),
+            time_to_active: Histogram::new([
+                1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            ]),
+            region_healthy: Family::default(),
+            quota_used: Family::default(),
+            quota_limit: Family::default(),
+            in_flight: Family::default(),
+            latency: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "api_requests",
+            "API requests by route and status",
+            metrics.api_requests.clone(),
+        );
+        registry.register(
+            "instances_finished",
+            "Instances that became active or failed",
+            metrics.launches.clone(),
+        );
+        registry.register(
+            "attempts_failed",
+            "Failed attempts by failure class",
+            metrics.attempt_failures.clone(),
+        );
+        registry.register(
+            "time_to_active_seconds",
+            "From acceptance to active",
+            metrics.time_to_active.clone(),
+        );
+        registry.register(
+            "region_healthy",
+            "1 when the region's breaker is closed",
+            metrics.region_healthy.clone(),
+        );
+        registry.register(
+            "region_instances_used",
+            "Instances used, ours reserved included",
+            metrics.quota_used.clone(),
+        );
+        registry.register(
+            "region_instances_limit",
+            "Instance quota (-1 unlimited)",
+            metrics.quota_limit.clone(),
+        );
+        registry.register(
+            "region_in_flight",
+            "Creates in flight and servers building",
+            metrics.in_flight.clone(),
+        );
+        registry.register(
+            "region_latency_milliseconds",
+            "Recent call latency",
+            metrics.latency.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts one API request.
+    pub fn request(&self, route: &str, method: &str, status: u16) {
+        self.api_requests
+            .get_or_create(&vec![
+                ("route".into(), route.into()),
+                ("method".into(), method.into()),
+                ("status".into(), status.to_string()),
+            ])
+            .inc();
+    }
+
+    fn record(&self, event: &FleetEvent) {
+        match event {
+            FleetEvent::Active { seconds } => {
+                self.launches
+                    .get_or_create(&vec![("outcome".into(), "active".into())])
+                    .inc();
+                self.time_to_active.observe(*seconds);
+            }
+            FleetEvent::Failed => {
+                self.launches
+                    .get_or_create(&vec![("outcome".into(), "failed".into())])
+                    .inc();
+            }
+            FleetEvent::AttemptFailed { class } => {
+                self.attempt_failures
+                    .get_or_create(&vec![("class".into(), class.as_str().into())])
+                    .inc();
+            }
+        }
+    }
+
+    /// Follows the fleet's events until it stops.
+    pub fn follow(self: &Arc<Self>, fleet: &Fleet) {
+        let mut events = fleet.subscribe();
+        let metrics = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => metrics.record(&event),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "metrics missed fleet events")
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    /// The exposition text, region gauges refreshed from `fleet`.
+    pub fn render(&self, fleet: &Fleet) -> String {
+        for family in [
+            &self.region_healthy,
+            &self.quota_used,
+            &self.quota_limit,
+            &self.in_flight,
+        ] {
+            family.clear();
+        }
+        self.latency.clear();
+        for region in fleet.regions() {
+            let labels: Labels = vec![
+                ("account".into(), region.account.clone()),
+                ("region".into(), region.region.clone()),
+            ];
+            self.region_healthy
+                .get_or_create(&labels)
+                .set(i64::from(region.breaker == BreakerState::Closed));
+            self.quota_used
+                .get_or_create(&labels)
+                .set(region.used.instances);
+            self.quota_limit
+                .get_or_create(&labels)
+                .set(region.limit.map_or(-1, |l| l.instances));
+            self.in_flight
+                .get_or_create(&labels)
+                .set(i64::from(region.creating) + region.building as i64);
+            self.latency.get_or_create(&labels).set(region.latency_ms);
+        }
+        let mut text = String::new();
+        if encode(&mut text, &self.registry).is_err() {
+            tracing::error!("metrics could not be encoded");
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
