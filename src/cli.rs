@@ -1,9 +1,14 @@
 //! Command-line interface of `oms`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use oms_actors::model::Role;
+use secrecy::ExposeSecret;
+
+use crate::state::{DEFAULT_STATE_DIR, open_store};
 
 /// Pools many OpenStack accounts into one source of compute.
 #[derive(Debug, Parser)]
@@ -20,12 +25,69 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: the actor tree and the REST API.
+    Serve {
+        /// Where the store and the sealing key live.
+        #[arg(long, env = "OMS_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Address of the REST API.
+        #[arg(long, env = "OMS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run the daemon over an embedded simulator, with an admin token.
+    Demo {
+        /// Address of the REST API.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
     /// Run the OpenStack simulator (3 providers × 2 regions by default).
     Sim {
         /// TOML file describing providers, regions, quotas and faults.
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Manage API tokens in a store the daemon is not running on.
+    Token {
+        /// Where the store lives.
+        #[arg(long, env = "OMS_STATE_DIR", default_value = DEFAULT_STATE_DIR, global = true)]
+        state_dir: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// Token subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print its value (shown this once).
+    Create {
+        /// Name; for clients, the owner of their instances.
+        #[arg(long)]
+        name: String,
+        /// Role.
+        #[arg(long, value_enum, default_value = "client")]
+        role: RoleArg,
+        /// Most instances the client may hold.
+        #[arg(long)]
+        instance_limit: Option<u32>,
+    },
+    /// List tokens (never their values).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id.
+        id: String,
+    },
+}
+
+/// Token roles on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Manages accounts, profiles and tokens.
+    Admin,
+    /// Launches and sees its own instances.
+    Client,
 }
 
 /// Parses the command line, runs the command, and maps failure to exit 1.
@@ -44,7 +106,10 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve { state_dir, listen } => serve(state_dir, listen).await,
+            Command::Demo { listen } => crate::demo::run(listen).await,
             Command::Sim { config } => crate::sim_command::run(config.as_deref()).await,
+            Command::Token { state_dir, action } => token(state_dir, action).await,
         }
     });
     match result {
@@ -54,4 +119,65 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(state_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+    let stop = crate::daemon::stop_signal()?;
+    let store = open_store(&state_dir)?;
+    let daemon = crate::daemon::Daemon::start(
+        store,
+        listen,
+        oms_actors::FleetConfig::default(),
+        oms_web::ApiConfig::default(),
+    )
+    .await?;
+    println!("listening on http://{}", daemon.addr);
+    stop.await;
+    daemon.stop().await;
+    Ok(())
+}
+
+async fn token(state_dir: PathBuf, action: TokenAction) -> anyhow::Result<()> {
+    let store = open_store(&state_dir)?;
+    match action {
+        TokenAction::Create {
+            name,
+            role,
+            instance_limit,
+        } => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Client => Role::Client,
+            };
+            let (token, value) =
+                oms_web::create_token(store.as_ref(), &name, role, instance_limit).await?;
+            eprintln!(
+                "created token {} ({name}); its value is shown once:",
+                token.id
+            );
+            println!("{}", value.expose_secret());
+        }
+        TokenAction::List => {
+            for t in store.list_tokens()? {
+                let role = match t.role {
+                    Role::Admin => "admin",
+                    Role::Client => "client",
+                };
+                let state = if t.revoked { "revoked" } else { "active" };
+                println!("{}  {:<20} {:<6} {state}", t.id, t.name, role);
+            }
+        }
+        TokenAction::Revoke { id } => {
+            let mut token = store
+                .list_tokens()?
+                .into_iter()
+                .find(|t| t.id == id)
+                .ok_or_else(|| anyhow::anyhow!("no token {id}"))?;
+            token.revoked = true;
+            store.put_token(&token)?;
+            store.flush().await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
 }

@@ -2,5 +2,8 @@
 //! composition root that wires the actors, the web server and the simulator.
 
 pub mod cli;
+pub mod daemon;
+pub mod demo;
 pub mod sim_command;
+pub mod state;
 pub mod telemetry;

@@ -1,0 +1,29 @@
+//! The state directory: the sled store and the key that seals secrets.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use oms_actors::store::{Sealer, SledStore, Store};
+
+/// Default state directory (systemd's `StateDirectory=openmultistack`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/openmultistack";
+
+/// Opens (creating if needed) the store in `dir`. Fails if another process
+/// holds it.
+pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    }
+    let sealer = Sealer::load_or_create(&dir.join("secret.key"))?;
+    let store = SledStore::open(dir, sealer).with_context(|| {
+        format!(
+            "cannot open the store in {} (is another oms using it? then use the REST API)",
+            dir.display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
