@@ -273,3 +273,59 @@ async fn metrics_count_launches_requests_and_regions() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holding_instances_cannot_be_deleted_until_they_are_gone() {
+    let h = start(ApiConfig::default()).await;
+    let accounts = h.call("GET", "/v1/accounts", Some(&h.admin), None).await;
+    let north = accounts.body["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "north")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let only_north =
+        json!({"profile": "small", "count": 2, "placement": {"allow_providers": ["north"]}});
+    let launched = h
+        .call("POST", "/v1/instances", Some(&h.admin), Some(only_north))
+        .await;
+    let request = launched.body["request"]["id"].as_str().unwrap().to_owned();
+    let active = support::fleet::all_reach(
+        &h.store,
+        &request,
+        oms_actors::model::InstanceState::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+    let path = format!("/v1/accounts/{north}");
+    let drained = h
+        .call("PATCH", &path, Some(&h.admin), Some(json!({"drain": true})))
+        .await;
+    assert_eq!(drained.body["drain"], true);
+    let refused = h.call("DELETE", &path, Some(&h.admin), None).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    for instance in &active {
+        h.call(
+            "DELETE",
+            &format!("/v1/instances/{}", instance.id),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    }
+    support::fleet::all_reach(
+        &h.store,
+        &request,
+        oms_actors::model::InstanceState::Deleted,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        h.call("DELETE", &path, Some(&h.admin), None).await.status,
+        204
+    );
+    assert_eq!(h.call("GET", &path, Some(&h.admin), None).await.status, 404);
+}
