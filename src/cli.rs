@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use oms_actors::model::Role;
 use secrecy::ExposeSecret;
 
+use anyhow::Context as _;
+
+use crate::config::{Config, DEFAULT_CONFIG};
 use crate::state::{DEFAULT_STATE_DIR, open_store};
 
 /// Pools many OpenStack accounts into one source of compute.
@@ -27,12 +30,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: the actor tree and the REST API.
     Serve {
-        /// Where the store and the sealing key live.
-        #[arg(long, env = "OMS_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
-        state_dir: PathBuf,
-        /// Address of the REST API.
-        #[arg(long, env = "OMS_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        /// Configuration file; the default may be absent.
+        #[arg(long, env = "OMS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Overrides `state_dir` of the configuration.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Overrides `listen` of the configuration.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a configuration file and print what is wrong, with lines.
+    CheckConfig {
+        /// The file.
+        #[arg(default_value = DEFAULT_CONFIG)]
+        file: PathBuf,
     },
     /// Run the daemon over an embedded simulator, with an admin token.
     Demo {
@@ -106,7 +118,12 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { state_dir, listen } => serve(state_dir, listen).await,
+            Command::Serve {
+                config,
+                state_dir,
+                listen,
+            } => serve(config, state_dir, listen).await,
+            Command::CheckConfig { file } => check_config(&file),
             Command::Demo { listen } => crate::demo::run(listen).await,
             Command::Sim { config } => crate::sim_command::run(config.as_deref()).await,
             Command::Token { state_dir, action } => token(state_dir, action).await,
@@ -121,20 +138,41 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn serve(state_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
-    let stop = crate::daemon::stop_signal()?;
-    let store = open_store(&state_dir)?;
-    let daemon = crate::daemon::Daemon::start(
-        store,
-        listen,
-        oms_actors::FleetConfig::default(),
-        oms_web::ApiConfig::default(),
-    )
-    .await?;
-    println!("listening on http://{}", daemon.addr);
-    stop.await;
-    daemon.stop().await;
-    Ok(())
+async fn serve(
+    config_path: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let required = config_path.is_some();
+    let path = config_path.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut config = Config::load(&path, required).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}: {}", path.display(), lines.join("; "))
+    })?;
+    if let Some(dir) = state_dir {
+        config.state_dir = dir;
+    }
+    if let Some(addr) = listen {
+        config.listen = addr;
+    }
+    crate::serve::run(&path, required, config).await
+}
+
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let problems = match Config::parse(&text, file, std::env::vars()) {
+        Ok(config) => config.check(&text),
+        Err(problems) => problems,
+    };
+    if problems.is_empty() {
+        println!("{}: ok", file.display());
+        return Ok(());
+    }
+    for problem in &problems {
+        println!("{}: {problem}", file.display());
+    }
+    anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
 }
 
 async fn token(state_dir: PathBuf, action: TokenAction) -> anyhow::Result<()> {

@@ -2,8 +2,10 @@
 //! composition root that wires the actors, the web server and the simulator.
 
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod serve;
 pub mod sim_command;
 pub mod state;
 pub mod telemetry;

@@ -1,0 +1,651 @@
+//! The configuration file (`/etc/openmultistack/oms.toml`), `OMS_*`
+//! environment overrides, secrets read from files (systemd credentials),
+//! and the conversion of declared accounts and profiles into the model,
+//! each account on its own so one bad entry does not stop the others.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use oms_actors::FleetConfig;
+use oms_actors::model::{Account, AccountAuth, Pin, Profile, RegionLimits};
+use oms_actors::openstack::{ApplicationCredentialRef, Domain, IdentityVersion, Interface, Named};
+use oms_web::ApiConfig;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Default path of the configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/openmultistack/oms.toml";
+
+/// The whole file. Every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the REST API.
+    pub listen: SocketAddr,
+    /// Where the store and the sealing key live.
+    pub state_dir: PathBuf,
+    /// JSON log lines.
+    pub log_json: bool,
+    /// A file holding an admin token value (a systemd credential, say);
+    /// it is accepted as the admin token `config-admin`.
+    pub admin_token_file: Option<PathBuf>,
+    /// API limits.
+    pub api: ApiSection,
+    /// Actor tree timings.
+    pub fleet: FleetSection,
+    /// Profiles to create or update on start and reload.
+    pub profiles: Vec<ProfileConfig>,
+    /// Accounts to create or update on start and reload.
+    pub accounts: Vec<AccountConfig>,
+    /// Where relative secret files are looked up (not in the file: the
+    /// config file's directory, or `$CREDENTIALS_DIRECTORY`).
+    #[serde(skip)]
+    pub secrets_dir: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+            state_dir: crate::state::DEFAULT_STATE_DIR.into(),
+            log_json: false,
+            admin_token_file: None,
+            api: ApiSection::default(),
+            fleet: FleetSection::default(),
+            profiles: Vec::new(),
+            accounts: Vec::new(),
+            secrets_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Largest `count` per launch.
+    pub max_count: u32,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// Requests per second per token.
+    pub client_rate_per_sec: u32,
+    /// Burst per token.
+    pub client_burst: u32,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        let d = ApiConfig::default();
+        ApiSection {
+            max_count: d.max_count,
+            body_limit: d.body_limit,
+            client_rate_per_sec: d.client_rate_per_sec,
+            client_burst: d.client_burst,
+        }
+    }
+}
+
+/// `[fleet]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetSection {
+    /// Seconds between server listings per region.
+    pub poll_interval_secs: f64,
+    /// Seconds between limit refreshes per region.
+    pub refresh_interval_secs: f64,
+    /// Deadline of requests that do not give one, seconds.
+    pub default_deadline_secs: u64,
+    /// Attempts per instance when requests do not say.
+    pub default_max_attempts: u32,
+    /// Seconds a restarted region looks for servers of in-flight attempts.
+    pub adoption_grace_secs: u64,
+}
+
+impl Default for FleetSection {
+    fn default() -> Self {
+        let d = FleetConfig::default();
+        FleetSection {
+            poll_interval_secs: d.poll_interval.as_secs_f64(),
+            refresh_interval_secs: d.refresh_interval.as_secs_f64(),
+            default_deadline_secs: d.default_deadline.as_secs(),
+            default_max_attempts: d.default_max_attempts,
+            adoption_grace_secs: d.adoption_grace.as_secs(),
+        }
+    }
+}
+
+/// `[[profiles]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Name.
+    pub name: String,
+    /// At least this many vCPUs.
+    pub min_vcpus: u32,
+    /// At least this much RAM, MiB.
+    pub min_ram_mb: u64,
+    /// At least this much disk, GB.
+    #[serde(default)]
+    pub min_disk_gb: u64,
+    /// Image name.
+    pub image: String,
+    /// Boot timeout, seconds.
+    #[serde(default = "default_boot_timeout")]
+    pub boot_timeout_secs: u64,
+}
+
+fn default_boot_timeout() -> u64 {
+    600
+}
+
+/// `[[accounts]]`: one provider account; the secret inline, in a file,
+/// or in a systemd credential.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Name, unique.
+    pub name: String,
+    /// Keystone URL.
+    pub auth_url: String,
+    /// `v3` (default) or `v2.0`.
+    #[serde(default)]
+    pub identity_version: IdentityVersion,
+    /// `public` (default), `internal` or `admin`.
+    #[serde(default)]
+    pub interface: Interface,
+    /// User name (or `user_id`).
+    pub username: Option<String>,
+    /// User id.
+    pub user_id: Option<String>,
+    /// User's domain name (default `Default`).
+    pub user_domain_name: Option<String>,
+    /// Project name (or `project_id`).
+    pub project_name: Option<String>,
+    /// Project id.
+    pub project_id: Option<String>,
+    /// Project's domain name (default: the user's).
+    pub project_domain_name: Option<String>,
+    /// Password, inline (prefer `password_file`).
+    pub password: Option<String>,
+    /// File holding the password.
+    pub password_file: Option<PathBuf>,
+    /// Application credential id.
+    pub application_credential_id: Option<String>,
+    /// Application credential name (with `username`).
+    pub application_credential_name: Option<String>,
+    /// Application credential secret, inline.
+    pub application_credential_secret: Option<String>,
+    /// File holding the application credential secret.
+    pub application_credential_secret_file: Option<PathBuf>,
+    /// Regions to use (all when empty).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Networks to attach.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Enabled.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Draining.
+    #[serde(default)]
+    pub drain: bool,
+    /// Priority (higher first).
+    #[serde(default)]
+    pub priority: i32,
+    /// Rate and concurrency limits.
+    #[serde(default)]
+    pub limits: RegionLimits,
+    /// Profile → pinned names.
+    #[serde(default)]
+    pub pins: BTreeMap<String, Pin>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A problem with the configuration, located when possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Sets `OMS_A__B=value` as key `a.b` of the document, the value read as
+/// a TOML value when it parses as one, else as a string.
+fn apply_env(document: &mut toml::Table, vars: impl Iterator<Item = (String, String)>) {
+    for (name, raw) in vars {
+        let Some(path) = name.strip_prefix("OMS_") else {
+            continue;
+        };
+        // Variables of the command line, not of the file.
+        if ["LOG_JSON", "CONFIG", "URL", "TOKEN"].contains(&path) {
+            continue;
+        }
+        let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+        let value = format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw));
+        set_path(document, &keys, value);
+    }
+}
+
+/// Sets `value` at `keys` in `table`, creating tables on the way.
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(inner) = entry.as_table_mut() {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (a missing default file means defaults), applies
+    /// `OMS_*` overrides, and checks types. Problems carry lines.
+    pub fn load(path: &Path, required: bool) -> Result<Config, Vec<Problem>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
+            Err(e) => {
+                return Err(vec![Problem {
+                    line: None,
+                    message: format!("cannot read {}: {e}", path.display()),
+                }]);
+            }
+        };
+        Config::parse(&text, path, std::env::vars())
+    }
+
+    /// Parses `text` as if read from `path`, with `env` overrides.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, Vec<Problem>> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+        let mut document: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            vec![Problem {
+                line: e.span().map(|s| line_of(s.start)),
+                message: e.message().to_owned(),
+            }]
+        })?;
+        apply_env(&mut document, env);
+        let mut config: Config =
+            toml::Table::try_into(document).map_err(|e: toml::de::Error| {
+                vec![Problem {
+                    line: None,
+                    message: e.message().to_owned(),
+                }]
+            })?;
+        // Type errors from the merged table have no span; find one in the
+        // text when the message names a key.
+        config.secrets_dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(PathBuf::from)
+            .or_else(|| path.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(config)
+    }
+
+    /// Every problem the daemon would meet: bad accounts, bad profiles,
+    /// unreadable secret files, duplicate names.
+    pub fn check(&self, text: &str) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for account in &self.accounts {
+            if !names.insert(account.name.clone()) {
+                problems.push(problem_at(
+                    text,
+                    &account.name,
+                    format!("account {} is declared twice", account.name),
+                ));
+            }
+            if let Err(message) = self.account(account) {
+                problems.push(problem_at(
+                    text,
+                    &account.name,
+                    format!("account {}: {message}", account.name),
+                ));
+            }
+        }
+        for profile in &self.profiles {
+            if profile.min_vcpus == 0 || profile.min_ram_mb == 0 || profile.image.is_empty() {
+                problems.push(problem_at(
+                    text,
+                    &profile.name,
+                    format!(
+                        "profile {}: min_vcpus, min_ram_mb and image are required",
+                        profile.name
+                    ),
+                ));
+            }
+        }
+        if let Some(file) = &self.admin_token_file
+            && let Err(message) = self.read_secret(file)
+        {
+            problems.push(Problem {
+                line: None,
+                message: format!("admin_token_file: {message}"),
+            });
+        }
+        problems
+    }
+
+    /// The fleet's settings.
+    pub fn fleet_config(&self) -> FleetConfig {
+        let f = &self.fleet;
+        FleetConfig {
+            poll_interval: Duration::from_secs_f64(f.poll_interval_secs.max(0.05)),
+            refresh_interval: Duration::from_secs_f64(f.refresh_interval_secs.max(0.1)),
+            default_deadline: Duration::from_secs(f.default_deadline_secs),
+            default_max_attempts: f.default_max_attempts,
+            adoption_grace: Duration::from_secs(f.adoption_grace_secs),
+            ..FleetConfig::default()
+        }
+    }
+
+    /// The API's settings.
+    pub fn api_config(&self) -> ApiConfig {
+        ApiConfig {
+            max_count: self.api.max_count,
+            body_limit: self.api.body_limit,
+            client_rate_per_sec: self.api.client_rate_per_sec,
+            client_burst: self.api.client_burst,
+            ..ApiConfig::default()
+        }
+    }
+
+    /// Reads a secret file (relative to the secrets directory); refuses
+    /// one that other users can read.
+    pub fn read_secret(&self, file: &Path) -> Result<String, String> {
+        let path = if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            self.secrets_dir.join(file)
+        };
+        let metadata =
+            std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if metadata.permissions().mode() & 0o007 != 0 {
+            return Err(format!(
+                "{} is readable by other users; chmod o-rwx it",
+                path.display()
+            ));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+    }
+
+    fn secret(
+        &self,
+        inline: &Option<String>,
+        file: &Option<PathBuf>,
+        what: &str,
+    ) -> Result<Option<String>, String> {
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(format!("give {what} or {what}_file, not both")),
+            (Some(value), None) => Ok(Some(value.clone())),
+            (None, Some(file)) => self.read_secret(file).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The model account for a declared one, or why it is invalid.
+    pub fn account(&self, c: &AccountConfig) -> Result<Account, String> {
+        let name_ok = !c.name.is_empty()
+            && c.name.len() <= 64
+            && c.name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+        if !name_ok {
+            return Err("name: 1 to 64 of letters, digits, - _ .".into());
+        }
+        let auth_url: url::Url = c
+            .auth_url
+            .parse()
+            .ok()
+            .filter(|u: &url::Url| matches!(u.scheme(), "http" | "https"))
+            .ok_or("auth_url must be an http(s) URL")?;
+        let user_domain = c
+            .user_domain_name
+            .clone()
+            .unwrap_or_else(|| "Default".into());
+        let user = match (&c.user_id, &c.username) {
+            (Some(id), _) => Some(Named::Id(id.clone())),
+            (None, Some(name)) => Some(Named::Name {
+                name: name.clone(),
+                domain: Domain::Name(user_domain.clone()),
+            }),
+            (None, None) => None,
+        };
+        let password = self.secret(&c.password, &c.password_file, "password")?;
+        let app_secret = self.secret(
+            &c.application_credential_secret,
+            &c.application_credential_secret_file,
+            "application_credential_secret",
+        )?;
+        let (auth, secret) = match (password, app_secret) {
+            (Some(password), None) => {
+                let user = user.ok_or("username or user_id is required with a password")?;
+                let project = match (&c.project_id, &c.project_name) {
+                    (Some(id), _) => Named::Id(id.clone()),
+                    (None, Some(name)) => Named::Name {
+                        name: name.clone(),
+                        domain: Domain::Name(c.project_domain_name.clone().unwrap_or(user_domain)),
+                    },
+                    (None, None) => {
+                        return Err("project_name or project_id is required with a password".into());
+                    }
+                };
+                (AccountAuth::Password { user, project }, password)
+            }
+            (None, Some(secret)) => {
+                let credential = match (
+                    &c.application_credential_id,
+                    &c.application_credential_name,
+                    user,
+                ) {
+                    (Some(id), _, _) => ApplicationCredentialRef::Id(id.clone()),
+                    (None, Some(name), Some(user)) => ApplicationCredentialRef::Name {
+                        name: name.clone(),
+                        user,
+                    },
+                    _ => {
+                        return Err(
+                            "application_credential_id, or its name with username, is required"
+                                .into(),
+                        );
+                    }
+                };
+                (AccountAuth::ApplicationCredential { credential }, secret)
+            }
+            (Some(_), Some(_)) => {
+                return Err("give a password or an application credential, not both".into());
+            }
+            (None, None) => {
+                return Err("a password or an application credential secret is required".into());
+            }
+        };
+        if secret.is_empty() {
+            return Err("the secret is empty".into());
+        }
+        if c.identity_version == IdentityVersion::V2
+            && !matches!(
+                auth,
+                AccountAuth::Password {
+                    user: Named::Name { .. },
+                    ..
+                }
+            )
+        {
+            return Err("keystone v2.0 needs a password and the user by name".into());
+        }
+        Ok(Account {
+            id: String::new(),
+            name: c.name.clone(),
+            auth_url,
+            identity_version: c.identity_version,
+            interface: c.interface,
+            auth,
+            secret: SecretString::from(secret),
+            regions: c.regions.clone(),
+            networks: c.networks.clone(),
+            enabled: c.enabled,
+            drain: c.drain,
+            priority: c.priority,
+            limits: c.limits,
+            pins: c.pins.clone(),
+            created_at: Utc::now(),
+        })
+    }
+
+    /// The declared profiles.
+    pub fn profiles(&self) -> Vec<Profile> {
+        self.profiles
+            .iter()
+            .map(|p| Profile {
+                name: p.name.clone(),
+                min_vcpus: p.min_vcpus,
+                min_ram_mb: p.min_ram_mb,
+                min_disk_gb: p.min_disk_gb,
+                image: p.image.clone(),
+                boot_timeout_secs: p.boot_timeout_secs,
+            })
+            .collect()
+    }
+}
+
+/// A problem placed on the line that declares `name`.
+fn problem_at(text: &str, name: &str, message: String) -> Problem {
+    let needle = format!("\"{name}\"");
+    let line = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("name") && l.contains(&needle))
+        .map(|i| i + 1);
+    Problem { line, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, Vec<Problem>> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::parse(
+            text,
+            Path::new("/etc/openmultistack/oms.toml"),
+            env.collect::<Vec<_>>().into_iter(),
+        )
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let config = parse("", &[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.api.max_count, ApiConfig::default().max_count);
+    }
+
+    #[test]
+    fn environment_overrides_every_key() {
+        let config = parse(
+            "listen = \"127.0.0.1:1\"\n[api]\nmax_count = 5\n",
+            &[
+                ("OMS_LISTEN", "0.0.0.0:9000"),
+                ("OMS_API__MAX_COUNT", "7"),
+                ("OMS_FLEET__POLL_INTERVAL_SECS", "0.5"),
+                ("OMS_LOG_JSON", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.api.max_count, 7);
+        assert_eq!(config.fleet.poll_interval_secs, 0.5);
+    }
+
+    #[test]
+    fn syntax_errors_say_the_line() {
+        let problems = parse("listen = \"x\"\n\n[api\nmax_count = 1\n", &[]).unwrap_err();
+        assert_eq!(problems[0].line, Some(3), "{problems:?}");
+    }
+
+    #[test]
+    fn bad_accounts_are_reported_each_with_its_line() {
+        let text = r#"
+[[accounts]]
+name = "good"
+auth_url = "https://k.example/v3"
+username = "u"
+project_name = "p"
+password = "pw"
+
+[[accounts]]
+name = "nopass"
+auth_url = "https://k.example/v3"
+username = "u"
+project_name = "p"
+
+[[accounts]]
+name = "badurl"
+auth_url = "k.example"
+application_credential_id = "x"
+application_credential_secret = "s"
+"#;
+        let config = parse(text, &[]).unwrap();
+        let problems = config.check(text);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].line, Some(10));
+        assert!(problems[0].message.contains("nopass"));
+        assert_eq!(problems[1].line, Some(16));
+        assert!(config.account(&config.accounts[0]).is_ok());
+    }
+
+    #[test]
+    fn secrets_come_from_files_that_others_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let text = format!(
+            "[[accounts]]\nname = \"a\"\nauth_url = \"https://k/v3\"\nusername = \"u\"\nproject_name = \"p\"\npassword_file = \"{}\"\n",
+            file.display()
+        );
+        let config = parse(&text, &[]).unwrap();
+        let account = config.account(&config.accounts[0]).unwrap();
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&account.secret),
+            "from-file"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            config
+                .account(&config.accounts[0])
+                .unwrap_err()
+                .contains("other users")
+        );
+    }
+}
