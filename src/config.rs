@@ -564,6 +564,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let config = parse(include_str!("../systemd/oms.toml.example"), &[]).unwrap();
+        assert_eq!(config.accounts.len(), 2);
+        assert_eq!(config.profiles.len(), 1);
+        assert_eq!(config.accounts[0].limits.max_concurrent_creates, 10);
+    }
+
+    #[test]
     fn an_empty_file_is_the_defaults() {
         let config = parse("", &[]).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
