@@ -58,6 +58,42 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Launch instances through the API (OMS_URL, OMS_TOKEN).
+    Launch {
+        /// Profile name.
+        #[arg(long)]
+        profile: String,
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Prefix of instance names.
+        #[arg(long)]
+        name_prefix: Option<String>,
+        /// Your OpenSSH public key; otherwise one is generated.
+        #[arg(long)]
+        public_key_file: Option<PathBuf>,
+        /// Where to write a generated private key (created 0600).
+        #[arg(long)]
+        key_out: Option<PathBuf>,
+    },
+    /// List instances through the API.
+    List {
+        /// Only this status.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Delete instances through the API.
+    Delete {
+        /// Instance ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Manage provider accounts through the API.
+    Account {
+        /// What to do.
+        #[command(subcommand)]
+        action: AccountAction,
+    },
     /// Manage API tokens in a store the daemon is not running on.
     Token {
         /// Where the store lives.
@@ -90,6 +126,48 @@ pub enum TokenAction {
     Revoke {
         /// Token id.
         id: String,
+    },
+}
+
+/// Account subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AccountAction {
+    /// List accounts (secrets are never shown).
+    List,
+    /// Register one password account.
+    Add {
+        /// Account name.
+        #[arg(long)]
+        name: String,
+        /// Keystone URL.
+        #[arg(long)]
+        auth_url: String,
+        /// User name.
+        #[arg(long)]
+        username: String,
+        /// Project name.
+        #[arg(long)]
+        project_name: String,
+        /// Domain of user and project.
+        #[arg(long, default_value = "Default")]
+        domain: String,
+        /// File holding the password.
+        #[arg(long)]
+        password_file: PathBuf,
+        /// Authenticate and list regions before saving.
+        #[arg(long)]
+        test_connection: bool,
+    },
+    /// Import every cloud of a clouds.yaml (secure.yaml merged over it).
+    ImportClouds {
+        /// The clouds.yaml.
+        file: PathBuf,
+        /// A secure.yaml holding the secrets.
+        #[arg(long)]
+        secure: Option<PathBuf>,
+        /// Only these clouds.
+        #[arg(long = "cloud")]
+        clouds: Vec<String>,
     },
 }
 
@@ -127,6 +205,31 @@ pub fn main() -> ExitCode {
             Command::Demo { listen } => crate::demo::run(listen).await,
             Command::Sim { config } => crate::sim_command::run(config.as_deref()).await,
             Command::Token { state_dir, action } => token(state_dir, action).await,
+            Command::Launch {
+                profile,
+                count,
+                name_prefix,
+                public_key_file,
+                key_out,
+            } => {
+                let client = crate::client::ApiClient::from_env()?;
+                crate::client::launch(
+                    &client,
+                    &profile,
+                    count,
+                    name_prefix.as_deref(),
+                    public_key_file.as_deref(),
+                    key_out.as_deref(),
+                )
+                .await
+            }
+            Command::List { status } => {
+                crate::client::list(&crate::client::ApiClient::from_env()?, status.as_deref()).await
+            }
+            Command::Delete { ids } => {
+                crate::client::delete(&crate::client::ApiClient::from_env()?, &ids).await
+            }
+            Command::Account { action } => account(action).await,
         }
     });
     match result {
@@ -173,6 +276,41 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
         println!("{}: {problem}", file.display());
     }
     anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
+}
+
+async fn account(action: AccountAction) -> anyhow::Result<()> {
+    let client = crate::client::ApiClient::from_env()?;
+    match action {
+        AccountAction::List => crate::client::accounts(&client).await,
+        AccountAction::Add {
+            name,
+            auth_url,
+            username,
+            project_name,
+            domain,
+            password_file,
+            test_connection,
+        } => {
+            let password = std::fs::read_to_string(&password_file)
+                .with_context(|| format!("cannot read {}", password_file.display()))?;
+            let body = serde_json::json!({
+                "name": name, "auth_url": auth_url,
+                "user": {"name": username, "domain": domain},
+                "project": {"name": project_name, "domain": domain},
+                "password": password.trim_end_matches(['\n', '\r']),
+                "test_connection": test_connection,
+            });
+            crate::client::register(&client, &[body]).await
+        }
+        AccountAction::ImportClouds {
+            file,
+            secure,
+            clouds,
+        } => {
+            let bodies = crate::clouds::read(&file, secure.as_deref(), &clouds)?;
+            crate::client::register(&client, &bodies).await
+        }
+    }
 }
 
 async fn token(state_dir: PathBuf, action: TokenAction) -> anyhow::Result<()> {

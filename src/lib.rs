@@ -2,6 +2,8 @@
 //! composition root that wires the actors, the web server and the simulator.
 
 pub mod cli;
+pub mod client;
+pub mod clouds;
 pub mod config;
 pub mod daemon;
 pub mod demo;

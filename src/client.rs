@@ -1,0 +1,205 @@
+//! A small client of the REST API for the command line: `oms launch`,
+//! `oms list`, `oms delete`, `oms account ...`. The URL and token come
+//! from `OMS_URL` and `OMS_TOKEN`.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+/// The API's address and a token.
+pub struct ApiClient {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// From `OMS_URL` (default `http://127.0.0.1:8080`) and `OMS_TOKEN`.
+    pub fn from_env() -> anyhow::Result<ApiClient> {
+        let url = std::env::var("OMS_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+        let token = std::env::var("OMS_TOKEN").context("set OMS_TOKEN to an API token")?;
+        Ok(ApiClient {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() && status.as_u16() != 204 {
+            let message = body["error"]["message"].as_str().unwrap_or("no message");
+            bail!("{status}: {message}");
+        }
+        Ok(body)
+    }
+}
+
+/// `oms launch`.
+pub async fn launch(
+    client: &ApiClient,
+    profile: &str,
+    count: u32,
+    name_prefix: Option<&str>,
+    public_key_file: Option<&Path>,
+    key_out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut body = json!({"profile": profile, "count": count});
+    if let Some(prefix) = name_prefix {
+        body["name_prefix"] = json!(prefix);
+    }
+    if let Some(file) = public_key_file {
+        let key = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        body["public_key"] = json!(key.trim());
+    }
+    let answer = client
+        .send(reqwest::Method::POST, "/v1/instances", Some(&body))
+        .await?;
+    for instance in answer["instances"].as_array().into_iter().flatten() {
+        println!(
+            "{}  {}  {}",
+            instance["id"].as_str().unwrap_or("?"),
+            instance["name"].as_str().unwrap_or("?"),
+            instance["status"].as_str().unwrap_or("?")
+        );
+    }
+    if let Some(private) = answer["private_key"].as_str() {
+        match key_out {
+            Some(path) => {
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                file.write_all(private.as_bytes())?;
+                eprintln!(
+                    "private key written to {} (it is not kept anywhere else)",
+                    path.display()
+                );
+            }
+            None => eprintln!(
+                "a key pair was generated; pass --key-out FILE to keep its private key, or --public-key-file to use yours"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// `oms list`.
+pub async fn list(client: &ApiClient, status: Option<&str>) -> anyhow::Result<()> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/v1/instances?limit=200".to_owned();
+        if let Some(status) = status {
+            path.push_str(&format!("&status={status}"));
+        }
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = client.send(reqwest::Method::GET, &path, None).await?;
+        for i in page["instances"].as_array().into_iter().flatten() {
+            let text = |k: &str| i[k].as_str().unwrap_or("-").to_owned();
+            println!(
+                "{}  {:<20} {:<9} {:<12} {:<12} {}",
+                text("id"),
+                text("name"),
+                text("status"),
+                text("provider"),
+                text("region"),
+                text("address")
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `oms delete ID...`.
+pub async fn delete(client: &ApiClient, ids: &[String]) -> anyhow::Result<()> {
+    for id in ids {
+        let answer = client
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/v1/instances/{id}"),
+                None,
+            )
+            .await?;
+        println!("{id}  {}", answer["status"].as_str().unwrap_or("?"));
+    }
+    Ok(())
+}
+
+/// `oms account list`.
+pub async fn accounts(client: &ApiClient) -> anyhow::Result<()> {
+    let answer = client
+        .send(reqwest::Method::GET, "/v1/accounts", None)
+        .await?;
+    for a in answer["accounts"].as_array().into_iter().flatten() {
+        println!(
+            "{}  {:<16} {}  enabled={} drain={} priority={}",
+            a["id"].as_str().unwrap_or("?"),
+            a["name"].as_str().unwrap_or("?"),
+            a["auth_url"].as_str().unwrap_or("?"),
+            a["enabled"],
+            a["drain"],
+            a["priority"]
+        );
+    }
+    Ok(())
+}
+
+/// Registers accounts (each body as `POST /v1/accounts` takes it); if any
+/// name is taken, none is registered.
+pub async fn register(client: &ApiClient, bodies: &[Value]) -> anyhow::Result<()> {
+    let existing = client
+        .send(reqwest::Method::GET, "/v1/accounts", None)
+        .await?;
+    let taken: Vec<&str> = existing["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["name"].as_str())
+        .filter(|name| bodies.iter().any(|b| b["name"] == *name))
+        .collect();
+    if !taken.is_empty() {
+        bail!(
+            "nothing imported: accounts already exist: {}",
+            taken.join(", ")
+        );
+    }
+    for body in bodies {
+        let answer = client
+            .send(reqwest::Method::POST, "/v1/accounts", Some(body))
+            .await?;
+        println!(
+            "{}  {}",
+            answer["id"].as_str().unwrap_or("?"),
+            answer["name"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

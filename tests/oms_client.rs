@@ -1,0 +1,194 @@
+//! The command-line client against a running API: clouds.yaml import
+//! (password and application-credential clouds, several regions,
+//! secure.yaml), and launch / list / delete.
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use oms_sim::AppCredentialConfig;
+use oms_web::ApiConfig;
+use support::api::{Harness, start_with};
+use support::eventually;
+
+fn oms(h: &Harness, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oms"))
+        .args(args)
+        .env("OMS_URL", &h.base)
+        .env("OMS_TOKEN", &h.admin)
+        .output()
+        .unwrap()
+}
+
+fn account_names(h: &Harness) -> Vec<String> {
+    let mut names: Vec<String> = h
+        .store
+        .list_accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clouds_yaml_imports_password_and_application_credential_clouds() {
+    let h = start_with(ApiConfig::default(), |p| {
+        p.application_credentials.push(AppCredentialConfig {
+            id: "ac-ci".into(),
+            name: "ci".into(),
+            secret: "ac-secret".into(),
+            user: "demo".into(),
+        })
+    })
+    .await;
+    let north = h.sim.providers()[0].auth_url.clone();
+    let south = h.sim.providers()[1].auth_url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = dir.path().join("clouds.yaml");
+    let secure = dir.path().join("secure.yaml");
+    std::fs::write(
+        &clouds,
+        format!(
+            "clouds:\n  prod-north:\n    auth:\n      auth_url: {north}\n      username: demo\n      project_name: demo\n      user_domain_name: Default\n      project_domain_name: Default\n    regions:\n      - north-1\n      - name: north-2\n    identity_api_version: 3\n  ci-south:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {south}\n      application_credential_id: ac-ci\n    region_name: south-1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &secure,
+        "clouds:\n  prod-north:\n    auth:\n      password: secret\n  ci-south:\n    auth:\n      application_credential_secret: ac-secret\n",
+    )
+    .unwrap();
+
+    // Without secure.yaml the secrets are missing: nothing is imported.
+    let before = account_names(&h);
+    let failed = tokio::task::spawn_blocking({
+        let (base, admin, clouds) = (h.base.clone(), h.admin.clone(), clouds.clone());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_oms"))
+                .args(["account", "import-clouds", clouds.to_str().unwrap()])
+                .env("OMS_URL", base)
+                .env("OMS_TOKEN", admin)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("nothing imported"));
+    assert_eq!(account_names(&h), before);
+
+    let malformed = dir.path().join("bad.yaml");
+    std::fs::write(&malformed, "clouds:\n  x: [\n").unwrap();
+    let bad = oms(
+        &h,
+        &["account", "import-clouds", malformed.to_str().unwrap()],
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not valid YAML"));
+    assert_eq!(account_names(&h), before);
+
+    let imported = oms(
+        &h,
+        &[
+            "account",
+            "import-clouds",
+            clouds.to_str().unwrap(),
+            "--secure",
+            secure.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert_eq!(
+        account_names(&h),
+        vec!["ci-south", "north", "prod-north", "south"]
+    );
+    let accounts = h.store.list_accounts().unwrap();
+    let prod = accounts.iter().find(|a| a.name == "prod-north").unwrap();
+    assert_eq!(prod.regions, vec!["north-1", "north-2"]);
+    let ci = accounts.iter().find(|a| a.name == "ci-south").unwrap();
+    assert_eq!(ci.regions, vec!["south-1"]);
+    // The imported accounts work.
+    eventually(Duration::from_secs(20), "imported regions up", || async {
+        let up = h
+            .fleet
+            .regions()
+            .iter()
+            .filter(|r| (r.account == "prod-north" || r.account == "ci-south") && r.connected)
+            .count();
+        (up == 3).then_some(())
+    })
+    .await;
+    // Importing again would collide: nothing is imported.
+    let again = oms(
+        &h,
+        &[
+            "account",
+            "import-clouds",
+            clouds.to_str().unwrap(),
+            "--secure",
+            secure.to_str().unwrap(),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exist"));
+    assert_eq!(account_names(&h).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_list_and_delete_from_the_command_line() {
+    let h = start_with(ApiConfig::default(), |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_ed25519");
+    let launched = oms(
+        &h,
+        &[
+            "launch",
+            "--profile",
+            "small",
+            "--count",
+            "2",
+            "--name-prefix",
+            "cli",
+            "--key-out",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        launched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&launched.stderr)
+    );
+    let ids: Vec<String> = String::from_utf8_lossy(&launched.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("OPENSSH PRIVATE KEY")
+    );
+    eventually(Duration::from_secs(30), "listed active", || async {
+        let listed = oms(&h, &["list", "--status", "active"]);
+        (String::from_utf8_lossy(&listed.stdout).lines().count() == 2).then_some(())
+    })
+    .await;
+    let deleted = oms(&h, &["delete", &ids[0], &ids[1]]);
+    assert!(deleted.status.success());
+    assert!(String::from_utf8_lossy(&deleted.stdout).contains("deleting"));
+    let without_token = Command::new(env!("CARGO_BIN_EXE_oms"))
+        .args(["list"])
+        .env_remove("OMS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&without_token.stderr).contains("OMS_TOKEN"));
+}
