@@ -183,7 +183,15 @@ pub enum RoleArg {
 /// Parses the command line, runs the command, and maps failure to exit 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.log_json);
+    // `log_json` may also come from the daemon's configuration file.
+    let configured_json = match &cli.command {
+        Command::Serve { config, .. } => {
+            let path = config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            Config::load(&path, false).is_ok_and(|c| c.log_json)
+        }
+        _ => false,
+    };
+    crate::telemetry::init(cli.log_json || configured_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
