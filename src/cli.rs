@@ -186,7 +186,9 @@ pub fn main() -> ExitCode {
     // `log_json` may also come from the daemon's configuration file.
     let configured_json = match &cli.command {
         Command::Serve { config, .. } => {
-            let path = config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+            let path = config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
             Config::load(&path, false).is_ok_and(|c| c.log_json)
         }
         _ => false,

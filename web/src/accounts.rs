@@ -64,7 +64,7 @@ struct AppCredentialBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
     auth_url: String,
     #[serde(default)]
@@ -129,7 +129,8 @@ fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
     })
 }
 
-fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
+/// Validates a registration into an account (and whether to test it).
+pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
     if !valid_account_name(&body.name) {
         return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
     }
@@ -211,7 +212,7 @@ fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
 }
 
 /// Authenticates and lists compute regions, as a registration check.
-async fn test_connection(account: &Account) -> Result<Vec<String>, ApiError> {
+pub(crate) async fn test_connection(account: &Account) -> Result<Vec<String>, ApiError> {
     let client =
         Client::new(ClientConfig::default()).map_err(|e| ApiError::internal(e.to_string()))?;
     let session = Session::new(client, account.auth_spec());
@@ -308,19 +309,22 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<warp::reply::Response, ApiE
     ))
 }
 
-/// `DELETE /v1/accounts/{id}`: refused while it holds instances.
-pub(crate) async fn delete(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let account = find(call)?;
-    let held = call
-        .api
-        .fleet
+/// Instances an account still holds (placed there and not finished).
+pub(crate) fn held(fleet: &oms_actors::Fleet, account_id: &str) -> Result<usize, ApiError> {
+    Ok(fleet
         .instances(&InstanceFilter {
-            account_id: Some(account.id.clone()),
+            account_id: Some(account_id.to_owned()),
             ..InstanceFilter::default()
         })?
         .iter()
         .filter(|i| !i.state.is_terminal() && i.state != InstanceState::Pending)
-        .count();
+        .count())
+}
+
+/// `DELETE /v1/accounts/{id}`: refused while it holds instances.
+pub(crate) async fn delete(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let account = find(call)?;
+    let held = held(&call.api.fleet, &account.id)?;
     if held > 0 {
         return Err(ApiError::conflict(format!(
             "account {} still holds {held} instance(s); set drain and delete them first",

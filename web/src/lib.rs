@@ -12,6 +12,7 @@ pub mod error;
 mod instances;
 pub mod metrics;
 mod openapi;
+mod pages;
 mod profiles;
 mod regions;
 pub mod router;
@@ -68,6 +69,8 @@ pub struct Api {
     pub config: Arc<ApiConfig>,
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Operator sessions of the pages.
+    pub(crate) sessions: pages::session::Sessions,
     limiter: auth::ClientLimiter,
 }
 
@@ -82,6 +85,7 @@ impl Api {
             fleet,
             config: Arc::new(config),
             metrics,
+            sessions: pages::session::Sessions::default(),
             limiter,
         }
     }

@@ -309,6 +309,12 @@ pub(crate) async fn dispatch(
     body: Bytes,
 ) -> warp::reply::Response {
     let started = std::time::Instant::now();
+    if !path.starts_with("/v1/")
+        && let Some(response) =
+            crate::pages::dispatch(&api, method.clone(), path, query, &headers, &body).await
+    {
+        return response;
+    }
     let candidates: Vec<(&Route, Vec<String>)> = ROUTES
         .iter()
         .filter_map(|r| matches(r.path, path).map(|p| (r, p)))

@@ -1,0 +1,304 @@
+//! The operator pages over HTTP: sign-in with sessions, CSRF on every
+//! form, escaping, registration through the form, the instance timeline
+//! and its delete button.
+
+mod support;
+
+use std::time::Duration;
+
+use oms_web::ApiConfig;
+use support::api::{Harness, start};
+use support::eventually;
+
+struct Browser<'a> {
+    h: &'a Harness,
+    cookie: std::sync::Mutex<Option<String>>,
+    http: reqwest::Client,
+}
+
+struct Got {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl<'a> Browser<'a> {
+    fn new(h: &'a Harness) -> Browser<'a> {
+        Browser {
+            h,
+            cookie: std::sync::Mutex::new(None),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Got {
+        let mut request = self.http.request(method, format!("{}{path}", self.h.base));
+        if let Some(cookie) = self.cookie.lock().unwrap().clone() {
+            request = request.header("Cookie", cookie);
+        }
+        if let Some(form) = form {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish();
+            request = request
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        if let Some(set) = response.headers().get("set-cookie") {
+            let set = set.to_str().unwrap();
+            assert!(
+                set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+                "{set}"
+            );
+            *self.cookie.lock().unwrap() = Some(set.split(';').next().unwrap().to_owned());
+        }
+        Got {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Got {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Got {
+        self.send(reqwest::Method::POST, path, Some(form)).await
+    }
+
+    /// The CSRF token of the page at `path`.
+    async fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        let at = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a csrf field");
+        let rest = &page.body[at + 19..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    async fn sign_in(&self) {
+        let csrf = self.csrf("/login").await;
+        let admin = self.h.admin.clone();
+        let signed = self
+            .post("/login", &[("csrf", &csrf), ("token", &admin)])
+            .await;
+        assert_eq!(signed.status, 303);
+        assert_eq!(signed.location.as_deref(), Some("/"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_session_every_page_redirects_to_sign_in() {
+    let h = start(ApiConfig::default()).await;
+    let b = Browser::new(&h);
+    for path in [
+        "/",
+        "/instances",
+        "/instances/x",
+        "/accounts",
+        "/accounts/new",
+        "/tokens",
+    ] {
+        let got = b.get(path).await;
+        assert_eq!(
+            (got.status, got.location.as_deref()),
+            (303, Some("/login")),
+            "{path}"
+        );
+    }
+    let got = b.post("/tokens", &[("name", "x")]).await;
+    assert_eq!(got.location.as_deref(), Some("/login"));
+    // A client token does not sign in.
+    let client = h.token("ci", oms_actors::model::Role::Client, None).await;
+    let csrf = b.csrf("/login").await;
+    let refused = b
+        .post("/login", &[("csrf", &csrf), ("token", &client)])
+        .await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("not a valid admin token"));
+    // Static assets need no session.
+    assert_eq!(b.get("/static/style.css").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_a_valid_csrf_token_change_nothing() {
+    let h = start(ApiConfig::default()).await;
+    let b = Browser::new(&h);
+    b.sign_in().await;
+    let before = h.census();
+    for form in [
+        vec![("name", "sneaky"), ("role", "admin")],
+        vec![("name", "sneaky"), ("role", "admin"), ("csrf", "forged")],
+    ] {
+        let got = b.post("/tokens", &form).await;
+        assert_eq!(got.status, 403);
+    }
+    let account = h.store.list_accounts().unwrap()[0].id.clone();
+    assert_eq!(
+        b.post(
+            &format!("/accounts/{account}/disable"),
+            &[("csrf", "forged")]
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(h.census(), before);
+    assert!(h.store.get_account(&account).unwrap().unwrap().enabled);
+    // With the token, it works.
+    let csrf = b.csrf("/tokens").await;
+    let created = b
+        .post(
+            "/tokens",
+            &[("csrf", &csrf), ("name", "legit"), ("role", "client")],
+        )
+        .await;
+    assert_eq!(created.status, 200);
+    assert!(created.body.contains("oms_"));
+    // Signing out ends the session.
+    let csrf = b.csrf("/").await;
+    assert_eq!(
+        b.post("/logout", &[("csrf", &csrf)])
+            .await
+            .location
+            .as_deref(),
+        Some("/login")
+    );
+    assert_eq!(b.get("/").await.location.as_deref(), Some("/login"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_users_typed_are_shown_as_text() {
+    let h = start(ApiConfig::default()).await;
+    let mut account = h.store.list_accounts().unwrap()[0].clone();
+    account.id = "evil".into();
+    account.name = "<script>alert(1)</script>".into();
+    account.enabled = false;
+    h.store.put_account(&account).unwrap();
+    let b = Browser::new(&h);
+    b.sign_in().await;
+    let page = b.get("/accounts").await;
+    assert!(!page.body.contains("<script>alert(1)</script>"));
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_registered_through_the_form_shows_its_regions() {
+    let h = start(ApiConfig::default()).await;
+    let b = Browser::new(&h);
+    b.sign_in().await;
+    let auth_url = h.sim.providers()[0].auth_url.clone();
+    let csrf = b.csrf("/accounts/new").await;
+    let bad = b
+        .post(
+            "/accounts/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "formed"),
+                ("auth_url", "not a url"),
+                ("username", "demo"),
+                ("project_name", "demo"),
+                ("password", "secret"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("field-error"));
+    assert!(
+        !bad.body.contains("value=\"secret\""),
+        "a typed password is never shown back"
+    );
+    let wrong = b
+        .post(
+            "/accounts/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "formed"),
+                ("auth_url", &auth_url),
+                ("username", "demo"),
+                ("project_name", "demo"),
+                ("password", "wrong"),
+                ("test_connection", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("connection test failed"));
+    let saved = b
+        .post(
+            "/accounts/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "formed"),
+                ("auth_url", &auth_url),
+                ("username", "demo"),
+                ("project_name", "demo"),
+                ("domain", "Default"),
+                ("password", "secret"),
+                ("test_connection", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    eventually(
+        Duration::from_secs(20),
+        "regions of the new account on the dashboard",
+        || async {
+            let page = b.get("/?fragment=1").await;
+            (page.body.matches(">formed").count() == 2).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_instance_page_shows_its_timeline_and_deletes() {
+    let h = start(ApiConfig::default()).await;
+    let launched = h
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&h.admin),
+            Some(serde_json::json!({"profile": "small"})),
+        )
+        .await;
+    let id = launched.body["instances"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = Browser::new(&h);
+    b.sign_in().await;
+    let path = format!("/instances/{id}");
+    eventually(Duration::from_secs(30), "active on the page", || async {
+        let page = b.get(&format!("{path}?fragment=1")).await;
+        page.body.contains("id=\"status\">active<").then_some(())
+    })
+    .await;
+    let page = b.get(&path).await;
+    assert!(page.body.contains("scheduled"));
+    assert!(page.body.contains("id=\"delete\""));
+    let list = b.get("/instances?status=active").await;
+    assert!(list.body.contains(&id));
+    let csrf = b.csrf(&path).await;
+    let deleted = b.post(&format!("{path}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(deleted.status, 303);
+    let state = h.store.get_instance(&id).unwrap().unwrap().state;
+    assert!(matches!(
+        state,
+        oms_actors::model::InstanceState::Deleting | oms_actors::model::InstanceState::Deleted
+    ));
+}

@@ -1,0 +1,211 @@
+//! `/accounts`: list with enable/disable/drain/delete, and the
+//! registration form with field-level errors and a connection test. The
+//! form goes through the same validation as `POST /v1/accounts`.
+
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+
+use super::{Page, message, redirect, render};
+use crate::accounts::{CreateBody, build, held, test_connection};
+use crate::views;
+
+/// `GET /accounts`.
+pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
+    let accounts: Vec<Value> = page
+        .api
+        .fleet
+        .accounts()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            let mut view = views::account(a);
+            let mut actions = vec![
+                if a.enabled { json!({"action": "disable", "label": "Disable"}) } else { json!({"action": "enable", "label": "Enable"}) },
+                if a.drain { json!({"action": "undrain", "label": "Stop draining"}) } else { json!({"action": "drain", "label": "Drain"}) },
+            ];
+            actions.push(json!({"action": "delete", "label": "Delete", "confirm": format!("Delete account {}?", a.name)}));
+            view["actions"] = Value::Array(actions);
+            view
+        })
+        .collect();
+    render(
+        page,
+        "accounts",
+        json!({"title": "Accounts", "nav_accounts": true, "accounts": accounts}),
+    )
+}
+
+/// The registration form, with what was typed (never the secrets) and
+/// errors by field.
+pub(crate) fn form(
+    page: &Page<'_>,
+    form: Value,
+    error: Option<String>,
+    errors: Value,
+) -> warp::reply::Response {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let mut response = render(
+        page,
+        "account_form",
+        json!({"title": "Register an account", "nav_accounts": true, "form": form, "error": error, "errors": errors}),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+fn field_of(message: &str) -> &'static str {
+    let lower = message.to_lowercase();
+    if lower.starts_with("name") || lower.contains("named") {
+        "name"
+    } else if lower.starts_with("auth_url") {
+        "auth_url"
+    } else if lower.starts_with("limits") {
+        "limits"
+    } else {
+        "auth"
+    }
+}
+
+/// `POST /accounts/new`.
+pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
+    let text = |k: &str| page.field(k).map(str::trim).unwrap_or_default().to_owned();
+    let typed = json!({
+        "name": text("name"), "auth_url": text("auth_url"), "v2": text("identity_version") == "v2.0",
+        "username": text("username"), "project_name": text("project_name"), "domain": text("domain"),
+        "application_credential_id": text("application_credential_id"), "regions": text("regions"),
+        "priority": text("priority"), "mutating_per_sec": text("mutating_per_sec"),
+        "read_per_sec": text("read_per_sec"), "max_concurrent_creates": text("max_concurrent_creates"),
+    });
+    let fail = |message: String| {
+        let field = field_of(&message);
+        form(
+            page,
+            typed.clone(),
+            Some(message.clone()),
+            json!({ field: message }),
+        )
+    };
+    let domain = if text("domain").is_empty() {
+        "Default".to_owned()
+    } else {
+        text("domain")
+    };
+    let mut body = json!({
+        "name": text("name"), "auth_url": text("auth_url"),
+        "identity_version": if text("identity_version") == "v2.0" { "v2.0" } else { "v3" },
+        "regions": text("regions").split(',').map(str::trim).filter(|r| !r.is_empty()).collect::<Vec<_>>(),
+        "test_connection": page.field("test_connection").is_some(),
+    });
+    if !text("password").is_empty() {
+        body["password"] = json!(page.field("password").unwrap_or_default());
+        body["user"] = json!({"name": text("username"), "domain": domain});
+        body["project"] = json!({"name": text("project_name"), "domain": domain});
+    }
+    if !text("application_credential_secret").is_empty() {
+        body["application_credential"] = json!({"id": text("application_credential_id"),
+                                                "secret": page.field("application_credential_secret").unwrap_or_default()});
+    }
+    if !text("priority").is_empty() {
+        match text("priority").parse::<i32>() {
+            Ok(p) => body["priority"] = json!(p),
+            Err(_) => return fail("priority must be a whole number".into()),
+        }
+    }
+    let number = |k: &str| text(k).parse::<f64>().ok();
+    if ["mutating_per_sec", "read_per_sec", "max_concurrent_creates"]
+        .iter()
+        .any(|k| !text(k).is_empty())
+    {
+        let defaults = oms_actors::model::RegionLimits::default();
+        body["limits"] = json!({
+            "mutating_per_sec": number("mutating_per_sec").unwrap_or(defaults.mutating_per_sec),
+            "read_per_sec": number("read_per_sec").unwrap_or(defaults.read_per_sec),
+            "max_concurrent_creates": number("max_concurrent_creates").map_or(defaults.max_concurrent_creates, |n| n as u32),
+        });
+    }
+    let parsed: CreateBody = match crate::body::shape(body) {
+        Ok(parsed) => parsed,
+        Err(error) => return fail(error.message),
+    };
+    let (account, test) = match build(parsed) {
+        Ok(built) => built,
+        Err(error) => return fail(error.message),
+    };
+    let fleet = &page.api.fleet;
+    if fleet
+        .accounts()
+        .unwrap_or_default()
+        .iter()
+        .any(|a| a.name == account.name)
+    {
+        return fail(format!("an account named {} exists", account.name));
+    }
+    if test && let Err(error) = test_connection(&account).await {
+        return fail(error.message);
+    }
+    match fleet.put_account(account).await {
+        Ok(_) => redirect("/", None),
+        Err(error) => message(
+            page,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            &error.to_string(),
+        ),
+    }
+}
+
+/// `POST /accounts/{id}/{enable|disable|drain|undrain|delete}`.
+pub(crate) async fn act(page: &Page<'_>, id: &str, action: &str) -> warp::reply::Response {
+    let fleet = &page.api.fleet;
+    let Some(mut account) = fleet.store().get_account(id).ok().flatten() else {
+        return message(page, StatusCode::NOT_FOUND, "Not found", "No such account.");
+    };
+    match action {
+        "enable" => account.enabled = true,
+        "disable" => account.enabled = false,
+        "drain" => account.drain = true,
+        "undrain" => account.drain = false,
+        "delete" => {
+            return match held(fleet, id) {
+                Ok(0) => match fleet.remove_account(id).await {
+                    Ok(()) => redirect("/accounts", None),
+                    Err(error) => message(
+                        page,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Error",
+                        &error.to_string(),
+                    ),
+                },
+                Ok(n) => message(
+                    page,
+                    StatusCode::CONFLICT,
+                    "Not deleted",
+                    &format!(
+                        "{} still holds {n} instance(s); drain it and delete them first.",
+                        account.name
+                    ),
+                ),
+                Err(error) => message(
+                    page,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Error",
+                    &error.message,
+                ),
+            };
+        }
+        _ => return message(page, StatusCode::NOT_FOUND, "Not found", "No such action."),
+    }
+    match fleet.put_account(account).await {
+        Ok(_) => redirect("/accounts", None),
+        Err(error) => message(
+            page,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            &error.to_string(),
+        ),
+    }
+}

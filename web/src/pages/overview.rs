@@ -1,0 +1,179 @@
+//! The dashboard and the tokens page.
+
+use oms_actors::breaker::BreakerState;
+use oms_actors::model::{InstanceState, Role};
+use oms_actors::store::InstanceFilter;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use warp::http::StatusCode;
+
+use super::{Page, message, redirect, render};
+use crate::views;
+
+/// `/`: every account-region, totals, and the queue.
+pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
+    let regions = page.api.fleet.regions();
+    let count = |state: InstanceState| {
+        page.api
+            .fleet
+            .instances(&InstanceFilter {
+                states: vec![state],
+                ..InstanceFilter::default()
+            })
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    let pending = page
+        .api
+        .fleet
+        .instances(&InstanceFilter {
+            states: vec![InstanceState::Pending],
+            limit: 20,
+            ..InstanceFilter::default()
+        })
+        .unwrap_or_default();
+    let queue: Vec<Value> = pending
+        .iter()
+        .map(|i| {
+            let why = page
+                .api
+                .fleet
+                .instance(&i.id)
+                .ok()
+                .flatten()
+                .and_then(|(_, events)| events.last().map(|e| e.message.clone()))
+                .unwrap_or_default();
+            json!({"id": i.id, "name": i.name, "client": i.client, "profile": i.profile,
+                   "created_at": i.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), "why": why})
+        })
+        .collect();
+    let (mut used, mut limit, mut healthy) = (0i64, 0i64, 0usize);
+    let rows: Vec<Value> = regions
+        .iter()
+        .map(|r| {
+            let max = r.limit.map_or(0, |l| l.instances);
+            used += r.used.instances;
+            limit += max.max(0);
+            healthy += usize::from(r.breaker == BreakerState::Closed);
+            let percent = if max > 0 { (r.used.instances * 100 / max).clamp(0, 100) } else { 0 };
+            json!({
+                "account": r.account, "region": r.region, "enabled": r.enabled, "drain": r.drain,
+                "breaker": serde_json::to_value(r.breaker).unwrap_or(Value::Null),
+                "used": r.used.instances, "limit": if max < 0 { "∞".to_owned() } else { max.to_string() },
+                "percent": percent, "reserved": r.reserved,
+                "in_flight": r.creating as usize + r.building,
+                "error_rate": format!("{:.0}", r.error_rate * 100.0),
+                "latency": format!("{:.0}", r.latency_ms),
+                "last_error": r.last_error,
+            })
+        })
+        .collect();
+    let data = json!({
+        "title": "Dashboard", "nav_dashboard": true, "live": true,
+        "regions": rows, "queue": queue,
+        "totals": {"active": count(InstanceState::Active), "building": count(InstanceState::Building) + count(InstanceState::Scheduled),
+                   "pending": count(InstanceState::Pending), "used": used, "limit": limit,
+                   "healthy": healthy, "regions": regions.len()},
+    });
+    if page.fragment() {
+        return render(page, "dashboard_live", data);
+    }
+    render(page, "dashboard", data)
+}
+
+/// `/tokens`.
+pub(crate) fn tokens(
+    page: &Page<'_>,
+    created: Option<Value>,
+    error: Option<String>,
+) -> warp::reply::Response {
+    let tokens: Vec<Value> = page
+        .api
+        .fleet
+        .store()
+        .list_tokens()
+        .unwrap_or_default()
+        .iter()
+        .map(views::token)
+        .collect();
+    render(
+        page,
+        "tokens",
+        json!({"title": "Tokens", "nav_tokens": true, "tokens": tokens, "created": created, "error": error}),
+    )
+}
+
+/// `POST /tokens`.
+pub(crate) async fn create_token(page: &Page<'_>) -> warp::reply::Response {
+    let name = page.field("name").unwrap_or_default().trim().to_owned();
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return tokens(
+            page,
+            None,
+            Some("Name: 1 to 64 of letters, digits, - _ .".into()),
+        );
+    }
+    let role = if page.field("role") == Some("admin") {
+        Role::Admin
+    } else {
+        Role::Client
+    };
+    let limit = match page
+        .field("instance_limit")
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        Some(text) => match text.parse::<u32>() {
+            Ok(limit) => Some(limit),
+            Err(_) => {
+                return tokens(
+                    page,
+                    None,
+                    Some("Instance limit must be a whole number.".into()),
+                );
+            }
+        },
+        None => None,
+    };
+    match crate::auth::create_token(page.api.fleet.store().as_ref(), &name, role, limit).await {
+        Ok((_, value)) => tokens(
+            page,
+            Some(json!({"name": name, "value": value.expose_secret()})),
+            None,
+        ),
+        Err(error) => message(
+            page,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            &error.to_string(),
+        ),
+    }
+}
+
+/// `POST /tokens/{id}/revoke`.
+pub(crate) async fn revoke_token(page: &Page<'_>, id: &str) -> warp::reply::Response {
+    let store = page.api.fleet.store();
+    let Some(mut token) = store
+        .list_tokens()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|t| t.id == id)
+    else {
+        return message(page, StatusCode::NOT_FOUND, "Not found", "No such token.");
+    };
+    token.revoked = true;
+    if store.put_token(&token).is_err() || store.flush().await.is_err() {
+        return message(
+            page,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "The token could not be revoked.",
+        );
+    }
+    redirect("/tokens", None)
+}
