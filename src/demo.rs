@@ -102,6 +102,7 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
     println!(
         "OpenMultiStack demo: 3 simulated providers × 2 regions, {FLAPPING} flapping in and out of maintenance"
     );
+    println!("web      {base}/  (sign in with the token below)");
     println!("api      {base}/v1/regions");
     println!("token    {}", admin.expose_secret());
     println!("simulator control {}/_sim/state", sim.control_url());

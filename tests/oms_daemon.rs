@@ -173,5 +173,12 @@ async fn oms_demo_comes_up_with_six_regions_and_live_instances() {
         (body["instances"].as_array().map_or(0, Vec::len) == 6).then_some(())
     })
     .await;
+    // The pages are served too.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let home = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(home.status().as_u16(), 303);
+    let login = http.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+    assert!(login.text().await.unwrap().contains("Admin token"));
     assert!(demo.terminate_and_wait().success());
 }
