@@ -27,7 +27,11 @@ impl Drop for Driver {
 }
 
 async fn browser() -> (Driver, Client, tempfile::TempDir) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -47,10 +51,18 @@ async fn browser() -> (Driver, Client, tempfile::TempDir) {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let client = loop {
-        match ClientBuilder::rustls().unwrap().capabilities(caps.clone()).connect(&url).await {
+        match ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
             Ok(client) => break client,
             Err(error) => {
-                assert!(std::time::Instant::now() < deadline, "no WebDriver session: {error}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no WebDriver session: {error}"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -68,7 +80,10 @@ async fn wait_text(c: &Client, selector: &str, text: &str, limit: Duration) {
             return;
         }
         if std::time::Instant::now() > deadline {
-            panic!("{selector} never showed {text:?}; page: {}", c.source().await.unwrap_or_default());
+            panic!(
+                "{selector} never showed {text:?}; page: {}",
+                c.source().await.unwrap_or_default()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -76,8 +91,18 @@ async fn wait_text(c: &Client, selector: &str, text: &str, limit: Duration) {
 
 async fn sign_in(c: &Client, h: &Harness) {
     c.goto(&format!("{}/login", h.base)).await.unwrap();
-    c.find(Locator::Id("token")).await.unwrap().send_keys(&h.admin).await.unwrap();
-    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(&h.admin)
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(c, "h1", "Dashboard", Duration::from_secs(10)).await;
 }
 
@@ -95,34 +120,80 @@ async fn an_operator_registers_an_account_and_follows_an_instance_in_the_browser
     // dashboard (which refreshes itself).
     c.goto(&format!("{}/accounts/new", h.base)).await.unwrap();
     let auth_url = h.sim.providers()[0].auth_url.clone();
-    for (id, value) in [("name", "formed"), ("auth_url", auth_url.as_str()), ("username", "demo"), ("project_name", "demo"), ("password", "secret")] {
+    for (id, value) in [
+        ("name", "formed"),
+        ("auth_url", auth_url.as_str()),
+        ("username", "demo"),
+        ("project_name", "demo"),
+        ("password", "secret"),
+    ] {
         let field = c.find(Locator::Id(id)).await.unwrap();
         field.clear().await.unwrap();
         field.send_keys(value).await.unwrap();
     }
-    c.find(Locator::Id("save-account")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("save-account"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&c, "#regions", "formed", Duration::from_secs(20)).await;
-    wait_text(&c, "tr.region[data-region='north-2']", "closed", Duration::from_secs(20)).await;
+    wait_text(
+        &c,
+        "tr.region[data-region='north-2']",
+        "closed",
+        Duration::from_secs(20),
+    )
+    .await;
 
     // Launch through the API and watch it become active on the
     // instances page without reloading it.
     let launched = h
-        .call("POST", "/v1/instances", Some(&h.admin), Some(json!({"profile": "small", "name_prefix": "watched"})))
+        .call(
+            "POST",
+            "/v1/instances",
+            Some(&h.admin),
+            Some(json!({"profile": "small", "name_prefix": "watched"})),
+        )
         .await;
-    let id = launched.body["instances"][0]["id"].as_str().unwrap().to_owned();
+    let id = launched.body["instances"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     c.goto(&format!("{}/instances", h.base)).await.unwrap();
-    c.execute("window.notReloaded = true;", vec![]).await.unwrap();
-    wait_text(&c, &format!("tr.instance[data-id='{id}']"), "active", Duration::from_secs(30)).await;
-    let same_page = c.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    c.execute("window.notReloaded = true;", vec![])
+        .await
+        .unwrap();
+    wait_text(
+        &c,
+        &format!("tr.instance[data-id='{id}']"),
+        "active",
+        Duration::from_secs(30),
+    )
+    .await;
+    let same_page = c
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
     assert_eq!(same_page, json!(true), "the page was reloaded");
 
     // Its timeline.
-    c.find(Locator::Css(&format!("tr.instance[data-id='{id}'] a"))).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(&format!("tr.instance[data-id='{id}'] a")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(&c, "#timeline", "scheduled", Duration::from_secs(10)).await;
     wait_text(&c, "#timeline", "active at", Duration::from_secs(10)).await;
 
     // Delete with the button (after confirming).
-    c.find(Locator::Id("delete")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("delete"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     c.accept_alert().await.unwrap();
     wait_text(&c, "#status", "delet", Duration::from_secs(10)).await;
     wait_text(&c, "#status", "deleted", Duration::from_secs(30)).await;
@@ -140,7 +211,13 @@ async fn the_browser_shows_hostile_names_as_text_and_refuses_forged_forms() {
     let (_driver, c, _profile) = browser().await;
     sign_in(&c, &h).await;
     c.goto(&format!("{}/accounts", h.base)).await.unwrap();
-    wait_text(&c, "tr.account[data-name='<script>alert(1)</script>'] td", "<script>alert(1)</script>", Duration::from_secs(5)).await;
+    wait_text(
+        &c,
+        "tr.account[data-name='<script>alert(1)</script>'] td",
+        "<script>alert(1)</script>",
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(c.get_alert_text().await.is_err(), "a script ran");
 
     // A form whose CSRF token was tampered with changes nothing.

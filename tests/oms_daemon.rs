@@ -174,7 +174,10 @@ async fn oms_demo_comes_up_with_six_regions_and_live_instances() {
     })
     .await;
     // The pages are served too.
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let home = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(home.status().as_u16(), 303);
     let login = http.get(format!("{base}/login")).send().await.unwrap();

@@ -302,3 +302,88 @@ async fn the_instance_page_shows_its_timeline_and_deletes() {
         oms_actors::model::InstanceState::Deleting | oms_actors::model::InstanceState::Deleted
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_connection_button_and_account_editing() {
+    let h = start(ApiConfig::default()).await;
+    let b = Browser::new(&h);
+    b.sign_in().await;
+    let auth_url = h.sim.providers()[1].auth_url.clone();
+    let csrf = b.csrf("/accounts/new").await;
+    let before = h.census();
+    let tested = b
+        .post(
+            "/accounts/new",
+            &[
+                ("csrf", &csrf),
+                ("intent", "test"),
+                ("name", "probe"),
+                ("auth_url", &auth_url),
+                ("username", "demo"),
+                ("project_name", "demo"),
+                ("password", "secret"),
+            ],
+        )
+        .await;
+    assert_eq!(tested.status, 200);
+    assert!(
+        tested
+            .body
+            .contains("Connection works; compute regions: south-1, south-2"),
+        "{}",
+        tested.body
+    );
+    assert_eq!(h.census(), before, "testing saves nothing");
+
+    let account = h
+        .store
+        .list_accounts()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "south")
+        .unwrap();
+    let path = format!("/accounts/{}/edit", account.id);
+    let csrf = b.csrf(&path).await;
+    let bad = b
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("priority", "5"),
+                ("mutating_per_sec", "0"),
+                ("read_per_sec", "10"),
+                ("max_concurrent_creates", "4"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    let saved = b
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("priority", "5"),
+                ("regions", "south-1"),
+                ("mutating_per_sec", "2"),
+                ("read_per_sec", "10"),
+                ("max_concurrent_creates", "4"),
+                ("secret", ""),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    let changed = h.store.get_account(&account.id).unwrap().unwrap();
+    assert_eq!(
+        (
+            changed.priority,
+            changed.regions.clone(),
+            changed.limits.max_concurrent_creates
+        ),
+        (5, vec!["south-1".to_owned()], 4)
+    );
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&changed.secret),
+        "secret",
+        "an empty secret keeps the old one"
+    );
+}

@@ -118,7 +118,8 @@ fn valid_account_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
+/// Refuses rates and concurrency outside sane bounds.
+pub(crate) fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
     let ok = limits.mutating_per_sec > 0.0
         && limits.mutating_per_sec <= 1000.0
         && limits.read_per_sec > 0.0

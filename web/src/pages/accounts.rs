@@ -48,10 +48,12 @@ pub(crate) fn form(
     } else {
         StatusCode::OK
     };
+    let tested = form.get("tested").cloned();
     let mut response = render(
         page,
         "account_form",
-        json!({"title": "Register an account", "nav_accounts": true, "form": form, "error": error, "errors": errors}),
+        json!({"title": "Register an account", "nav_accounts": true, "form": form,
+               "error": error, "errors": errors, "tested": tested}),
     );
     *response.status_mut() = status;
     response
@@ -144,6 +146,16 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
     {
         return fail(format!("an account named {} exists", account.name));
     }
+    if page.field("intent") == Some("test") {
+        return match test_connection(&account).await {
+            Ok(regions) => {
+                let mut shown = typed.clone();
+                shown["tested"] = json!(regions.join(", "));
+                form(page, shown, None, json!({}))
+            }
+            Err(error) => fail(error.message),
+        };
+    }
     if test && let Err(error) = test_connection(&account).await {
         return fail(error.message);
     }
@@ -198,6 +210,66 @@ pub(crate) async fn act(page: &Page<'_>, id: &str, action: &str) -> warp::reply:
             };
         }
         _ => return message(page, StatusCode::NOT_FOUND, "Not found", "No such action."),
+    }
+    match fleet.put_account(account).await {
+        Ok(_) => redirect("/accounts", None),
+        Err(error) => message(
+            page,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            &error.to_string(),
+        ),
+    }
+}
+
+/// `GET /accounts/{id}/edit`.
+pub(crate) fn edit_form(page: &Page<'_>, id: &str, error: Option<String>) -> warp::reply::Response {
+    let Some(account) = page.api.fleet.store().get_account(id).ok().flatten() else {
+        return message(page, StatusCode::NOT_FOUND, "Not found", "No such account.");
+    };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let mut response = render(
+        page,
+        "account_edit",
+        json!({"title": format!("Edit {}", account.name), "nav_accounts": true, "account": views::account(&account),
+               "regions": account.regions.join(", "), "error": error}),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+/// `POST /accounts/{id}/edit`.
+pub(crate) async fn edit(page: &Page<'_>, id: &str) -> warp::reply::Response {
+    let fleet = &page.api.fleet;
+    let Some(mut account) = fleet.store().get_account(id).ok().flatten() else {
+        return message(page, StatusCode::NOT_FOUND, "Not found", "No such account.");
+    };
+    let text = |k: &str| page.field(k).map(str::trim).unwrap_or_default().to_owned();
+    let Ok(priority) = text("priority").parse::<i32>() else {
+        return edit_form(page, id, Some("priority must be a whole number".into()));
+    };
+    let limits = oms_actors::model::RegionLimits {
+        mutating_per_sec: text("mutating_per_sec").parse().unwrap_or(f64::NAN),
+        read_per_sec: text("read_per_sec").parse().unwrap_or(f64::NAN),
+        max_concurrent_creates: text("max_concurrent_creates").parse().unwrap_or(0),
+    };
+    if let Err(error) = crate::accounts::check_limits(&limits) {
+        return edit_form(page, id, Some(error.message));
+    }
+    account.priority = priority;
+    account.limits = limits;
+    account.regions = text("regions")
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(secret) = page.field("secret").filter(|s| !s.is_empty()) {
+        account.secret = secrecy::SecretString::from(secret.to_owned());
     }
     match fleet.put_account(account).await {
         Ok(_) => redirect("/accounts", None),

@@ -254,6 +254,8 @@ async fn route(page: &mut Page<'_>) -> warp::reply::Response {
             accounts::form(page, json!({"domain": "Default"}), None, json!({}))
         }
         (Method::POST, ["accounts", "new"]) => accounts::create(page).await,
+        (Method::GET, ["accounts", id, "edit"]) => accounts::edit_form(page, id, None),
+        (Method::POST, ["accounts", id, "edit"]) => accounts::edit(page, id).await,
         (Method::POST, ["accounts", id, action]) => accounts::act(page, id, action).await,
         (Method::GET, ["tokens"]) => overview::tokens(page, None, None),
         (Method::POST, ["tokens"]) => overview::create_token(page).await,
