@@ -19,9 +19,14 @@ pub(crate) fn document() -> Value {
             .as_object_mut()
             .expect("path item is an object");
         let mut responses = Map::new();
+        let media = if route.path == "/metrics" {
+            "text/plain"
+        } else {
+            "application/json"
+        };
         responses.insert(
             route.success.to_string(),
-            json!({"description": "success", "content": {"application/json": {}}}),
+            json!({"description": "success", "content": {media: {}}}),
         );
         if route.access != Access::Public {
             responses.insert(
