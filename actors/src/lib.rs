@@ -8,6 +8,7 @@ mod account;
 pub mod breaker;
 mod dispatcher;
 pub mod fleet;
+pub mod leaks;
 pub mod ledger;
 mod messages;
 pub mod model;

@@ -34,6 +34,10 @@ pub struct FleetConfig {
     /// whose create may or may not have reached the provider before
     /// deciding it did not; longer than the provider's listing lag.
     pub adoption_grace: Duration,
+    /// How often each region looks for leaked servers and key pairs.
+    pub leak_interval: Duration,
+    /// How long something unknown must stay before it is collected.
+    pub leak_grace: Duration,
     /// Circuit breaker thresholds.
     pub breaker: BreakerConfig,
     /// Restart backoff and intensity of every supervisor.
@@ -61,6 +65,8 @@ impl Default for FleetConfig {
             reroute_backoff: Duration::from_secs(30),
             flavor_not_now: Duration::from_secs(300),
             adoption_grace: Duration::from_secs(60),
+            leak_interval: Duration::from_secs(60),
+            leak_grace: Duration::from_secs(120),
             breaker: BreakerConfig::default(),
             restart: RestartPolicy::default(),
             probe_interval: Duration::from_secs(5),
@@ -245,6 +251,10 @@ pub(crate) enum RegionMsg {
         server_id: String,
         result: Result<(), ProviderError>,
     },
+    /// Time to look for leaks.
+    LeakTick,
+    /// The leak scan came back: our servers and key pairs.
+    LeakScanned(Result<(Vec<Server>, Vec<String>), ProviderError>),
     /// Whether a deleted server is gone came back.
     Checked {
         server_id: String,

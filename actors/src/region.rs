@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::breaker::{Breaker, Permit};
+use crate::leaks::{LeakWatch, Sighting};
 use crate::ledger::{Footprint, Ledger};
 use crate::messages::{
     Chaos, DispatcherMsg, FleetCtx, LaunchOrder, Outcome, OutcomeKind, RegionMsg,
@@ -23,7 +24,7 @@ use crate::pacer::Pacer;
 use crate::profiles::{Resolved, resolve};
 use crate::region_calls::{
     CreateJob, Refreshed, attempt_tag, spawn_check_gone, spawn_create, spawn_delete,
-    spawn_delete_keypair, spawn_poll, spawn_refresh,
+    spawn_delete_keypair, spawn_leak_scan, spawn_poll, spawn_refresh,
 };
 use crate::status::{ProfileFit, RegionStatus};
 use crate::store::InstanceFilter;
@@ -60,6 +61,8 @@ enum AfterDelete {
     Deleted,
     /// The attempt failed: report `Failed` once the server is gone.
     Failed { class: Class, message: String },
+    /// A leak: nobody to tell.
+    Leak,
 }
 
 #[derive(Debug)]
@@ -97,6 +100,8 @@ pub(crate) struct RegionState {
     deleting: HashMap<String, Deleting>,
     polling: bool,
     refreshing: bool,
+    scanning: bool,
+    leaks: LeakWatch,
     /// A full refresh is owed.
     want_full: bool,
     refreshes: u64,
@@ -135,7 +140,8 @@ impl RegionState {
         };
         self.error_rate = self.error_rate * (1.0 - EWMA) + failed * EWMA;
         match result {
-            Err(e) if e.class == Class::RateLimited => self.pacer.rate_limited(e.retry_after),
+            // The call's task told the pacer already (region_calls::heed).
+            Err(e) if e.class == Class::RateLimited => {}
             Err(e) => {
                 self.last_error = Some(e.to_string());
                 self.pacer.calm();
@@ -516,8 +522,99 @@ impl RegionState {
         let kind = match d.then {
             AfterDelete::Deleted => OutcomeKind::Deleted,
             AfterDelete::Failed { class, message } => OutcomeKind::Failed { class, message },
+            AfterDelete::Leak => {
+                info!(account = %self.account.name, region = %self.region, server = %server_id, "leaked server collected");
+                return;
+            }
         };
         self.outcome(&d.instance_id, &d.attempt_id, kind);
+    }
+
+    /// Attempts a live instance accounts for in this region.
+    fn known_attempts(&self) -> std::collections::HashSet<String> {
+        let filter = InstanceFilter {
+            account_id: Some(self.account.id.clone()),
+            region: Some(self.region.clone()),
+            ..InstanceFilter::default()
+        };
+        let mut known: std::collections::HashSet<String> = self
+            .ctx
+            .store
+            .list_instances(&filter)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !i.state.is_terminal())
+            .filter_map(|i| i.attempt.map(|a| a.id))
+            .collect();
+        known.extend(self.adopting.keys().cloned());
+        known.extend(self.tracked.values().map(|t| t.attempt_id.clone()));
+        known.extend(self.deleting.values().map(|d| d.attempt_id.clone()));
+        known
+    }
+
+    /// Collects what a leak scan found unaccounted for, twice.
+    fn leak_scan(&mut self, servers: Vec<Server>, keypairs: Vec<String>) {
+        let known_attempts = self.known_attempts();
+        // The store is read after the listing: a create that finished in
+        // between is known by its attempt already.
+        let mut seen: Vec<Sighting> = servers
+            .iter()
+            .map(|s| Sighting::Server {
+                id: s.id.clone(),
+                attempt: s
+                    .tags
+                    .iter()
+                    .find_map(|t| t.strip_prefix("oms-a-"))
+                    .map(str::to_owned),
+            })
+            .collect();
+        seen.extend(keypairs.into_iter().filter_map(|name| {
+            let attempt = name.strip_prefix("oms-k-")?.to_owned();
+            Some(Sighting::Keypair { name, attempt })
+        }));
+        let tracked = &self.tracked;
+        let deleting = &self.deleting;
+        let known = |s: &Sighting| match s {
+            Sighting::Server { id, attempt } => {
+                tracked.contains_key(id)
+                    || deleting.contains_key(id)
+                    || attempt.as_ref().is_some_and(|a| known_attempts.contains(a))
+            }
+            // A key pair imported for a create in flight belongs to an
+            // attempt the store already has as scheduled.
+            Sighting::Keypair { attempt, .. } => known_attempts.contains(attempt),
+        };
+        let leaks = self
+            .leaks
+            .scan(seen, known, Instant::now(), self.ctx.config.leak_grace);
+        let now = Instant::now();
+        for leak in leaks {
+            match leak {
+                Sighting::Server { id, attempt } => {
+                    warn!(account = %self.account.name, region = %self.region, server = %id, "server of ours unknown to the store; deleting");
+                    self.start_delete(
+                        id,
+                        Deleting {
+                            instance_id: String::new(),
+                            attempt_id: attempt.unwrap_or_default(),
+                            keypair: None,
+                            footprint: Footprint::default(),
+                            then: AfterDelete::Leak,
+                            accepted: false,
+                            in_flight: false,
+                            next_try: now,
+                            failures: 0,
+                        },
+                    );
+                }
+                Sighting::Keypair { name, .. } => {
+                    warn!(account = %self.account.name, region = %self.region, keypair = %name, "key pair of ours unknown to the store; deleting");
+                    if let Some(compute) = self.compute() {
+                        spawn_delete_keypair(compute, self.pacer.clone(), name);
+                    }
+                }
+            }
+        }
     }
 
     /// Sends the DELETEs that are due, and checks accepted ones (one GET
@@ -641,6 +738,8 @@ impl Actor for RegionActor {
             deleting: HashMap::new(),
             polling: false,
             refreshing: false,
+            scanning: false,
+            leaks: LeakWatch::default(),
             want_full: true,
             refreshes: 0,
             latency_ms: 0.0,
@@ -655,6 +754,7 @@ impl Actor for RegionActor {
         };
         state.rebuild();
         myself.send_interval(config.poll_interval, || RegionMsg::PollTick);
+        myself.send_interval(config.leak_interval, || RegionMsg::LeakTick);
         myself.send_interval(config.refresh_interval, || RegionMsg::Refresh {
             full: false,
         });
@@ -758,6 +858,33 @@ impl Actor for RegionActor {
                         if let Some(d) = state.deleting.get_mut(&server_id) {
                             d.in_flight = false;
                         }
+                    }
+                }
+            }
+            RegionMsg::LeakTick => {
+                if !state.scanning
+                    && let Some(compute) = state.compute()
+                    && state.breaker.state(Instant::now()) == crate::breaker::BreakerState::Closed
+                {
+                    state.scanning = true;
+                    spawn_leak_scan(
+                        compute,
+                        state.pacer.clone(),
+                        state.ctx.daemon_tag(),
+                        myself.clone(),
+                    );
+                }
+            }
+            RegionMsg::LeakScanned(result) => {
+                state.scanning = false;
+                state.observe(result.as_ref().map(drop), Duration::ZERO);
+                match result {
+                    Ok((servers, keypairs)) => {
+                        state.leak_scan(servers, keypairs);
+                        state.drive_deletes(&myself);
+                    }
+                    Err(error) => {
+                        warn!(account = %state.account.name, region = %state.region, %error, "leak scan failed")
                     }
                 }
             }

@@ -17,6 +17,17 @@ use crate::openstack::{
 };
 use crate::pacer::{CallKind, Pacer};
 
+/// Tells the pacer about a 429 at once, before the actor hears of it, so
+/// that calls of other tasks already waiting for a turn hold back too.
+fn heed<T>(pacer: &Pacer, result: Result<T, ProviderError>) -> Result<T, ProviderError> {
+    if let Err(error) = &result
+        && error.class == crate::openstack::Class::RateLimited
+    {
+        pacer.rate_limited(error.retry_after);
+    }
+    result
+}
+
 /// What a create task reports.
 #[derive(Debug)]
 pub(crate) struct CreateDone {
@@ -90,7 +101,7 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
             if let Some(public_key) = &order.request.public_key {
                 let name = keypair_name(&attempt.id);
                 pacer.acquire(CallKind::Mutating).await;
-                match compute.import_keypair(&name, public_key).await {
+                match heed(&pacer, compute.import_keypair(&name, public_key).await) {
                     Ok(_) => {}
                     // Imported by an earlier run of this same attempt.
                     Err(e) if e.status == Some(409) => {}
@@ -120,11 +131,11 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
                 tags: vec![daemon_tag, attempt_tag(&attempt.id)],
             };
             pacer.acquire(CallKind::Mutating).await;
-            let id = compute.create_server(&request).await?;
+            let id = heed(&pacer, compute.create_server(&request).await)?;
             if !compute.tags_at_create() {
                 for tag in &request.tags {
                     pacer.acquire(CallKind::Mutating).await;
-                    compute.add_tag(&id, tag).await?;
+                    heed(&pacer, compute.add_tag(&id, tag).await)?;
                 }
             }
             Ok(id)
@@ -152,12 +163,15 @@ pub(crate) fn spawn_poll(
     tokio::spawn(async move {
         pacer.acquire(CallKind::Read).await;
         let asked_at = Instant::now();
-        let result = compute
-            .list_servers(&ServerFilter {
-                tags: vec![daemon_tag],
-                ..ServerFilter::default()
-            })
-            .await;
+        let result = heed(
+            &pacer,
+            compute
+                .list_servers(&ServerFilter {
+                    tags: vec![daemon_tag],
+                    ..ServerFilter::default()
+                })
+                .await,
+        );
         let _ = region.send_message(RegionMsg::PollDone(result, asked_at));
     });
 }
@@ -171,7 +185,7 @@ pub(crate) fn spawn_delete(
 ) {
     tokio::spawn(async move {
         pacer.acquire(CallKind::Mutating).await;
-        let result = match compute.delete_server(&server_id).await {
+        let result = match heed(&pacer, compute.delete_server(&server_id).await) {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         };
@@ -188,7 +202,7 @@ pub(crate) fn spawn_check_gone(
 ) {
     tokio::spawn(async move {
         pacer.acquire(CallKind::Read).await;
-        let result = match compute.get_server(&server_id).await {
+        let result = match heed(&pacer, compute.get_server(&server_id).await) {
             Ok(_) => Ok(false),
             Err(e) if e.is_not_found() => Ok(true),
             Err(e) => Err(e),
@@ -201,7 +215,7 @@ pub(crate) fn spawn_check_gone(
 pub(crate) fn spawn_delete_keypair(compute: ComputeClient, pacer: Pacer, name: String) {
     tokio::spawn(async move {
         pacer.acquire(CallKind::Mutating).await;
-        if let Err(error) = compute.delete_keypair(&name).await
+        if let Err(error) = heed(&pacer, compute.delete_keypair(&name).await)
             && !error.is_not_found()
         {
             tracing::warn!(keypair = %name, %error, "key pair delete failed");
@@ -235,12 +249,12 @@ pub(crate) fn spawn_refresh(
             };
             pacer.acquire(CallKind::Read).await;
             let asked_at = Instant::now();
-            let limits = compute.limits().await?;
+            let limits = heed(&pacer, compute.limits().await)?;
             let catalog = if full {
                 pacer.acquire(CallKind::Read).await;
-                let flavors = compute.flavors().await?;
+                let flavors = heed(&pacer, compute.flavors().await)?;
                 pacer.acquire(CallKind::Read).await;
-                let image_list = images.active_images(None).await?;
+                let image_list = heed(&pacer, images.active_images(None).await)?;
                 Some((flavors, image_list))
             } else {
                 None
@@ -258,5 +272,33 @@ pub(crate) fn spawn_refresh(
             elapsed: started.elapsed(),
         };
         let _ = region.send_message(RegionMsg::Refreshed(Box::new(refreshed)));
+    });
+}
+
+/// Lists our servers and every key pair, for leak detection.
+pub(crate) fn spawn_leak_scan(
+    compute: ComputeClient,
+    pacer: Pacer,
+    daemon_tag: String,
+    region: ActorRef<RegionMsg>,
+) {
+    tokio::spawn(async move {
+        let result = async {
+            pacer.acquire(CallKind::Read).await;
+            let servers = heed(
+                &pacer,
+                compute
+                    .list_servers(&ServerFilter {
+                        tags: vec![daemon_tag],
+                        ..ServerFilter::default()
+                    })
+                    .await,
+            )?;
+            pacer.acquire(CallKind::Read).await;
+            let keypairs = heed(&pacer, compute.list_keypairs().await)?;
+            Ok((servers, keypairs.into_iter().map(|k| k.name).collect()))
+        }
+        .await;
+        let _ = region.send_message(RegionMsg::LeakScanned(result));
     });
 }

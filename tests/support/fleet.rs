@@ -22,6 +22,8 @@ pub fn fast_config() -> FleetConfig {
         reroute_backoff: Duration::from_secs(5),
         adoption_grace: Duration::from_secs(3),
         lease_interval: Duration::from_millis(200),
+        leak_interval: Duration::from_millis(500),
+        leak_grace: Duration::from_secs(2),
         probe_interval: Duration::from_millis(500),
         probe_timeout: Duration::from_secs(2),
         client: ClientConfig {
