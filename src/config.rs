@@ -103,6 +103,10 @@ pub struct FleetSection {
     pub default_max_attempts: u32,
     /// Seconds a restarted region looks for servers of in-flight attempts.
     pub adoption_grace_secs: u64,
+    /// Seconds between leak scans per region.
+    pub leak_interval_secs: f64,
+    /// Seconds something unknown must stay before it is collected.
+    pub leak_grace_secs: f64,
 }
 
 impl Default for FleetSection {
@@ -114,6 +118,8 @@ impl Default for FleetSection {
             default_deadline_secs: d.default_deadline.as_secs(),
             default_max_attempts: d.default_max_attempts,
             adoption_grace_secs: d.adoption_grace.as_secs(),
+            leak_interval_secs: d.leak_interval.as_secs_f64(),
+            leak_grace_secs: d.leak_grace.as_secs_f64(),
         }
     }
 }
@@ -365,6 +371,8 @@ impl Config {
             default_deadline: Duration::from_secs(f.default_deadline_secs),
             default_max_attempts: f.default_max_attempts,
             adoption_grace: Duration::from_secs(f.adoption_grace_secs),
+            leak_interval: Duration::from_secs_f64(f.leak_interval_secs.max(0.1)),
+            leak_grace: Duration::from_secs_f64(f.leak_grace_secs.max(0.0)),
             ..FleetConfig::default()
         }
     }

@@ -96,13 +96,12 @@ pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyh
     let stop = stop_signal()?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let store = open_store(&config.state_dir)?;
-    let daemon = Daemon::start(
-        store,
-        config.listen,
-        config.fleet_config(),
-        config.api_config(),
-    )
-    .await?;
+    // The daemon id persists, so a restart recognizes its own servers.
+    let fleet_config = oms_actors::FleetConfig {
+        daemon_id: crate::state::daemon_id(&config.state_dir)?,
+        ..config.fleet_config()
+    };
+    let daemon = Daemon::start(store, config.listen, fleet_config, config.api_config()).await?;
     apply(&daemon.fleet, &config).await?;
     println!("listening on http://{}", daemon.addr);
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

@@ -27,3 +27,19 @@ pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     })?;
     Ok(Arc::new(store))
 }
+
+/// This installation's daemon id, kept in the state directory so that a
+/// restarted daemon recognizes the servers it tagged before
+/// (`oms-<daemon id>`). Created on first start.
+pub fn daemon_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("daemon-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = oms_actors::model::new_id()[20..].to_owned();
+            std::fs::write(&path, format!("{id}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
+    }
+}
