@@ -118,7 +118,7 @@ async fn servers_and_key_pairs_of_ours_unknown_to_the_store_are_collected() {
 async fn a_lagging_listing_never_gets_a_server_collected() {
     let sim = sim_of(&["p"], |p| {
         p.regions.truncate(1);
-        p.regions[0].faults.list_lag_secs = 4.0;
+        p.regions[0].faults.list_lag_secs = 10.0;
     })
     .await;
     let (fleet, store) = fleet_on(&sim, config()).await;
@@ -130,8 +130,9 @@ async fn a_lagging_listing_never_gets_a_server_collected() {
         Duration::from_secs(60),
     )
     .await;
-    // Several leak scans pass while listings lag and after.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Several leak scans (every 0.5 s, grace 2 s) passed while the
+    // listing hid the new servers; a few more pass now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let region = sim_region(&sim, "p", "p-1");
     assert_eq!(region["servers_alive"], 8);
     assert!(
