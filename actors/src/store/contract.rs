@@ -317,7 +317,17 @@ async fn sled_store_keeps_flushed_writes_across_reopen_and_seals_secrets() {
         "secret on disk in clear"
     );
 
-    let store = SledStore::open(dir.path(), Sealer::load_or_create(&key).unwrap()).unwrap();
+    // sled's background flusher holds the file lock a moment after drop.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match SledStore::open(dir.path(), Sealer::load_or_create(&key).unwrap()) {
+            Ok(store) => break store,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let read = store.get_account(&a.id).unwrap().unwrap();
     assert_eq!(read.secret.expose_secret(), "s3cret-password");
     assert_eq!(store.request_instances(&req.id).unwrap().len(), 2);
