@@ -9,110 +9,18 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::binary::{
+    all_instances, private_file, serve, sim_keypairs, sim_servers, sim_state, start,
+};
 use support::eventually;
 
 const LAUNCHES: usize = 300;
-const ADMIN: &str = "oms_kill-test-admin-token-0123456789abcdef";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(args: &[&str], lines: usize) -> (Proc, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oms"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
-    let read: Vec<String> = reader.by_ref().take(lines).map(|l| l.unwrap()).collect();
-    std::thread::spawn(move || for _ in reader {});
-    (Proc(child), read)
-}
-
-fn serve(config: &str) -> (Proc, String) {
-    let (proc, lines) = start(&["serve", "--config", config], 1);
-    let base = lines[0].trim_start_matches("listening on ").to_owned();
-    (proc, base)
-}
-
-/// The simulator's servers and key pairs, all regions together.
-async fn sim_state(control: &str) -> Value {
-    reqwest::get(format!("{control}/_sim/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn sim_servers(state: &Value) -> Vec<Value> {
-    state["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["regions"].as_array().unwrap().iter())
-        .flat_map(|r| r["servers"].as_array().unwrap().iter().cloned())
-        .collect()
-}
-
-fn sim_keypairs(state: &Value) -> Vec<String> {
-    state["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["regions"].as_array().unwrap().iter())
-        .flat_map(|r| {
-            r["keypairs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|k| k.as_str().unwrap().to_owned())
-        })
-        .filter(|k| k.starts_with("oms-k-"))
-        .collect()
-}
-
-async fn all_instances(http: &reqwest::Client, base: &str, status: Option<&str>) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/v1/instances?limit=500");
-        if let Some(s) = status {
-            url.push_str(&format!("&status={s}"));
-        }
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: Value = http
-            .get(&url)
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        all.extend(page["instances"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return all,
-        }
-    }
-}
+use support::binary::ADMIN;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_sigkills_lose_nothing_duplicate_nothing_leak_nothing() {
@@ -142,13 +50,8 @@ async fn three_sigkills_lose_nothing_duplicate_nothing_leak_nothing() {
         })
         .collect();
 
-    let private = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    };
-    private("admin-token", ADMIN);
-    private("demo-password", "secret");
+    private_file(&dir.path().join("admin-token"), ADMIN);
+    private_file(&dir.path().join("demo-password"), "secret");
     let mut config = format!(
         "state_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin-token\"\n[api]\nclient_rate_per_sec = 1000\nclient_burst = 1000\n[fleet]\npoll_interval_secs = 0.3\nrefresh_interval_secs = 1.0\nadoption_grace_secs = 4\nleak_interval_secs = 1.0\nleak_grace_secs = 3.0\n[[profiles]]\nname = \"small\"\nmin_vcpus = 1\nmin_ram_mb = 512\nmin_disk_gb = 1\nimage = \"cirros-fake\"\n",
         dir.path().join("state").display()

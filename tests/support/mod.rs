@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod binary;
 pub mod fleet;
 
 use std::sync::Arc;
