@@ -14,6 +14,8 @@ use tokio::time::Instant;
 pub const COOKIE: &str = "oms_session";
 /// How long a session lives without use.
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
+/// How long a sign-in form stays valid.
+pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// One browser's session.
 #[derive(Debug, Clone)]
@@ -55,19 +57,26 @@ impl Sessions {
         let mut map = self.map();
         map.retain(|_, s| s.expires > now);
         let session = map.get_mut(&id)?;
-        session.expires = now + IDLE;
+        if session.admin.is_some() {
+            session.expires = now + IDLE;
+        }
         Some(session.clone())
     }
 
-    /// A new anonymous session (for the sign-in form).
+    /// A new anonymous session (for the sign-in form); short-lived, and
+    /// expired ones are dropped first so unauthenticated visitors cannot
+    /// grow the table for long.
     pub fn start(&self) -> Session {
+        let now = Instant::now();
         let session = Session {
             id: random(),
             csrf: random(),
             admin: None,
-            expires: Instant::now() + IDLE,
+            expires: now + SIGN_IN_WINDOW,
         };
-        self.map().insert(session.id.clone(), session.clone());
+        let mut map = self.map();
+        map.retain(|_, s| s.expires > now);
+        map.insert(session.id.clone(), session.clone());
         session
     }
 
