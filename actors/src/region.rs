@@ -129,10 +129,15 @@ impl RegionState {
     }
 
     /// Feeds one call's outcome to the breaker, the pacer and the averages.
-    fn observe(&mut self, result: Result<(), &ProviderError>, elapsed: Duration) {
+    /// `elapsed` is `None` for calls whose duration was not measured; they
+    /// leave the latency average alone.
+    fn observe(&mut self, result: Result<(), &ProviderError>, elapsed: Option<Duration>) {
         let now = Instant::now();
         let class = result.map_or_else(|e| e.class, |()| Class::Ok);
-        self.latency_ms = self.latency_ms * (1.0 - EWMA) + elapsed.as_secs_f64() * 1000.0 * EWMA;
+        if let Some(elapsed) = elapsed {
+            self.latency_ms =
+                self.latency_ms * (1.0 - EWMA) + elapsed.as_secs_f64() * 1000.0 * EWMA;
+        }
         let failed = if class.counts_against_health() {
             1.0
         } else {
@@ -317,7 +322,7 @@ impl RegionState {
             .map(|a| a.id.clone())
             .unwrap_or_default();
         let cancelled = self.creating.remove(&instance_id).unwrap_or(false);
-        self.observe(done.result.as_ref().map(drop), done.elapsed);
+        self.observe(done.result.as_ref().map(drop), Some(done.elapsed));
         let footprint = self.footprint_of_flavor(&done.flavor_id);
         match done.result {
             Ok(server_id) => {
@@ -833,8 +838,7 @@ impl Actor for RegionActor {
                 state.drive_deletes(&myself);
             }
             RegionMsg::DeleteDone { server_id, result } => {
-                let elapsed = Duration::ZERO;
-                state.observe(result.as_ref().map(|_| ()), elapsed);
+                state.observe(result.as_ref().map(|_| ()), None);
                 if let Some(d) = state.deleting.get_mut(&server_id) {
                     d.in_flight = false;
                     match result {
@@ -851,7 +855,7 @@ impl Actor for RegionActor {
                 }
             }
             RegionMsg::Checked { server_id, result } => {
-                state.observe(result.as_ref().map(drop), Duration::ZERO);
+                state.observe(result.as_ref().map(drop), None);
                 match result {
                     Ok(true) => state.gone(&server_id),
                     _ => {
@@ -877,7 +881,7 @@ impl Actor for RegionActor {
             }
             RegionMsg::LeakScanned(result) => {
                 state.scanning = false;
-                state.observe(result.as_ref().map(drop), Duration::ZERO);
+                state.observe(result.as_ref().map(drop), None);
                 match result {
                     Ok((servers, keypairs)) => {
                         state.leak_scan(servers, keypairs);
@@ -910,7 +914,7 @@ impl Actor for RegionActor {
             RegionMsg::PollDone(result, asked_at) => {
                 state.polling = false;
                 let elapsed = Instant::now().saturating_duration_since(asked_at);
-                state.observe(result.as_ref().map(drop), elapsed);
+                state.observe(result.as_ref().map(drop), Some(elapsed));
                 if let Ok(servers) = result {
                     state.poll_done(&myself, servers);
                 }
@@ -954,7 +958,7 @@ impl Actor for RegionActor {
                 if clients.is_some() {
                     state.clients = clients;
                 }
-                state.observe(result.as_ref().map(drop), elapsed);
+                state.observe(result.as_ref().map(drop), Some(elapsed));
                 match result {
                     Ok(discovery) => {
                         state.ledger.update(&discovery.limits, discovery.asked_at);
