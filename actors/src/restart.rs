@@ -40,6 +40,18 @@ pub enum Decision {
     Escalate,
 }
 
+/// The child that died and why, if `event` is a death (a supervisor
+/// ignores the other events).
+pub(crate) fn death(event: ractor::SupervisionEvent) -> Option<(ractor::ActorCell, String)> {
+    match event {
+        ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => {
+            Some((cell, reason.unwrap_or_else(|| "stopped".into())))
+        }
+        ractor::SupervisionEvent::ActorFailed(cell, error) => Some((cell, error.to_string())),
+        _ => None,
+    }
+}
+
 /// The restart history of one child.
 #[derive(Debug, Clone, Default)]
 pub struct RestartHistory {

@@ -224,12 +224,8 @@ impl Actor for RootSupervisor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match event {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "stopped".into()))
-            }
-            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
-            _ => return Ok(()),
+        let Some((cell, why)) = crate::restart::death(event) else {
+            return Ok(());
         };
         if let Some(i) = state.retiring.iter().position(|id| *id == cell.get_id()) {
             state.retiring.swap_remove(i);
