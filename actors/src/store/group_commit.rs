@@ -39,11 +39,22 @@ impl GroupCommit {
             if *flushed.borrow_and_update() >= ticket {
                 return Ok(());
             }
-            if let Ok(_leading) = self.leader.try_lock() {
+            if let Ok(leading) = self.leader.try_lock() {
                 let covered = self.tickets.load(Ordering::SeqCst);
-                flush().await?;
-                self.flushed
-                    .send_modify(|done| *done = (*done).max(covered));
+                let result = flush().await;
+                // Step down before telling the others, so that a waiter
+                // whose ticket this flush did not cover can lead the next.
+                drop(leading);
+                match result {
+                    Ok(()) => self
+                        .flushed
+                        .send_modify(|done| *done = (*done).max(covered)),
+                    Err(error) => {
+                        // Wake the waiters anyway: one of them leads a retry.
+                        self.flushed.send_modify(|_| {});
+                        return Err(error);
+                    }
+                }
                 continue;
             }
             // Someone else is flushing; wait for it, then look again.
