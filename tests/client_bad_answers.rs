@@ -167,10 +167,8 @@ async fn provider(bad: Misbehaviour) -> (Arc<Session>, tokio::task::JoinHandle<(
 async fn flavors_error(bad: Misbehaviour) -> ProviderError {
     let (session, task) = provider(bad).await;
     let compute = ComputeClient::connect(session, "R").await.unwrap();
-    let started = tokio::time::Instant::now();
+    // It must end (nextest kills a hang); how fast is not asserted.
     let error = compute.flavors().await.unwrap_err();
-    // A generous bound: the point is that it ends, not how fast.
-    assert!(started.elapsed() < Duration::from_secs(30), "{bad:?} hung");
     task.abort();
     error
 }

@@ -19,7 +19,7 @@ use crate::messages::{
 use crate::model::{Attempt, Event, Instance, InstanceState, LaunchRequest, new_id};
 use crate::openstack::Class;
 use crate::placement::{Candidate, rank};
-use crate::status::{ProfileFit, RegionKey};
+use crate::status::{ProfileFit, RegionKey, RegionStatus};
 use crate::store::InstanceFilter;
 
 /// Every how many ticks scheduled instances are checked for a dead region.
@@ -100,11 +100,15 @@ impl DispatcherState {
 
     /// Candidates for `profile`, discounting launches not yet seen by
     /// their regions and those assigned earlier in this pass.
-    fn candidates(&self, profile: &str, assigned: &HashMap<RegionKey, u64>) -> Vec<Candidate> {
-        self.ctx
-            .board
-            .snapshot()
-            .into_iter()
+    fn candidates(
+        &self,
+        board: &[RegionStatus],
+        profile: &str,
+        assigned: &HashMap<RegionKey, u64>,
+    ) -> Vec<Candidate> {
+        board
+            .iter()
+            .cloned()
             .map(|s| {
                 let key = (s.account_id.clone(), s.region.clone());
                 let unseen = self
@@ -148,6 +152,8 @@ impl DispatcherState {
         let mut assigned: HashMap<RegionKey, u64> = HashMap::new();
         let mut orders: Vec<LaunchOrder> = Vec::new();
         let ids: Vec<String> = self.waiting.keys().cloned().collect();
+        // One copy of the board per pass, not one per waiting instance.
+        let board = self.ctx.board.snapshot();
         for id in ids {
             let Ok(Some(mut instance)) = self.ctx.store.get_instance(&id) else {
                 self.waiting.remove(&id);
@@ -188,7 +194,7 @@ impl DispatcherState {
                 .iter()
                 .map(|(a, r, _)| (a.clone(), r.clone()))
                 .collect();
-            let candidates = self.candidates(&request.profile, &assigned);
+            let candidates = self.candidates(&board, &request.profile, &assigned);
             let ranking = rank(&candidates, &request.hints, &excluded);
             let Some(best) = ranking.ranked.first() else {
                 let reason = if candidates.is_empty() {

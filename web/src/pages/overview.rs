@@ -13,16 +13,22 @@ use crate::views;
 /// `/`: every account-region, totals, and the queue.
 pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
     let regions = page.api.fleet.regions();
-    let count = |state: InstanceState| {
-        page.api
-            .fleet
-            .instances(&InstanceFilter {
-                states: vec![state],
-                ..InstanceFilter::default()
-            })
-            .map(|v| v.len())
-            .unwrap_or(0)
-    };
+    // One pass over the live instances for every total.
+    let live = page
+        .api
+        .fleet
+        .instances(&InstanceFilter {
+            states: vec![
+                InstanceState::Active,
+                InstanceState::Building,
+                InstanceState::Scheduled,
+                InstanceState::Pending,
+            ],
+            ..InstanceFilter::default()
+        })
+        .unwrap_or_default();
+    let count =
+        |states: &[InstanceState]| live.iter().filter(|i| states.contains(&i.state)).count();
     let pending = page
         .api
         .fleet
@@ -71,8 +77,8 @@ pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
     let data = json!({
         "title": "Dashboard", "nav_dashboard": true, "live": true,
         "regions": rows, "queue": queue,
-        "totals": {"active": count(InstanceState::Active), "building": count(InstanceState::Building) + count(InstanceState::Scheduled),
-                   "pending": count(InstanceState::Pending), "used": used, "limit": limit,
+        "totals": {"active": count(&[InstanceState::Active]), "building": count(&[InstanceState::Building, InstanceState::Scheduled]),
+                   "pending": count(&[InstanceState::Pending]), "used": used, "limit": limit,
                    "healthy": healthy, "regions": regions.len()},
     });
     if page.fragment() {
