@@ -3,13 +3,11 @@
 //! unknown routes and methods, rate limits, and the OpenAPI document kept
 //! true to the routes.
 
-mod support;
-
+use crate::support::api::{Harness, start};
 use oms_actors::model::Role;
 use oms_web::ApiConfig;
 use oms_web::router::{Access, ROUTES};
 use serde_json::{Value, json};
-use support::api::{Harness, start};
 
 /// A concrete path for a route template.
 fn concrete(path: &str) -> String {

@@ -1,15 +1,13 @@
 //! The REST API end to end against oms-sim: launch → active → delete →
 //! deleted, generated keys, idempotency, ownership, instance limits.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::api::start;
+use crate::support::eventually;
 use oms_actors::model::Role;
 use oms_web::ApiConfig;
 use serde_json::json;
-use support::api::start;
-use support::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_to_active_to_deleted_over_http() {
@@ -77,7 +75,7 @@ async fn launch_to_active_to_deleted_over_http() {
         })
         .await;
     }
-    assert_eq!(support::fleet::sim_servers(&h.sim), 0);
+    assert_eq!(crate::support::fleet::sim_servers(&h.sim), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +232,7 @@ async fn metrics_count_launches_requests_and_regions() {
         )
         .await;
     let request = launched.body["request"]["id"].as_str().unwrap().to_owned();
-    support::fleet::all_reach(
+    crate::support::fleet::all_reach(
         &h.store,
         &request,
         oms_actors::model::InstanceState::Active,
@@ -293,7 +291,7 @@ async fn an_account_holding_instances_cannot_be_deleted_until_they_are_gone() {
         .call("POST", "/v1/instances", Some(&h.admin), Some(only_north))
         .await;
     let request = launched.body["request"]["id"].as_str().unwrap().to_owned();
-    let active = support::fleet::all_reach(
+    let active = crate::support::fleet::all_reach(
         &h.store,
         &request,
         oms_actors::model::InstanceState::Active,
@@ -316,7 +314,7 @@ async fn an_account_holding_instances_cannot_be_deleted_until_they_are_gone() {
         )
         .await;
     }
-    support::fleet::all_reach(
+    crate::support::fleet::all_reach(
         &h.store,
         &request,
         oms_actors::model::InstanceState::Deleted,

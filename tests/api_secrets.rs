@@ -3,18 +3,16 @@
 //! (beyond the one that hands them out) and in no log line, with every
 //! route driven and logging at its most verbose.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::api::start_with;
+use crate::support::eventually;
 use oms_sim::AppCredentialConfig;
 use oms_web::ApiConfig;
 use oms_web::router::ROUTES;
 use serde_json::json;
-use support::api::start_with;
-use support::eventually;
 
 const PASSWORD: &str = "Pw-7f3a9c1e-provider-password";
 const APP_SECRET: &str = "Ac-52d0e8b4-application-secret";
@@ -53,7 +51,7 @@ async fn no_secret_appears_in_responses_or_logs() {
     })
     .await;
     let mut responses = String::new();
-    let mut record = |answer: &support::api::Answer| responses.push_str(&answer.text);
+    let mut record = |answer: &crate::support::api::Answer| responses.push_str(&answer.text);
 
     let auth_url = h.sim.providers()[0].auth_url.clone();
     let created = h

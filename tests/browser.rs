@@ -6,16 +6,14 @@
 //! Needs `chromium` and `chromedriver` (Debian: chromium, chromium-driver),
 //! which `.ci/run` installs.
 
-mod support;
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::api::{Harness, start};
 use fantoccini::{Client, ClientBuilder, Locator};
 use oms_web::ApiConfig;
 use serde_json::json;
-use support::api::{Harness, start};
 
 struct Driver(Child);
 

@@ -1,11 +1,10 @@
 //! The OpenStack client against the simulator: every call, every error
 //! class, token renewal, 401 re-auth, microversions, v2.0 and v3 catalogs.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{compute, demo_session, eventually, password, session, sim_with};
 use oms_actors::openstack::{
     ApplicationCredentialRef, Class, ComputeClient, CreateServer, Credentials, IdentityVersion,
     ImageClient, Interface, Microversion, Networks, Observation, ProviderError, ServerFilter,
@@ -13,7 +12,6 @@ use oms_actors::openstack::{
 };
 use oms_sim::{AppCredentialConfig, Faults, Outage};
 use secrecy::SecretString;
-use support::{compute, demo_session, eventually, password, session, sim_with};
 
 const ED25519: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn test@oms";

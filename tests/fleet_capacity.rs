@@ -2,15 +2,13 @@
 //! deletions free slots, deadlines end requests cleanly, and calls to a
 //! region respect its rate budget and the provider's Retry-After.
 
-mod support;
-
 use std::time::Duration;
 
-use oms_actors::NewLaunch;
-use oms_actors::model::InstanceState;
-use support::fleet::{
+use crate::support::fleet::{
     all_reach, ask, fast_config, fleet_on, fleet_on_with, sim_of, sim_region, sim_servers,
 };
+use oms_actors::NewLaunch;
+use oms_actors::model::InstanceState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_queues_in_fifo_order_and_deadlines_fail_cleanly() {
@@ -199,7 +197,10 @@ async fn retry_after_is_honoured_and_nothing_fails() {
             .count();
         assert_eq!(early, 0, "calls within Retry-After of the 429 at {t}");
     }
-    assert_eq!(support::fleet::count(&store, InstanceState::Failed), 0);
+    assert_eq!(
+        crate::support::fleet::count(&store, InstanceState::Failed),
+        0
+    );
     fleet.shutdown().await;
 }
 

@@ -2,15 +2,15 @@
 //! builds are deleted and rerouted; 429 pauses a region; token expiry is
 //! invisible; stale quota is learned.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::fleet::{
+    all_reach, ask, fast_config, fleet_on, sim_of, sim_region, sim_servers,
+};
 use oms_actors::breaker::BreakerState;
 use oms_actors::model::InstanceState;
 use oms_sim::{Faults, Outage};
-use support::eventually;
-use support::fleet::{all_reach, ask, fast_config, fleet_on, sim_of, sim_region, sim_servers};
 
 fn breaker_of(fleet: &oms_actors::Fleet, region: &str) -> BreakerState {
     fleet
@@ -185,7 +185,10 @@ async fn token_expiry_during_a_run_fails_no_launch() {
         .as_u64()
         .unwrap();
     assert!(renewals >= 2, "the token was never renewed ({renewals})");
-    assert_eq!(support::fleet::count(&store, InstanceState::Failed), 0);
+    assert_eq!(
+        crate::support::fleet::count(&store, InstanceState::Failed),
+        0
+    );
     fleet.shutdown().await;
 }
 
@@ -247,7 +250,7 @@ async fn builds_that_never_finish_time_out_and_are_replaced_elsewhere() {
     })
     .await;
     let (fleet, store) = fleet_on(&sim, fast_config()).await;
-    let mut profile = support::fleet::small();
+    let mut profile = crate::support::fleet::small();
     profile.boot_timeout_secs = 1;
     fleet.put_profile(profile).await.unwrap();
     let launched = fleet.launch(ask("ci", 6)).await.unwrap();

@@ -1,13 +1,11 @@
 //! The actor tree against the simulator, in-process: launches spread over
 //! six account-regions, never over quota, and reach active.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fleet::{all_reach, ask, fast_config, fleet_on};
 use oms_actors::model::InstanceState;
 use oms_sim::{ProviderConfig, SimConfig, Simulator};
-use support::fleet::{all_reach, ask, fast_config, fleet_on};
 
 async fn three_by_two() -> Simulator {
     let providers = ["north", "south", "west"]

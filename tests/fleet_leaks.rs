@@ -3,17 +3,15 @@
 //! grace period, never while a listing merely lags; a DELETE the provider
 //! refuses is retried until it works, the instance staying `deleting`.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::fleet::{all_reach, ask, fast_config, fleet_on, sim_of, sim_region};
+use crate::support::{compute, demo_session, eventually};
 use oms_actors::FleetConfig;
 use oms_actors::model::InstanceState;
 use oms_actors::openstack::{CreateServer, ImageClient, Networks};
 use oms_sim::Faults;
-use support::fleet::{all_reach, ask, fast_config, fleet_on, sim_of, sim_region};
-use support::{compute, demo_session, eventually};
 
 fn config() -> FleetConfig {
     FleetConfig {

@@ -2,14 +2,12 @@
 //! supervisor, rebuilds from the store and the provider, and no accepted
 //! request is lost.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::fleet::{all_reach, ask, fast_config, fleet_on, sim_of, sim_servers};
 use oms_actors::model::InstanceState;
 use oms_actors::{Chaos, ChaosTarget};
-use support::eventually;
-use support::fleet::{all_reach, ask, fast_config, fleet_on, sim_of, sim_servers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_that_panics_mid_launch_is_restarted_and_adopts_its_servers() {
@@ -24,7 +22,7 @@ async fn a_region_that_panics_mid_launch_is_restarted_and_adopts_its_servers() {
     let launched = fleet.launch(ask("ci", 16)).await.unwrap();
     // Let creates start, then crash both regions while servers build.
     eventually(Duration::from_secs(10), "builds under way", || async {
-        (support::fleet::count(&store, InstanceState::Building) >= 4).then_some(())
+        (crate::support::fleet::count(&store, InstanceState::Building) >= 4).then_some(())
     })
     .await;
     let mut before = Vec::new();

@@ -6,21 +6,19 @@
 //! of ours the store does not know, and deleting everything leaves the
 //! simulator with no server and no key pair of ours.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::binary::{
+use crate::support::binary::{
     all_instances, private_file, serve, sim_keypairs, sim_servers, sim_state, start,
 };
-use support::eventually;
+use crate::support::eventually;
+use serde_json::{Value, json};
 
 const LAUNCHES: usize = 300;
-use support::binary::ADMIN;
+use crate::support::binary::ADMIN;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_sigkills_lose_nothing_duplicate_nothing_leak_nothing() {

@@ -2,15 +2,13 @@
 //! (password and application-credential clouds, several regions,
 //! secure.yaml), and launch / list / delete.
 
-mod support;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::support::api::{Harness, start_with};
+use crate::support::eventually;
 use oms_sim::AppCredentialConfig;
 use oms_web::ApiConfig;
-use support::api::{Harness, start_with};
-use support::eventually;
 
 fn oms(h: &Harness, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_oms"))

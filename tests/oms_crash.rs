@@ -3,22 +3,25 @@
 //! refuses DELETE for a while leaves the instance `deleting`, the delete
 //! is retried, and it completes when the provider recovers.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::binary::{
+use crate::support::binary::{
     ADMIN, all_instances, private_file, serve, sim_calls, sim_servers, sim_state, start,
 };
-use support::eventually;
+use crate::support::eventually;
+use serde_json::{Value, json};
 
 /// Starts `oms sim` (one provider, one region, `faults` as TOML) and
 /// `oms serve` on it; returns both, the control URL and the API URL.
 fn setup(
     dir: &std::path::Path,
     faults: &str,
-) -> (support::binary::Proc, support::binary::Proc, String, String) {
+) -> (
+    crate::support::binary::Proc,
+    crate::support::binary::Proc,
+    String,
+    String,
+) {
     let sim_config = dir.join("sim.toml");
     std::fs::write(
         &sim_config,

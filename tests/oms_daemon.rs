@@ -2,14 +2,12 @@
 //! opens the API of `oms serve`; `oms demo` comes up with six regions and
 //! live instances; both stop cleanly on SIGTERM.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::eventually;
 use serde_json::Value;
-use support::eventually;
 
 struct Running(Child);
 

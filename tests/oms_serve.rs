@@ -3,16 +3,14 @@
 //! file, launch → active → delete, SIGTERM within the grace period, a
 //! restart on the same state directory, and SIGHUP with a broken account.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::eventually;
 use serde_json::{Value, json};
-use support::eventually;
 
 struct Running(Child);
 

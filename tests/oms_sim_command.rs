@@ -1,8 +1,6 @@
 //! `oms sim` as operators run it: the real binary, its printed endpoints,
 //! the `/_sim/` control API over HTTP, and a clean exit on SIGTERM.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -65,7 +63,7 @@ fn session(auth_url: &str) -> std::sync::Arc<Session> {
         AuthSpec {
             auth_url: auth_url.parse().unwrap(),
             identity_version: IdentityVersion::V3,
-            credentials: support::password("demo", "secret", "demo"),
+            credentials: crate::support::password("demo", "secret", "demo"),
             interface: Interface::Public,
         },
     )

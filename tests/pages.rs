@@ -2,13 +2,11 @@
 //! form, escaping, registration through the form, the instance timeline
 //! and its delete button.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::api::{Harness, start};
+use crate::support::eventually;
 use oms_web::ApiConfig;
-use support::api::{Harness, start};
-use support::eventually;
 
 struct Browser<'a> {
     h: &'a Harness,

@@ -1,0 +1,24 @@
+//! The integration tests, linked into one binary: one link instead of one
+//! per file keeps the build small and fast. Each module is one subject.
+
+mod support;
+
+mod api_guards;
+mod api_instances;
+mod api_secrets;
+mod browser;
+mod client_against_sim;
+mod client_bad_answers;
+mod fleet_capacity;
+mod fleet_failover;
+mod fleet_launches;
+mod fleet_leaks;
+mod fleet_supervision;
+mod kill;
+mod oms_client;
+mod oms_crash;
+mod oms_daemon;
+mod oms_serve;
+mod oms_sim_command;
+mod pages;
+mod sim_transcripts;
