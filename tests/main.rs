@@ -9,6 +9,7 @@ mod api_secrets;
 mod browser;
 mod client_against_sim;
 mod client_bad_answers;
+mod conformance;
 mod fleet_capacity;
 mod fleet_failover;
 mod fleet_launches;

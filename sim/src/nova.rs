@@ -220,6 +220,11 @@ fn flavors(call: &mut Call<'_>, base: &str, detail: bool) -> Reply {
             let mut v = json!({"id": f.id, "name": f.name, "ram": f.ram, "disk": f.disk, "swap": 0,
                 "OS-FLV-EXT-DATA:ephemeral": 0, "vcpus": f.vcpus, "os-flavor-access:is_public": true,
                 "links": links(base, "flavors", &f.id)});
+            // Gone from 2.102 on (seen against real Nova 34).
+            if mv < (2, 102) {
+                v["OS-FLV-DISABLED:disabled"] = json!(false);
+                v["rxtx_factor"] = json!(1.0);
+            }
             if mv >= (2, 55) {
                 v["description"] = Value::Null;
             }
