@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 /// Both regions of the conformance cloud.
 pub const REGIONS: [&str; 2] = ["RegionOne", "RegionTwo"];
 
-/// Keystone's v3 URL (`OMS_CONFORMANCE_AUTH_URL`, or the tier's default).
+/// Keystone's v3 URL (`CONFORMANCE_AUTH_URL`, or the tier's default).
 pub fn auth_url() -> String {
-    std::env::var("OMS_CONFORMANCE_AUTH_URL").unwrap_or_else(|_| "http://127.0.0.1:5000/v3".into())
+    std::env::var("CONFORMANCE_AUTH_URL").unwrap_or_else(|_| "http://127.0.0.1:5000/v3".into())
 }
 
 /// A project-scoped token and the compute endpoints of its catalog.
@@ -105,10 +105,11 @@ impl Scoped {
     /// The id of the active image called `name`, from Glance.
     pub async fn image_id(&self, name: &str) -> String {
         let url = format!("{}/v2/images?name={name}", self.image.as_deref().unwrap());
+        let token = self.token.lock().unwrap().clone();
         let body: Value = self
             .http
             .get(url)
-            .header("X-Auth-Token", self.token.lock().unwrap().clone())
+            .header("X-Auth-Token", token)
             .send()
             .await
             .unwrap()

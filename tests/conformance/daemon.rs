@@ -102,7 +102,10 @@ impl Daemon {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
+        let Some(Ok(first)) = lines.next() else {
+            let log = std::fs::read_to_string(self.dir.join("oms.log")).unwrap_or_default();
+            panic!("oms serve did not start:\n{log}");
+        };
         std::thread::spawn(move || for _ in lines {});
         self.base = first.trim_start_matches("listening on ").to_owned();
         self.proc = Some(Proc(child));

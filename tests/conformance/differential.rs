@@ -386,6 +386,9 @@ async fn script(demo: &Scoped, admin: &Scoped) -> Vec<(String, Seen)> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // Real Nova counts a server only once the conductor made it: a create
+    // sent right after another may still pass (see the README).
+    wait_status(demo, r1, &second_id, "ACTIVE").await;
     step(
         "server create over quota",
         demo,
@@ -408,7 +411,6 @@ async fn script(demo: &Scoped, admin: &Scoped) -> Vec<(String, Seen)> {
     .await;
     admin.instance_quota(r1, &demo.project_id, None).await;
 
-    wait_status(demo, r1, &second_id, "ACTIVE").await;
     step(
         "server delete",
         demo,

@@ -3,7 +3,7 @@
 //! removed, every instance ends active, and Nova holds exactly the
 //! servers the store knows, no more.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::json;
@@ -26,28 +26,26 @@ async fn sigkill_mid_launch_leaves_no_leak_in_nova() {
     }
     let ids = Daemon::ids(&daemon.launch(json!({"profile": "tiny", "count": 6})).await);
 
-    // Kill it as soon as creates are on the wire.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut sent = 0;
+    // Kill it once Nova accepted a create while others are still on the
+    // wire.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let built: BTreeMap<String, String> = loop {
+        let mut built = BTreeMap::new();
         for id in &ids {
-            let status = daemon.instance(id).await["status"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            if status == "scheduled" || status == "building" {
-                sent += 1;
+            let view = daemon.instance(id).await;
+            if let Some(server) = view["server_id"].as_str() {
+                built.insert(id.clone(), server.to_owned());
             }
         }
-        if sent >= 1 {
-            break;
+        if !built.is_empty() {
+            break built;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no create was ever sent"
+            "no create was ever accepted"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     daemon.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
     daemon.restart();
@@ -60,6 +58,15 @@ async fn sigkill_mid_launch_leaves_no_leak_in_nova() {
         .map(|v| v["server_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(known.len(), ids.len(), "one server per instance");
+    for view in &views {
+        if let Some(before) = built.get(view["id"].as_str().unwrap()) {
+            assert_eq!(
+                view["server_id"],
+                before.as_str(),
+                "a server made before the kill is adopted"
+            );
+        }
+    }
 
     // Servers an abandoned attempt made are collected after the grace.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
@@ -82,10 +89,18 @@ async fn sigkill_mid_launch_leaves_no_leak_in_nova() {
 
     daemon.delete(&ids).await;
     demo.wait_empty(Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        demo.our_keypairs().await,
-        Vec::<String>::new(),
-        "no key pair leaked"
-    );
+    // A key pair imported for a create the kill cut short is collected by
+    // the leak scan (second sighting after the grace).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let left = demo.our_keypairs().await;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "key pairs leaked: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

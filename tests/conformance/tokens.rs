@@ -1,4 +1,4 @@
-//! Keystone's tokens live two minutes in the conformance cloud
+//! Keystone's tokens live four minutes in the conformance cloud
 //! (`MOS_TOKEN_EXPIRATION`): a daemon that runs longer than that renews
 //! its token and no launch fails for it.
 
@@ -16,7 +16,7 @@ async fn an_expiring_token_is_renewed_without_a_failed_launch() {
         std::env::var("MOS_TOKEN_EXPIRATION")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(120),
+            .unwrap_or(240),
     );
     let demo = login("demo").await;
     demo.wipe().await;
