@@ -18,7 +18,7 @@ use crate::messages::{
 };
 use crate::model::{Attempt, Event, Instance, InstanceState, LaunchRequest, new_id};
 use crate::openstack::Class;
-use crate::placement::{Candidate, rank};
+use crate::placement::{Candidate, Policy, rank_with};
 use crate::status::{ProfileFit, RegionKey, RegionStatus};
 use crate::store::InstanceFilter;
 
@@ -121,7 +121,9 @@ impl DispatcherState {
                 let (headroom, unresolvable, not_now) = match s.profiles.get(profile) {
                     Some(ProfileFit::Fits { headroom, .. }) => (headroom - pending, None, None),
                     Some(ProfileFit::Unresolvable { reason }) => (0, Some(reason.clone()), None),
-                    Some(ProfileFit::NotNow { reason }) => (0, None, Some(reason.clone())),
+                    Some(ProfileFit::NotNow { reason, headroom }) => {
+                        (headroom - pending, None, Some(reason.clone()))
+                    }
                     None => (0, Some("profile not resolved yet".to_owned()), None),
                 };
                 let not_now = not_now.or_else(|| s.paused.then(|| "rate limited".to_owned()));
@@ -195,7 +197,13 @@ impl DispatcherState {
                 .map(|(a, r, _)| (a.clone(), r.clone()))
                 .collect();
             let candidates = self.candidates(&board, &request.profile, &assigned);
-            let ranking = rank(&candidates, &request.hints, &excluded);
+            let policy = self.ctx.config.policy;
+            let mut ranking = rank_with(policy, &candidates, &request.hints, &excluded);
+            if policy == Policy::Naive && ranking.ranked.is_empty() && !excluded.is_empty() {
+                // The naive strategy went through the list: from the top again.
+                self.waiting.get_mut(&id).expect("waiting").excluded.clear();
+                ranking = rank_with(policy, &candidates, &request.hints, &[]);
+            }
             let Some(best) = ranking.ranked.first() else {
                 let reason = if candidates.is_empty() {
                     "no account-region is registered".to_owned()
@@ -386,18 +394,23 @@ impl DispatcherState {
                 );
             }
             OutcomeKind::Refused(reason) if !deleting => {
+                let exclusion = match self.ctx.config.policy {
+                    Policy::Pooled => Some(Some(Duration::from_secs(2))),
+                    Policy::Naive => Some(None),
+                };
                 self.back_to_waiting(
                     instance,
                     format!("region refused: {reason}"),
-                    Some(Some(Duration::from_secs(2))),
+                    exclusion,
                     true,
                 );
             }
             OutcomeKind::Failed { class, message } if !deleting => {
                 let _ = self.ctx.events.send(FleetEvent::AttemptFailed { class });
-                let exclusion = match class {
-                    Class::BadRequest => Some(None),
-                    Class::Quota | Class::RateLimited => None,
+                let exclusion = match (self.ctx.config.policy, class) {
+                    // The naive strategy moves on after any error.
+                    (Policy::Naive, _) | (_, Class::BadRequest) => Some(None),
+                    (_, Class::Quota | Class::RateLimited) => None,
                     _ => Some(Some(self.ctx.config.reroute_backoff)),
                 };
                 // A 429 created nothing: it does not use up an attempt.

@@ -8,6 +8,7 @@ use ractor::RpcReplyPort;
 use crate::breaker::BreakerConfig;
 use crate::model::{Attempt, Instance, LaunchRequest};
 use crate::openstack::{Class, Client, ClientConfig, ProviderError, Server};
+use crate::placement::Policy;
 use crate::restart::RestartPolicy;
 use crate::status::RegionBoard;
 use crate::store::Store;
@@ -52,6 +53,8 @@ pub struct FleetConfig {
     pub default_deadline: Duration,
     /// Attempts per instance when a request does not say.
     pub default_max_attempts: u32,
+    /// How instances are placed (the naive policy is for benchmarks).
+    pub policy: Policy,
 }
 
 impl Default for FleetConfig {
@@ -74,6 +77,7 @@ impl Default for FleetConfig {
             client: ClientConfig::default(),
             default_deadline: Duration::from_secs(30 * 60),
             default_max_attempts: 10,
+            policy: Policy::Pooled,
         }
     }
 }

@@ -1,12 +1,28 @@
 //! Where an instance should go: one pure function over a snapshot of every
 //! account-region. Healthy regions with room come first, then operator
-//! priority, then the most remaining room (spreading), then latency. Every
-//! region left out is listed with the reason, for the instance's timeline.
+//! priority, then the most remaining room (spreading), then latency; a
+//! region with a "not now" memory (builds failed there lately) comes last,
+//! used only when nothing else has room. Every region left out is listed
+//! with the reason, for the instance's timeline.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerState;
 use crate::model::PlacementHints;
+
+/// How instances are placed. `Pooled` is OpenMultiStack's; `Naive` is
+/// the strategy brokers commonly use (and the original OpenMultiStack did),
+/// kept selectable so benchmarks can measure what the pooled one gains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Health, quota ledger, "not now" memory and spreading.
+    #[default]
+    Pooled,
+    /// Accounts in a fixed order; on any error, the next one; no quota
+    /// knowledge and no health memory.
+    Naive,
+}
 
 /// What placement knows of one account-region, for one instance's profile.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,10 +139,11 @@ pub fn rank(
             Some(PassedOver::BreakerOpen)
         } else if let Some(why) = &c.unresolvable {
             Some(PassedOver::Unresolvable(why.clone()))
-        } else if let Some(why) = &c.not_now {
-            Some(PassedOver::NotNow(why.clone()))
         } else if c.headroom < 1 {
-            Some(PassedOver::Full)
+            match &c.not_now {
+                Some(why) => Some(PassedOver::NotNow(why.clone())),
+                None => Some(PassedOver::Full),
+            }
         } else {
             None
         };
@@ -136,15 +153,68 @@ pub fn rank(
         }
     }
     ranking.ranked.sort_by(|a, b| {
+        let last_resort = |c: &Candidate| u8::from(c.not_now.is_some());
         let health = |c: &Candidate| u8::from(c.health != BreakerState::Closed);
-        health(a)
-            .cmp(&health(b))
+        last_resort(a)
+            .cmp(&last_resort(b))
+            .then(health(a).cmp(&health(b)))
             .then(b.priority.cmp(&a.priority))
             .then(b.headroom.cmp(&a.headroom))
             .then(a.latency_ms.total_cmp(&b.latency_ms))
             .then_with(|| (&a.account, &a.region).cmp(&(&b.account, &b.region)))
     });
     ranking
+}
+
+/// The naive strategy: every candidate the request may use, in a fixed
+/// order (priority, then account and region names), whatever its health or
+/// quota. Only what the client or operator excluded, what this request
+/// already failed on, and profiles that cannot exist there are left out.
+pub fn rank_naive(
+    candidates: &[Candidate],
+    hints: &PlacementHints,
+    excluded: &[(String, String)],
+) -> Ranking {
+    let mut ranking = Ranking::default();
+    for c in candidates {
+        let reason = if hinted_out(hints, c) {
+            Some(PassedOver::Hints)
+        } else if !c.enabled {
+            Some(PassedOver::Disabled)
+        } else if c.drain {
+            Some(PassedOver::Draining)
+        } else if excluded
+            .iter()
+            .any(|(a, r)| *a == c.account_id && *r == c.region)
+        {
+            Some(PassedOver::Excluded)
+        } else {
+            c.unresolvable.clone().map(PassedOver::Unresolvable)
+        };
+        match reason {
+            Some(why) => ranking.passed_over.push((c.clone(), why)),
+            None => ranking.ranked.push(c.clone()),
+        }
+    }
+    ranking.ranked.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| (&a.account, &a.region).cmp(&(&b.account, &b.region)))
+    });
+    ranking
+}
+
+/// Ranks with `policy`.
+pub fn rank_with(
+    policy: Policy,
+    candidates: &[Candidate],
+    hints: &PlacementHints,
+    excluded: &[(String, String)],
+) -> Ranking {
+    match policy {
+        Policy::Pooled => rank(candidates, hints, excluded),
+        Policy::Naive => rank_naive(candidates, hints, excluded),
+    }
 }
 
 #[cfg(test)]
@@ -233,13 +303,21 @@ mod tests {
                 prop_assert!(c.health != BreakerState::Open);
                 prop_assert!(c.headroom >= 1);
                 prop_assert!(c.enabled && !c.drain);
-                prop_assert!(c.unresolvable.is_none() && c.not_now.is_none());
+                prop_assert!(c.unresolvable.is_none());
                 prop_assert!(!hinted_out(&hints, c));
             }
-            // Closed ones come before half-open ones.
-            let first_half_open = ranking.ranked.iter().position(|c| c.health == BreakerState::HalfOpen);
-            if let Some(i) = first_half_open {
-                prop_assert!(ranking.ranked[i..].iter().all(|c| c.health == BreakerState::HalfOpen));
+            // A region with a "not now" memory comes after every other.
+            let first_not_now = ranking.ranked.iter().position(|c| c.not_now.is_some());
+            if let Some(i) = first_not_now {
+                prop_assert!(ranking.ranked[i..].iter().all(|c| c.not_now.is_some()));
+            }
+            // Within each of those tiers, closed ones come before half-open ones.
+            for tier in [false, true] {
+                let members: Vec<&Candidate> =
+                    ranking.ranked.iter().filter(|c| c.not_now.is_some() == tier).collect();
+                if let Some(i) = members.iter().position(|c| c.health == BreakerState::HalfOpen) {
+                    prop_assert!(members[i..].iter().all(|c| c.health == BreakerState::HalfOpen));
+                }
             }
             // Everything is either ranked or explained.
             prop_assert_eq!(ranking.ranked.len() + ranking.passed_over.len(), candidates.len());
@@ -251,10 +329,12 @@ mod tests {
         ) {
             let ranking = rank(&candidates, &PlacementHints::default(), &[]);
             for pair in ranking.ranked.windows(2) {
-                if pair[0].health == pair[1].health && pair[0].priority == pair[1].priority {
+                let same_tier = pair[0].health == pair[1].health
+                    && pair[0].not_now.is_some() == pair[1].not_now.is_some();
+                if same_tier && pair[0].priority == pair[1].priority {
                     prop_assert!(pair[0].headroom >= pair[1].headroom);
                 }
-                if pair[0].health == pair[1].health {
+                if same_tier {
                     prop_assert!(pair[0].priority >= pair[1].priority);
                 }
             }
@@ -307,5 +387,49 @@ mod tests {
         let ranking = rank(&[slow, fast, roomy, high], &PlacementHints::default(), &[]);
         let order: Vec<&str> = ranking.ranked.iter().map(|c| c.account.as_str()).collect();
         assert_eq!(order, vec!["high", "roomy", "fast", "slow"]);
+    }
+
+    #[test]
+    fn a_region_that_failed_builds_lately_is_the_last_resort() {
+        let mut failing = candidate("a", "r1");
+        failing.not_now = Some("flavor failed to build recently".into());
+        failing.headroom = 20;
+        let mut tight = candidate("b", "r1");
+        tight.headroom = 1;
+        let ranking = rank(
+            &[failing.clone(), tight.clone()],
+            &PlacementHints::default(),
+            &[],
+        );
+        let order: Vec<&str> = ranking.ranked.iter().map(|c| c.account.as_str()).collect();
+        assert_eq!(
+            order,
+            vec!["b", "a"],
+            "room elsewhere first, however little"
+        );
+        tight.headroom = 0;
+        let ranking = rank(&[failing, tight], &PlacementHints::default(), &[]);
+        assert_eq!(
+            ranking.ranked[0].account, "a",
+            "used when nothing else has room"
+        );
+    }
+
+    #[test]
+    fn the_naive_policy_ignores_health_and_quota_in_a_fixed_order() {
+        let mut broken = candidate("a", "r1");
+        broken.health = BreakerState::Open;
+        broken.headroom = 0;
+        broken.not_now = Some("builds fail".into());
+        let roomy = candidate("b", "r1");
+        let tried = candidate("a", "r2");
+        let ranking = rank_naive(
+            &[roomy, tried, broken],
+            &PlacementHints::default(),
+            &[("id-a".into(), "r2".into())],
+        );
+        let order: Vec<&str> = ranking.ranked.iter().map(|c| c.account.as_str()).collect();
+        assert_eq!(order, vec!["a", "b"], "fixed order, the broken one first");
+        assert_eq!(ranking.passed_over[0].1, PassedOver::Excluded);
     }
 }

@@ -21,6 +21,7 @@ use crate::messages::{
 use crate::model::{Account, InstanceState, Profile};
 use crate::openstack::{Class, ComputeClient, ImageClient, ProviderError, Server, Session};
 use crate::pacer::Pacer;
+use crate::placement::Policy;
 use crate::profiles::{Resolved, resolve};
 use crate::region_calls::{
     CreateJob, Refreshed, attempt_tag, spawn_check_gone, spawn_create, spawn_delete,
@@ -171,6 +172,10 @@ impl RegionState {
                 reason: reason.clone(),
             },
             Some(Ok(resolved)) => {
+                let footprint = Footprint::server(resolved.flavor.vcpus, resolved.flavor.ram);
+                let slots =
+                    self.account.limits.max_concurrent_creates as i64 - self.creating.len() as i64;
+                let headroom = self.ledger.headroom(footprint, now).min(slots.max(0));
                 if self
                     .flavor_not_now
                     .get(&resolved.flavor.id)
@@ -178,13 +183,11 @@ impl RegionState {
                 {
                     return ProfileFit::NotNow {
                         reason: format!("flavor {} failed to build recently", resolved.flavor.name),
+                        headroom,
                     };
                 }
-                let footprint = Footprint::server(resolved.flavor.vcpus, resolved.flavor.ram);
-                let slots =
-                    self.account.limits.max_concurrent_creates as i64 - self.creating.len() as i64;
                 ProfileFit::Fits {
-                    headroom: self.ledger.headroom(footprint, now).min(slots.max(0)),
+                    headroom,
                     flavor: resolved.flavor.name.clone(),
                     image: resolved.image.name.clone().unwrap_or_default(),
                 }
@@ -263,20 +266,24 @@ impl RegionState {
             Some(Err(why)) => return Err(why.clone()),
             None => return Err(format!("profile {} unknown here", order.request.profile)),
         };
-        if let ProfileFit::NotNow { reason } = self.fit(&order.request.profile, now) {
-            return Err(reason);
-        }
+        // The naive policy (for comparison) sends whatever it is given. A
+        // "not now" region is the dispatcher's last resort: it was asked.
+        let naive = self.ctx.config.policy == Policy::Naive;
         if self.creating.len() as u32 >= self.account.limits.max_concurrent_creates {
             return Err("too many creates in flight".into());
         }
         let footprint = Footprint::server(resolved.flavor.vcpus, resolved.flavor.ram);
-        if self.ledger.headroom(footprint, now) < 1 {
+        if self.ledger.headroom(footprint, now) < 1 && !naive {
             return Err("no quota left".into());
         }
-        if self.breaker.permit(now) == Permit::Refused {
+        if !naive && self.breaker.permit(now) == Permit::Refused {
             return Err("circuit breaker open".into());
         }
-        let ticket = self.ledger.reserve(footprint, now).ok_or("no quota left")?;
+        let ticket = if naive {
+            self.ledger.reserve_regardless(footprint)
+        } else {
+            self.ledger.reserve(footprint, now).ok_or("no quota left")?
+        };
         self.creating.insert(order.instance.id.clone(), false);
         spawn_create(
             CreateJob {

@@ -29,10 +29,12 @@ pub enum ProfileFit {
         /// Why.
         reason: String,
     },
-    /// Its flavor failed recently.
+    /// Its flavor failed recently: used only when nothing better has room.
     NotNow {
         /// Why.
         reason: String,
+        /// Servers of this profile that would still fit.
+        headroom: i64,
     },
 }
 
