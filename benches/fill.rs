@@ -194,6 +194,10 @@ async fn run(policy: Policy) -> Outcome {
             client: "bench".into(),
             profile: "small".into(),
             count: 1,
+            // Both policies may try as long as the run lasts: the naive
+            // one needs many more attempts.
+            max_attempts: Some(1_000),
+            deadline_secs: Some(3_600),
             ..NewLaunch::default()
         })
     });
@@ -264,8 +268,9 @@ async fn run(policy: Policy) -> Outcome {
 /// `mutating_per_sec` calls with a burst of as many. A clean region needs
 /// 20 creates; the failing one needs 20 / 0.7 creates and a delete per
 /// failure, and a slot there whose build fails needs another build after
-/// it: with 20 slots, the expected deepest chain is the smallest k with
-/// 20 × 0.3^k < 0.5 failed builds in a row, plus one. The bound is the
+/// it: with 20 slots, the deepest run of failed builds one slot can expect
+/// is the largest k with 20 × 0.3^k ≥ 1 (k = 2), so k + 1 builds in a row
+/// (one expected slot needs a third failure: 20 × 0.3³ = 0.54). The bound is the
 /// slowest region: its calls at the rate limit, plus its chain of builds,
 /// each build plus two API latencies.
 fn lower_bound(s: &Scenario) -> f64 {
@@ -275,12 +280,12 @@ fn lower_bound(s: &Scenario) -> f64 {
     let clean = ((slots - burst).max(0.0)) / s.mutating_per_sec + round;
     let creates = slots / (1.0 - s.error_rate);
     let calls = creates + (creates - slots);
-    let mut chain = 1.0;
-    while slots * s.error_rate.powf(chain) >= 0.5 {
-        chain += 1.0;
+    let mut failures = 1.0;
+    while slots * s.error_rate.powf(failures + 1.0) >= 1.0 {
+        failures += 1.0;
     }
     let failing_rate = ((calls - burst).max(0.0)) / s.mutating_per_sec + round;
-    let failing_chain = (chain + 1.0) * round;
+    let failing_chain = (failures + 1.0) * round;
     clean.max(failing_rate).max(failing_chain)
 }
 

@@ -18,7 +18,7 @@ use crate::messages::{
 };
 use crate::model::{Attempt, Event, Instance, InstanceState, LaunchRequest, new_id};
 use crate::openstack::Class;
-use crate::placement::{Candidate, Policy, rank_with};
+use crate::placement::{Candidate, Policy, choose};
 use crate::status::{ProfileFit, RegionKey, RegionStatus};
 use crate::store::InstanceFilter;
 
@@ -98,14 +98,9 @@ impl DispatcherState {
         self.record(&mut instance, InstanceState::Failed, place, reason);
     }
 
-    /// Candidates for `profile`, discounting launches not yet seen by
-    /// their regions and those assigned earlier in this pass.
-    fn candidates(
-        &self,
-        board: &[RegionStatus],
-        profile: &str,
-        assigned: &HashMap<RegionKey, u64>,
-    ) -> Vec<Candidate> {
+    /// Candidates for `profile`, one per board entry in board order,
+    /// discounting launches not yet seen by their regions.
+    fn candidates(&self, board: &[RegionStatus], profile: &str) -> Vec<Candidate> {
         board
             .iter()
             .cloned()
@@ -117,7 +112,7 @@ impl DispatcherState {
                     .copied()
                     .unwrap_or(0)
                     .saturating_sub(s.launches_seen);
-                let pending = (unseen + assigned.get(&key).copied().unwrap_or(0)) as i64;
+                let pending = unseen as i64;
                 let (headroom, unresolvable, not_now) = match s.profiles.get(profile) {
                     Some(ProfileFit::Fits { headroom, .. }) => (headroom - pending, None, None),
                     Some(ProfileFit::Unresolvable { reason }) => (0, Some(reason.clone()), None),
@@ -151,7 +146,9 @@ impl DispatcherState {
     /// Places every waiting instance that can be placed now, oldest first.
     async fn pass(&mut self) {
         let now = Instant::now();
-        let mut assigned: HashMap<RegionKey, u64> = HashMap::new();
+        // Candidates per profile, built once per pass; an assignment takes
+        // one slot off its region in every list (same board order).
+        let mut per_profile: HashMap<String, Vec<Candidate>> = HashMap::new();
         let mut orders: Vec<LaunchOrder> = Vec::new();
         let ids: Vec<String> = self.waiting.keys().cloned().collect();
         // One copy of the board per pass, not one per waiting instance.
@@ -196,19 +193,23 @@ impl DispatcherState {
                 .iter()
                 .map(|(a, r, _)| (a.clone(), r.clone()))
                 .collect();
-            let candidates = self.candidates(&board, &request.profile, &assigned);
+            if !per_profile.contains_key(&request.profile) {
+                let built = self.candidates(&board, &request.profile);
+                per_profile.insert(request.profile.clone(), built);
+            }
+            let candidates = &per_profile[&request.profile];
             let policy = self.ctx.config.policy;
-            let mut ranking = rank_with(policy, &candidates, &request.hints, &excluded);
-            if policy == Policy::Naive && ranking.ranked.is_empty() && !excluded.is_empty() {
+            let mut decision = choose(policy, candidates, &request.hints, &excluded);
+            if policy == Policy::Naive && decision.best.is_none() && !excluded.is_empty() {
                 // The naive strategy went through the list: from the top again.
                 self.waiting.get_mut(&id).expect("waiting").excluded.clear();
-                ranking = rank_with(policy, &candidates, &request.hints, &[]);
+                decision = choose(policy, candidates, &request.hints, &[]);
             }
-            let Some(best) = ranking.ranked.first() else {
+            let Some(best) = decision.best else {
                 let reason = if candidates.is_empty() {
                     "no account-region is registered".to_owned()
                 } else {
-                    format!("no region can take it now ({})", ranking.explain())
+                    format!("no region can take it now ({})", decision.explain())
                 };
                 if self.waiting[&id].last_wait_reason.as_ref() != Some(&reason) {
                     self.waiting.get_mut(&id).expect("waiting").last_wait_reason =
@@ -222,8 +223,16 @@ impl DispatcherState {
                 }
                 continue;
             };
-            let key = (best.account_id.clone(), best.region.clone());
-            *assigned.entry(key).or_default() += 1;
+            let chosen = candidates
+                .iter()
+                .position(|c| std::ptr::eq(c, best))
+                .expect("chosen from the list");
+            let best = best.clone();
+            let passed = decision.explain();
+            drop(decision);
+            for list in per_profile.values_mut() {
+                list[chosen].headroom -= 1;
+            }
             instance.attempts += 1;
             instance.attempt = Some(Attempt {
                 id: new_id(),
@@ -239,7 +248,6 @@ impl DispatcherState {
                 attempt.keypair = Some(crate::region_calls::keypair_name(&attempt.id));
             }
             let mut message = format!("attempt {} scheduled", instance.attempts);
-            let passed = ranking.explain();
             if !passed.is_empty() {
                 message.push_str(&format!("; passed over: {passed}"));
             }

@@ -5,6 +5,8 @@
 //! used only when nothing else has room. Every region left out is listed
 //! with the reason, for the instance's timeline.
 
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerState;
@@ -88,23 +90,39 @@ impl std::fmt::Display for PassedOver {
     }
 }
 
-/// The decision: candidates in order of preference, and the others.
+/// The decision: candidates in order of preference, and the others. It
+/// borrows the candidates: one decision per waiting instance over every
+/// account-region must not copy them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Ranking {
+pub struct Ranking<'a> {
     /// Usable candidates, best first.
-    pub ranked: Vec<Candidate>,
+    pub ranked: Vec<&'a Candidate>,
     /// Unusable candidates with why.
-    pub passed_over: Vec<(Candidate, PassedOver)>,
+    pub passed_over: Vec<(&'a Candidate, PassedOver)>,
 }
 
-impl Ranking {
-    /// "account/region: reason; ..." for events.
+/// Regions named one by one in an explanation; the rest are counted, so a
+/// pool of a thousand regions does not write a thousand reasons per event.
+const EXPLAINED: usize = 8;
+
+/// "account/region: reason; ...", the first few by name, then a count.
+fn explain(named: &[(&Candidate, PassedOver)], total: usize) -> String {
+    let mut text = named
+        .iter()
+        .take(EXPLAINED)
+        .map(|(c, why)| format!("{}/{}: {why}", c.account, c.region))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if total > EXPLAINED {
+        text.push_str(&format!("; and {} more", total - EXPLAINED));
+    }
+    text
+}
+
+impl Ranking<'_> {
+    /// "account/region: reason; ..." for events, the first few by name.
     pub fn explain(&self) -> String {
-        self.passed_over
-            .iter()
-            .map(|(c, why)| format!("{}/{}: {why}", c.account, c.region))
-            .collect::<Vec<_>>()
-            .join("; ")
+        explain(&self.passed_over, self.passed_over.len())
     }
 }
 
@@ -115,106 +133,151 @@ fn hinted_out(hints: &PlacementHints, c: &Candidate) -> bool {
         || hints.deny_regions.contains(&c.region)
 }
 
-/// Ranks `candidates` for one instance. `excluded` lists (account id,
-/// region) pairs this request must not use again.
-pub fn rank(
-    candidates: &[Candidate],
-    hints: &PlacementHints,
-    excluded: &[(String, String)],
-) -> Ranking {
-    let mut ranking = Ranking::default();
-    for c in candidates {
-        let reason = if hinted_out(hints, c) {
-            Some(PassedOver::Hints)
-        } else if !c.enabled {
-            Some(PassedOver::Disabled)
-        } else if c.drain {
-            Some(PassedOver::Draining)
-        } else if excluded
-            .iter()
-            .any(|(a, r)| *a == c.account_id && *r == c.region)
-        {
-            Some(PassedOver::Excluded)
-        } else if c.health == BreakerState::Open {
-            Some(PassedOver::BreakerOpen)
-        } else if let Some(why) = &c.unresolvable {
-            Some(PassedOver::Unresolvable(why.clone()))
-        } else if c.headroom < 1 {
-            match &c.not_now {
-                Some(why) => Some(PassedOver::NotNow(why.clone())),
-                None => Some(PassedOver::Full),
-            }
-        } else {
-            None
-        };
-        match reason {
-            Some(why) => ranking.passed_over.push((c.clone(), why)),
-            None => ranking.ranked.push(c.clone()),
-        }
-    }
-    ranking.ranked.sort_by(|a, b| {
-        let last_resort = |c: &Candidate| u8::from(c.not_now.is_some());
-        let health = |c: &Candidate| u8::from(c.health != BreakerState::Closed);
-        last_resort(a)
-            .cmp(&last_resort(b))
-            .then(health(a).cmp(&health(b)))
-            .then(b.priority.cmp(&a.priority))
-            .then(b.headroom.cmp(&a.headroom))
-            .then(a.latency_ms.total_cmp(&b.latency_ms))
-            .then_with(|| (&a.account, &a.region).cmp(&(&b.account, &b.region)))
-    });
-    ranking
-}
-
-/// The naive strategy: every candidate the request may use, in a fixed
-/// order (priority, then account and region names), whatever its health or
-/// quota. Only what the client or operator excluded, what this request
-/// already failed on, and profiles that cannot exist there are left out.
-pub fn rank_naive(
-    candidates: &[Candidate],
-    hints: &PlacementHints,
-    excluded: &[(String, String)],
-) -> Ranking {
-    let mut ranking = Ranking::default();
-    for c in candidates {
-        let reason = if hinted_out(hints, c) {
-            Some(PassedOver::Hints)
-        } else if !c.enabled {
-            Some(PassedOver::Disabled)
-        } else if c.drain {
-            Some(PassedOver::Draining)
-        } else if excluded
-            .iter()
-            .any(|(a, r)| *a == c.account_id && *r == c.region)
-        {
-            Some(PassedOver::Excluded)
-        } else {
-            c.unresolvable.clone().map(PassedOver::Unresolvable)
-        };
-        match reason {
-            Some(why) => ranking.passed_over.push((c.clone(), why)),
-            None => ranking.ranked.push(c.clone()),
-        }
-    }
-    ranking.ranked.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then_with(|| (&a.account, &a.region).cmp(&(&b.account, &b.region)))
-    });
-    ranking
-}
-
-/// Ranks with `policy`.
-pub fn rank_with(
+/// Why `policy` cannot use `c` for this request, or `None` if it can. The
+/// naive policy looks only at what the client, the operator and this
+/// request's own failures rule out.
+fn why_not(
     policy: Policy,
-    candidates: &[Candidate],
+    c: &Candidate,
     hints: &PlacementHints,
     excluded: &[(String, String)],
-) -> Ranking {
-    match policy {
-        Policy::Pooled => rank(candidates, hints, excluded),
-        Policy::Naive => rank_naive(candidates, hints, excluded),
+) -> Option<PassedOver> {
+    if hinted_out(hints, c) {
+        Some(PassedOver::Hints)
+    } else if !c.enabled {
+        Some(PassedOver::Disabled)
+    } else if c.drain {
+        Some(PassedOver::Draining)
+    } else if excluded
+        .iter()
+        .any(|(a, r)| *a == c.account_id && *r == c.region)
+    {
+        Some(PassedOver::Excluded)
+    } else if let Some(why) = &c.unresolvable {
+        Some(PassedOver::Unresolvable(why.clone()))
+    } else if policy == Policy::Naive {
+        None
+    } else if c.health == BreakerState::Open {
+        Some(PassedOver::BreakerOpen)
+    } else if c.headroom < 1 {
+        match &c.not_now {
+            Some(why) => Some(PassedOver::NotNow(why.clone())),
+            None => Some(PassedOver::Full),
+        }
+    } else {
+        None
     }
+}
+
+/// Which of two usable candidates `policy` prefers (`Less` = `a`).
+fn order(policy: Policy, a: &Candidate, b: &Candidate) -> Ordering {
+    let by_name = || (&a.account, &a.region).cmp(&(&b.account, &b.region));
+    match policy {
+        Policy::Naive => b.priority.cmp(&a.priority).then_with(by_name),
+        Policy::Pooled => {
+            let last_resort = |c: &Candidate| u8::from(c.not_now.is_some());
+            let health = |c: &Candidate| u8::from(c.health != BreakerState::Closed);
+            last_resort(a)
+                .cmp(&last_resort(b))
+                .then(health(a).cmp(&health(b)))
+                .then(b.priority.cmp(&a.priority))
+                .then(b.headroom.cmp(&a.headroom))
+                .then(a.latency_ms.total_cmp(&b.latency_ms))
+                .then_with(by_name)
+        }
+    }
+}
+
+/// Ranks `candidates` for one instance with `policy`. `excluded` lists
+/// (account id, region) pairs this request must not use again.
+pub fn rank_with<'a>(
+    policy: Policy,
+    candidates: &'a [Candidate],
+    hints: &PlacementHints,
+    excluded: &[(String, String)],
+) -> Ranking<'a> {
+    let mut ranking = Ranking::default();
+    for c in candidates {
+        match why_not(policy, c, hints, excluded) {
+            Some(why) => ranking.passed_over.push((c, why)),
+            None => ranking.ranked.push(c),
+        }
+    }
+    ranking.ranked.sort_by(|a, b| order(policy, a, b));
+    ranking
+}
+
+/// [`rank_with`] the pooled policy.
+pub fn rank<'a>(
+    candidates: &'a [Candidate],
+    hints: &PlacementHints,
+    excluded: &[(String, String)],
+) -> Ranking<'a> {
+    rank_with(Policy::Pooled, candidates, hints, excluded)
+}
+
+/// [`rank_with`] the naive policy: every candidate the request may use, in
+/// a fixed order (priority, then account and region names), whatever its
+/// health or quota.
+pub fn rank_naive<'a>(
+    candidates: &'a [Candidate],
+    hints: &PlacementHints,
+    excluded: &[(String, String)],
+) -> Ranking<'a> {
+    rank_with(Policy::Naive, candidates, hints, excluded)
+}
+
+/// One placement decision: what [`rank_with`] would put first, found in
+/// one pass without sorting, and enough of the rest to explain it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'a> {
+    /// The chosen candidate, if any can be used.
+    pub best: Option<&'a Candidate>,
+    /// The first candidates passed over, with why.
+    named: Vec<(&'a Candidate, PassedOver)>,
+    /// How many were passed over in all.
+    passed_over: usize,
+}
+
+impl Decision<'_> {
+    /// The same explanation as [`Ranking::explain`].
+    pub fn explain(&self) -> String {
+        explain(&self.named, self.passed_over)
+    }
+}
+
+/// The dispatcher's fast path: the first of [`rank_with`]'s order, in
+/// linear time, copying nothing but the few reasons it names.
+pub fn choose<'a>(
+    policy: Policy,
+    candidates: &'a [Candidate],
+    hints: &PlacementHints,
+    excluded: &[(String, String)],
+) -> Decision<'a> {
+    let mut decision = Decision {
+        best: None,
+        named: Vec::new(),
+        passed_over: 0,
+    };
+    for c in candidates {
+        match why_not(policy, c, hints, excluded) {
+            Some(why) => {
+                decision.passed_over += 1;
+                if decision.named.len() < EXPLAINED {
+                    decision.named.push((c, why));
+                }
+            }
+            None => {
+                if decision
+                    .best
+                    .is_none_or(|best| order(policy, c, best) == Ordering::Less)
+                {
+                    decision.best = Some(c);
+                }
+            }
+        }
+    }
+    decision
 }
 
 #[cfg(test)]
@@ -314,13 +377,27 @@ mod tests {
             // Within each of those tiers, closed ones come before half-open ones.
             for tier in [false, true] {
                 let members: Vec<&Candidate> =
-                    ranking.ranked.iter().filter(|c| c.not_now.is_some() == tier).collect();
+                    ranking.ranked.iter().copied().filter(|c| c.not_now.is_some() == tier).collect();
                 if let Some(i) = members.iter().position(|c| c.health == BreakerState::HalfOpen) {
                     prop_assert!(members[i..].iter().all(|c| c.health == BreakerState::HalfOpen));
                 }
             }
             // Everything is either ranked or explained.
             prop_assert_eq!(ranking.ranked.len() + ranking.passed_over.len(), candidates.len());
+        }
+
+        #[test]
+        fn the_fast_choice_is_the_first_of_the_ranking(
+            candidates in proptest::collection::vec(arb_candidate(), 0..24),
+            hints in arb_hints(),
+            naive in any::<bool>(),
+        ) {
+            let policy = if naive { Policy::Naive } else { Policy::Pooled };
+            let excluded = [("id-1".to_owned(), "region-0".to_owned())];
+            let ranking = rank_with(policy, &candidates, &hints, &excluded);
+            let decision = choose(policy, &candidates, &hints, &excluded);
+            prop_assert_eq!(decision.best, ranking.ranked.first().copied());
+            prop_assert_eq!(decision.explain(), ranking.explain());
         }
 
         #[test]
@@ -350,7 +427,8 @@ mod tests {
         let mut off = candidate("c", "r1");
         off.enabled = false;
         let ok = candidate("d", "r1");
-        let ranking = rank(&[open, full, off, ok], &PlacementHints::default(), &[]);
+        let pool = [open, full, off, ok];
+        let ranking = rank(&pool, &PlacementHints::default(), &[]);
         assert_eq!(ranking.ranked.len(), 1);
         assert_eq!(
             ranking.explain(),
@@ -384,7 +462,8 @@ mod tests {
         let mut fast = candidate("fast", "r");
         fast.latency_ms = 5.0;
         let slow = candidate("slow", "r");
-        let ranking = rank(&[slow, fast, roomy, high], &PlacementHints::default(), &[]);
+        let pool = [slow, fast, roomy, high];
+        let ranking = rank(&pool, &PlacementHints::default(), &[]);
         let order: Vec<&str> = ranking.ranked.iter().map(|c| c.account.as_str()).collect();
         assert_eq!(order, vec!["high", "roomy", "fast", "slow"]);
     }
@@ -396,11 +475,8 @@ mod tests {
         failing.headroom = 20;
         let mut tight = candidate("b", "r1");
         tight.headroom = 1;
-        let ranking = rank(
-            &[failing.clone(), tight.clone()],
-            &PlacementHints::default(),
-            &[],
-        );
+        let pool = [failing.clone(), tight.clone()];
+        let ranking = rank(&pool, &PlacementHints::default(), &[]);
         let order: Vec<&str> = ranking.ranked.iter().map(|c| c.account.as_str()).collect();
         assert_eq!(
             order,
@@ -408,7 +484,8 @@ mod tests {
             "room elsewhere first, however little"
         );
         tight.headroom = 0;
-        let ranking = rank(&[failing, tight], &PlacementHints::default(), &[]);
+        let pool = [failing, tight];
+        let ranking = rank(&pool, &PlacementHints::default(), &[]);
         assert_eq!(
             ranking.ranked[0].account, "a",
             "used when nothing else has room"
@@ -423,8 +500,9 @@ mod tests {
         broken.not_now = Some("builds fail".into());
         let roomy = candidate("b", "r1");
         let tried = candidate("a", "r2");
+        let pool = [roomy, tried, broken];
         let ranking = rank_naive(
-            &[roomy, tried, broken],
+            &pool,
             &PlacementHints::default(),
             &[("id-a".into(), "r2".into())],
         );
