@@ -4,20 +4,22 @@
 //! measured with the pooled placement policy and with the naive one, side
 //! by side, against the lower bound the scenario allows.
 //!
-//! `cargo bench --bench fill` prints a Markdown table.
+//! `cargo bench --bench fill` prints a Markdown table. `FILL_POLICY=pooled`
+//! or `naive` runs one policy only; `FILL_DEBUG=1` prints each region's
+//! servers and the timeline of an instance that did not become active.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use oms_actors::model::{Account, AccountAuth, InstanceState, Profile, RegionLimits};
-use oms_actors::openstack::{ClientConfig, Domain, IdentityVersion, Interface, Named};
+use oms_actors::model::{InstanceState, Profile};
+use oms_actors::openstack::ClientConfig;
 use oms_actors::placement::Policy;
 use oms_actors::store::{InstanceFilter, MemoryStore, Store};
 use oms_actors::{Fleet, FleetConfig, FleetEvent, NewLaunch};
 use oms_sim::{Faults, Outage, ProviderConfig, QuotaConfig, RegionConfig, SimConfig, Simulator};
-use secrecy::SecretString;
+
+mod common;
 
 /// The scenario's numbers, which the lower bound is computed from.
 struct Scenario {
@@ -45,6 +47,7 @@ const SCENARIO: Scenario = Scenario {
 };
 
 /// What one run measured.
+#[derive(Default)]
 struct Outcome {
     active: usize,
     makespan: Option<f64>,
@@ -61,8 +64,9 @@ fn main() {
         .build()
         .unwrap();
     let bound = lower_bound(&SCENARIO);
-    let pooled = runtime.block_on(run(Policy::Pooled));
-    let naive = runtime.block_on(run(Policy::Naive));
+    let only = std::env::var("FILL_POLICY").ok();
+    let pooled = runtime.block_on(run(Policy::Pooled, only.as_deref() != Some("naive")));
+    let naive = runtime.block_on(run(Policy::Naive, only.as_deref() != Some("pooled")));
     print_table(bound, &pooled, &naive);
 }
 
@@ -106,38 +110,10 @@ fn simulator_config(s: &Scenario) -> SimConfig {
     }
 }
 
-fn account(name: &str, auth_url: &str, s: &Scenario) -> Account {
-    let named = |n: &str| Named::Name {
-        name: n.into(),
-        domain: Domain::Name("Default".into()),
-    };
-    Account {
-        id: String::new(),
-        name: name.into(),
-        auth_url: auth_url.parse().unwrap(),
-        identity_version: IdentityVersion::V3,
-        interface: Interface::Public,
-        auth: AccountAuth::Password {
-            user: named("demo"),
-            project: named("demo"),
-        },
-        secret: SecretString::from("secret"),
-        regions: vec![],
-        networks: vec![],
-        enabled: true,
-        drain: false,
-        priority: 0,
-        limits: RegionLimits {
-            mutating_per_sec: s.mutating_per_sec,
-            read_per_sec: 20.0,
-            max_concurrent_creates: 10,
-        },
-        pins: BTreeMap::new(),
-        created_at: Utc::now(),
+async fn run(policy: Policy, wanted: bool) -> Outcome {
+    if !wanted {
+        return Outcome::default();
     }
-}
-
-async fn run(policy: Policy) -> Outcome {
     let s = &SCENARIO;
     let sim = Simulator::start(simulator_config(s)).await.unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -168,7 +144,11 @@ async fn run(policy: Policy) -> Outcome {
         .unwrap();
     for provider in sim.providers() {
         fleet
-            .put_account(account(&provider.name, &provider.auth_url, s))
+            .put_account(common::account(
+                &provider.name,
+                &provider.auth_url,
+                s.mutating_per_sec,
+            ))
             .await
             .unwrap();
     }
@@ -232,6 +212,13 @@ async fn run(policy: Policy) -> Outcome {
         .filter(|i| !i.state.is_terminal())
         .filter_map(|i| i.attempt.as_ref()?.server_id.clone())
         .collect();
+    if std::env::var_os("FILL_DEBUG").is_some()
+        && let Some(stuck) = instances.iter().find(|i| i.state != InstanceState::Active)
+    {
+        for event in store.events(&stuck.id).unwrap().iter().rev().take(12) {
+            eprintln!("{} {:?} {}", event.at, event.account_region, event.message);
+        }
+    }
     let state = sim.state();
     let regions: Vec<&serde_json::Value> = state["providers"]
         .as_array()
@@ -239,6 +226,18 @@ async fn run(policy: Policy) -> Outcome {
         .iter()
         .flat_map(|p| p["regions"].as_array().unwrap())
         .collect();
+    if std::env::var_os("FILL_DEBUG").is_some() {
+        for r in &regions {
+            eprintln!(
+                "{} alive {} creates {} refused {} by status {}",
+                r["name"],
+                r["servers_alive"],
+                r["creates"],
+                r["creates_refused_quota"],
+                r["servers_by_status"]
+            );
+        }
+    }
     let sum = |key: &str| regions.iter().map(|r| r[key].as_u64().unwrap_or(0)).sum();
     let servers: Vec<&serde_json::Value> = regions
         .iter()
@@ -289,14 +288,6 @@ fn lower_bound(s: &Scenario) -> f64 {
     clean.max(failing_rate).max(failing_chain)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at]
-}
-
 fn print_table(bound: f64, pooled: &Outcome, naive: &Outcome) {
     let row = |name: &str, f: &dyn Fn(&Outcome) -> String| {
         println!("| {name} | {} | {} |", f(pooled), f(naive));
@@ -318,7 +309,7 @@ fn print_table(bound: f64, pooled: &Outcome, naive: &Outcome) {
         row(&format!("time to active {name}"), &|o| {
             let mut sorted = o.to_active.clone();
             sorted.sort_by(f64::total_cmp);
-            format!("{:.1} s", percentile(&sorted, p))
+            format!("{:.1} s", common::percentile(&sorted, p))
         });
     }
     row("create calls sent", &|o| o.creates.to_string());

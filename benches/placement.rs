@@ -49,13 +49,13 @@ fn placement(c: &mut Criterion) {
     for (name, policy) in [("pooled", Policy::Pooled), ("naive", Policy::Naive)] {
         group.bench_function(format!("choose, {name}"), |b| {
             b.iter(|| {
-                let decision = choose(policy, black_box(&candidates), &hints, &excluded);
+                let decision = choose(policy, black_box(&candidates), &hints, &excluded, &[]);
                 black_box((decision.best.map(|c| c.headroom), decision.explain()))
             })
         });
         group.bench_function(format!("full ranking, {name}"), |b| {
             b.iter(|| {
-                let ranking = rank_with(policy, black_box(&candidates), &hints, &excluded);
+                let ranking = rank_with(policy, black_box(&candidates), &hints, &excluded, &[]);
                 black_box(ranking.ranked.first().map(|c| c.headroom))
             })
         });

@@ -233,3 +233,40 @@ async fn instances_are_deleted_when_their_lease_ends() {
     assert_eq!(sim_servers(&sim), 0);
     fleet.shutdown().await;
 }
+
+/// Where an instance failed is remembered while it is out being tried:
+/// with the naive policy (fixed order, next region after any error) and
+/// the first two regions full, every instance is refused once by each and
+/// lands in the third, instead of bouncing between the two full ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_regions_are_remembered_across_attempts() {
+    let sim = sim_of(&["a", "b"], |p| {
+        for r in &mut p.regions {
+            r.quota.instances = if p.name == "a" { 0 } else { 5 };
+        }
+    })
+    .await;
+    let config = oms_actors::FleetConfig {
+        policy: oms_actors::placement::Policy::Naive,
+        ..fast_config()
+    };
+    let (fleet, store) = fleet_on(&sim, config).await;
+    let launched = fleet.launch(ask("ci", 3)).await.unwrap();
+    let active = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+    for instance in active {
+        let refusals = store
+            .events(&instance.id)
+            .unwrap()
+            .iter()
+            .filter(|e| e.message.contains("quota"))
+            .count();
+        assert!(refusals <= 2, "{}: refused {refusals} times", instance.id);
+        assert!(instance.attempt.unwrap().region.starts_with("b-"));
+    }
+}

@@ -41,6 +41,8 @@ struct Waiting {
 pub(crate) struct DispatcherState {
     ctx: FleetCtx,
     waiting: BTreeMap<String, Waiting>,
+    /// Exclusions of instances out being tried, given back if they return.
+    tried: HashMap<String, Vec<(String, String, Option<Instant>)>>,
     requests: HashMap<String, Arc<LaunchRequest>>,
     /// Launches sent per region, to discount headroom the region has not
     /// reported yet.
@@ -92,6 +94,7 @@ impl DispatcherState {
 
     fn fail(&mut self, mut instance: Instance, reason: String) {
         self.waiting.remove(&instance.id);
+        self.tried.remove(&instance.id);
         let _ = self.ctx.events.send(FleetEvent::Failed);
         instance.failure = Some(reason.clone());
         let place = instance.placement().map(|(a, r)| format!("{a}/{r}"));
@@ -188,22 +191,25 @@ impl DispatcherState {
             waiting
                 .excluded
                 .retain(|(_, _, until)| until.is_none_or(|u| u > now));
-            let excluded: Vec<(String, String)> = waiting
+            // For good (a bad request) or for a while (a failure there).
+            let (hard, soft): (Vec<_>, Vec<_>) = waiting
                 .excluded
                 .iter()
-                .map(|(a, r, _)| (a.clone(), r.clone()))
-                .collect();
+                .partition(|(_, _, until)| until.is_none());
+            let pair = |(a, r, _): &&(String, String, Option<Instant>)| (a.clone(), r.clone());
+            let excluded: Vec<(String, String)> = hard.iter().map(pair).collect();
+            let avoided: Vec<(String, String)> = soft.iter().map(pair).collect();
             if !per_profile.contains_key(&request.profile) {
                 let built = self.candidates(&board, &request.profile);
                 per_profile.insert(request.profile.clone(), built);
             }
             let candidates = &per_profile[&request.profile];
             let policy = self.ctx.config.policy;
-            let mut decision = choose(policy, candidates, &request.hints, &excluded);
+            let mut decision = choose(policy, candidates, &request.hints, &excluded, &avoided);
             if policy == Policy::Naive && decision.best.is_none() && !excluded.is_empty() {
                 // The naive strategy went through the list: from the top again.
                 self.waiting.get_mut(&id).expect("waiting").excluded.clear();
-                decision = choose(policy, candidates, &request.hints, &[]);
+                decision = choose(policy, candidates, &request.hints, &[], &[]);
             }
             let Some(best) = decision.best else {
                 let reason = if candidates.is_empty() {
@@ -258,7 +264,12 @@ impl DispatcherState {
                 Some(place),
                 message,
             );
-            self.waiting.remove(&id);
+            // Where it failed stays known while it is out being tried.
+            if let Some(waiting) = self.waiting.remove(&id)
+                && !waiting.excluded.is_empty()
+            {
+                self.tried.insert(id.clone(), waiting.excluded);
+            }
             let boot_timeout = Duration::from_secs(
                 self.ctx
                     .store
@@ -331,7 +342,13 @@ impl DispatcherState {
             .as_ref()
             .map(|(a, r)| format!("{}/{r}", self.account_name(a)));
         self.record(&mut instance, InstanceState::Pending, label, reason);
-        let entry = self.waiting.entry(instance.id.clone()).or_default();
+        let entry = self
+            .waiting
+            .entry(instance.id.clone())
+            .or_insert_with(|| Waiting {
+                excluded: self.tried.remove(&instance.id).unwrap_or_default(),
+                last_wait_reason: None,
+            });
         if let (Some(until), Some((account, region))) = (exclude_for, place) {
             entry
                 .excluded
@@ -394,6 +411,7 @@ impl DispatcherState {
             OutcomeKind::Active { .. } => {}
             OutcomeKind::Deleted => {
                 self.waiting.remove(&instance.id);
+                self.tried.remove(&instance.id);
                 self.record(
                     &mut instance,
                     InstanceState::Deleted,
@@ -402,9 +420,11 @@ impl DispatcherState {
                 );
             }
             OutcomeKind::Refused(reason) if !deleting => {
+                // Our own back-pressure (creates in flight), not the
+                // provider's answer: the naive policy waits for the region.
                 let exclusion = match self.ctx.config.policy {
                     Policy::Pooled => Some(Some(Duration::from_secs(2))),
-                    Policy::Naive => Some(None),
+                    Policy::Naive => None,
                 };
                 self.back_to_waiting(
                     instance,
@@ -449,6 +469,7 @@ impl DispatcherState {
         match instance.state {
             InstanceState::Pending => {
                 self.waiting.remove(instance_id);
+                self.tried.remove(instance_id);
                 self.record(
                     &mut instance,
                     InstanceState::Deleted,
@@ -544,6 +565,7 @@ impl Actor for Dispatcher {
         let mut state = DispatcherState {
             ctx,
             waiting: BTreeMap::new(),
+            tried: HashMap::new(),
             requests: HashMap::new(),
             sent: HashMap::new(),
             pass_queued: false,

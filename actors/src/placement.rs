@@ -169,13 +169,22 @@ fn why_not(
     }
 }
 
-/// Which of two usable candidates `policy` prefers (`Less` = `a`).
-fn order(policy: Policy, a: &Candidate, b: &Candidate) -> Ordering {
+/// Whether this request failed on `c` a moment ago (a soft exclusion).
+fn avoided_in(avoided: &[(String, String)], c: &Candidate) -> bool {
+    avoided
+        .iter()
+        .any(|(a, r)| *a == c.account_id && *r == c.region)
+}
+
+/// Which of two usable candidates `policy` prefers (`Less` = `a`); the
+/// request avoids the ones in `avoided` unless nothing else has room.
+fn order(policy: Policy, avoided: &[(String, String)], a: &Candidate, b: &Candidate) -> Ordering {
     let by_name = || (&a.account, &a.region).cmp(&(&b.account, &b.region));
     match policy {
         Policy::Naive => b.priority.cmp(&a.priority).then_with(by_name),
         Policy::Pooled => {
-            let last_resort = |c: &Candidate| u8::from(c.not_now.is_some());
+            let last_resort =
+                |c: &Candidate| u8::from(c.not_now.is_some()) + u8::from(avoided_in(avoided, c));
             let health = |c: &Candidate| u8::from(c.health != BreakerState::Closed);
             last_resort(a)
                 .cmp(&last_resort(b))
@@ -189,12 +198,14 @@ fn order(policy: Policy, a: &Candidate, b: &Candidate) -> Ordering {
 }
 
 /// Ranks `candidates` for one instance with `policy`. `excluded` lists
-/// (account id, region) pairs this request must not use again.
+/// (account id, region) pairs this request must not use again; `avoided`
+/// those it failed on lately, used only when nothing else has room.
 pub fn rank_with<'a>(
     policy: Policy,
     candidates: &'a [Candidate],
     hints: &PlacementHints,
     excluded: &[(String, String)],
+    avoided: &[(String, String)],
 ) -> Ranking<'a> {
     let mut ranking = Ranking::default();
     for c in candidates {
@@ -203,7 +214,7 @@ pub fn rank_with<'a>(
             None => ranking.ranked.push(c),
         }
     }
-    ranking.ranked.sort_by(|a, b| order(policy, a, b));
+    ranking.ranked.sort_by(|a, b| order(policy, avoided, a, b));
     ranking
 }
 
@@ -213,7 +224,7 @@ pub fn rank<'a>(
     hints: &PlacementHints,
     excluded: &[(String, String)],
 ) -> Ranking<'a> {
-    rank_with(Policy::Pooled, candidates, hints, excluded)
+    rank_with(Policy::Pooled, candidates, hints, excluded, &[])
 }
 
 /// [`rank_with`] the naive policy: every candidate the request may use, in
@@ -224,7 +235,7 @@ pub fn rank_naive<'a>(
     hints: &PlacementHints,
     excluded: &[(String, String)],
 ) -> Ranking<'a> {
-    rank_with(Policy::Naive, candidates, hints, excluded)
+    rank_with(Policy::Naive, candidates, hints, excluded, &[])
 }
 
 /// One placement decision: what [`rank_with`] would put first, found in
@@ -253,6 +264,7 @@ pub fn choose<'a>(
     candidates: &'a [Candidate],
     hints: &PlacementHints,
     excluded: &[(String, String)],
+    avoided: &[(String, String)],
 ) -> Decision<'a> {
     let mut decision = Decision {
         best: None,
@@ -270,7 +282,7 @@ pub fn choose<'a>(
             None => {
                 if decision
                     .best
-                    .is_none_or(|best| order(policy, c, best) == Ordering::Less)
+                    .is_none_or(|best| order(policy, avoided, c, best) == Ordering::Less)
                 {
                     decision.best = Some(c);
                 }
@@ -394,8 +406,9 @@ mod tests {
         ) {
             let policy = if naive { Policy::Naive } else { Policy::Pooled };
             let excluded = [("id-1".to_owned(), "region-0".to_owned())];
-            let ranking = rank_with(policy, &candidates, &hints, &excluded);
-            let decision = choose(policy, &candidates, &hints, &excluded);
+            let avoided = [("id-2".to_owned(), "region-1".to_owned())];
+            let ranking = rank_with(policy, &candidates, &hints, &excluded, &avoided);
+            let decision = choose(policy, &candidates, &hints, &excluded, &avoided);
             prop_assert_eq!(decision.best, ranking.ranked.first().copied());
             prop_assert_eq!(decision.explain(), ranking.explain());
         }
@@ -490,6 +503,26 @@ mod tests {
             ranking.ranked[0].account, "a",
             "used when nothing else has room"
         );
+    }
+
+    #[test]
+    fn a_region_this_request_failed_on_lately_is_retried_only_without_alternatives() {
+        let failed = candidate("a", "r1");
+        let mut other = candidate("b", "r1");
+        other.headroom = 1;
+        let avoided = [("id-a".to_owned(), "r1".to_owned())];
+        let pool = [failed, other];
+        let hints = PlacementHints::default();
+        let first = choose(Policy::Pooled, &pool, &hints, &[], &avoided)
+            .best
+            .unwrap();
+        assert_eq!(first.account, "b");
+        let mut pool = pool;
+        pool[1].headroom = 0;
+        let first = choose(Policy::Pooled, &pool, &hints, &[], &avoided)
+            .best
+            .unwrap();
+        assert_eq!(first.account, "a", "tried again when nothing else has room");
     }
 
     #[test]
