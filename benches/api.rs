@@ -62,8 +62,12 @@ fn instant_sim(providers: usize, regions: usize) -> SimConfig {
 
 /// Writes the configuration and starts `oms serve`; (process, base URL).
 fn serve(dir: &Path, accounts: &str) -> (Daemon, String) {
-    std::fs::write(dir.join("admin-token"), ADMIN).unwrap();
-    std::fs::write(dir.join("demo-password"), "secret").unwrap();
+    for (file, secret) in [("admin-token", ADMIN), ("demo-password", "secret")] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(file);
+        std::fs::write(&path, secret).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let config = format!(
         "state_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin-token\"\n\
          [api]\nmax_count = 100\nclient_rate_per_sec = 1000000\nclient_burst = 1000000\n\
