@@ -75,10 +75,21 @@ impl SledStore {
     /// Opens (or creates) the database at `dir/db`, with secrets sealed by
     /// `sealer`. Refuses a database written by a newer binary.
     pub fn open(dir: &Path, sealer: Sealer) -> StoreResult<SledStore> {
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .open()
-            .map_err(backend)?;
+        // A store closed a moment ago in this process may still hold its
+        // file lock while sled's flusher thread lets go: wait a little
+        // before deciding that another process has it.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(dir.join("db")).open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && tries < 40 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other.map_err(backend)?,
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let store = SledStore {
             meta: tree("meta")?,
