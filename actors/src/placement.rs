@@ -227,17 +227,6 @@ pub fn rank<'a>(
     rank_with(Policy::Pooled, candidates, hints, excluded, &[])
 }
 
-/// [`rank_with`] the naive policy: every candidate the request may use, in
-/// a fixed order (priority, then account and region names), whatever its
-/// health or quota.
-pub fn rank_naive<'a>(
-    candidates: &'a [Candidate],
-    hints: &PlacementHints,
-    excluded: &[(String, String)],
-) -> Ranking<'a> {
-    rank_with(Policy::Naive, candidates, hints, excluded, &[])
-}
-
 /// One placement decision: what [`rank_with`] would put first, found in
 /// one pass without sorting, and enough of the rest to explain it.
 #[derive(Debug, Clone, PartialEq)]
@@ -534,10 +523,12 @@ mod tests {
         let roomy = candidate("b", "r1");
         let tried = candidate("a", "r2");
         let pool = [roomy, tried, broken];
-        let ranking = rank_naive(
+        let ranking = rank_with(
+            Policy::Naive,
             &pool,
             &PlacementHints::default(),
             &[("id-a".into(), "r2".into())],
+            &[],
         );
         let order: Vec<&str> = ranking.ranked.iter().map(|c| c.account.as_str()).collect();
         assert_eq!(order, vec!["a", "b"], "fixed order, the broken one first");

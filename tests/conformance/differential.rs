@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::cloud::{REGIONS, Scoped, auth_url, login_at};
+use crate::support::eventually;
 
 /// The microversion the daemon negotiates against Nova 34 (max 2.104).
 const DAEMON_MV: &str = "2.100";
@@ -200,7 +201,7 @@ async fn script(demo: &Scoped, admin: &Scoped) -> Vec<(String, Seen)> {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    wait_status(demo, r1, &id, "ACTIVE").await;
+    wait_server(demo, r1, &id, Some("ACTIVE")).await;
     step(
         "server show",
         demo,
@@ -388,7 +389,7 @@ async fn script(demo: &Scoped, admin: &Scoped) -> Vec<(String, Seen)> {
         .to_owned();
     // Real Nova counts a server only once the conductor made it: a create
     // sent right after another may still pass (see the README).
-    wait_status(demo, r1, &second_id, "ACTIVE").await;
+    wait_server(demo, r1, &second_id, Some("ACTIVE")).await;
     step(
         "server create over quota",
         demo,
@@ -431,7 +432,7 @@ async fn script(demo: &Scoped, admin: &Scoped) -> Vec<(String, Seen)> {
         mv,
     )
     .await;
-    wait_gone(demo, r1, &id).await;
+    wait_server(demo, r1, &id, None).await;
     step(
         "deleted server",
         demo,
@@ -540,25 +541,16 @@ fn mask(text: &str) -> String {
     out
 }
 
-async fn wait_status(who: &Scoped, region: &str, id: &str, status: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while tokio::time::Instant::now() < deadline {
-        let (_, body) = who.server(region, id).await;
-        if body["server"]["status"] == status {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("{id} never {status}");
-}
-
-async fn wait_gone(who: &Scoped, region: &str, id: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while tokio::time::Instant::now() < deadline {
-        if who.server(region, id).await.0 == 404 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("{id} never gone");
+/// Waits until `id` shows `status` (or, with `None`, is gone: 404).
+async fn wait_server(who: &Scoped, region: &str, id: &str, status: Option<&str>) {
+    let what = format!("{id} to be {}", status.unwrap_or("gone"));
+    eventually(Duration::from_secs(120), &what, || async {
+        let (code, body) = who.server(region, id).await;
+        let done = match status {
+            Some(status) => body["server"]["status"] == status,
+            None => code == 404,
+        };
+        done.then_some(())
+    })
+    .await;
 }
