@@ -181,6 +181,108 @@ async fn pagination_follows_next_links() {
 }
 
 #[tokio::test]
+async fn unbounded_listing_comes_in_pages_of_a_thousand() {
+    let sim = sim_with(|p| {
+        p.regions[0].quota.instances = 2_000;
+        p.regions[0].quota.cores = 2_000;
+        p.regions[0].quota.ram = 2_000_000;
+    })
+    .await;
+    let compute = compute(&sim, "p-1").await;
+    let request = tiny(&sim, "p-1", "oms-many").await;
+    for _ in 0..1_001 {
+        compute.create_server(&request).await.unwrap();
+    }
+    let all = compute
+        .list_servers(&ServerFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1_001);
+    let ids: std::collections::HashSet<_> = all.iter().map(|s| &s.id).collect();
+    assert_eq!(ids.len(), 1_001, "pages neither overlap nor skip");
+    // Nova's max_limit (1,000): two pages although no limit was asked.
+    let listings = &sim.state()["providers"][0]["regions"][0]["calls"]["GET/compute/v2.1/servers/detail"]
+        ["count"];
+    assert_eq!(listings, 2);
+}
+
+#[tokio::test]
+async fn changes_since_lists_what_changed_including_deleted_servers() {
+    let sim = sim_with(|_| {}).await;
+    let compute = compute(&sim, "p-1").await;
+    let old = compute
+        .create_server(&tiny(&sim, "p-1", "oms-old").await)
+        .await
+        .unwrap();
+    let doomed = compute
+        .create_server(&tiny(&sim, "p-1", "oms-doomed").await)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "both active", || async {
+        let all = compute.list_servers(&ServerFilter::default()).await.ok()?;
+        all.iter().all(|s| s.status == "ACTIVE").then_some(())
+    })
+    .await;
+    // Past the second in which they turned active (Nova keeps seconds).
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let listing = compute
+        .list_servers_dated(&ServerFilter::default())
+        .await
+        .unwrap();
+    let since = listing.provider_date.expect("the answer carries a Date");
+    let drift = (chrono::Utc::now() - since).num_seconds().abs();
+    assert!(drift <= 2, "Date is the provider's clock, off by {drift} s");
+
+    let new = compute
+        .create_server(&tiny(&sim, "p-1", "oms-new").await)
+        .await
+        .unwrap();
+    compute.delete_server(&doomed).await.unwrap();
+    let changed = |filter: ServerFilter| {
+        let compute = compute.clone();
+        async move {
+            let mut servers: Vec<(String, String)> = compute
+                .list_servers(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| (s.id, s.status))
+                .collect();
+            servers.sort();
+            servers
+        }
+    };
+    let since_filter = ServerFilter {
+        changes_since: Some(since),
+        ..ServerFilter::default()
+    };
+    let mut expected = vec![
+        (new.clone(), "BUILD".to_owned()),
+        (doomed.clone(), "ACTIVE".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(changed(since_filter.clone()).await, expected);
+    // Once gone, the deleted server is still listed to changes-since, as
+    // DELETED, and to nothing else.
+    eventually(Duration::from_secs(10), "the delete finishes", || async {
+        compute
+            .get_server(&doomed)
+            .await
+            .err()
+            .filter(|e| e.is_not_found())
+    })
+    .await;
+    let listed = changed(since_filter).await;
+    assert!(listed.contains(&(doomed.clone(), "DELETED".to_owned())));
+    assert!(listed.iter().any(|(id, _)| *id == new));
+    assert!(!listed.iter().any(|(id, _)| *id == old));
+    let everything = changed(ServerFilter::default()).await;
+    let ids: Vec<&String> = everything.iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&&old) && ids.contains(&&new));
+}
+
+#[tokio::test]
 async fn generated_keypair_comes_with_a_private_key() {
     let sim = sim_with(|_| {}).await;
     let compute = compute(&sim, "p-1").await;

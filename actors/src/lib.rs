@@ -16,6 +16,7 @@ pub mod openstack;
 pub mod pacer;
 pub mod placement;
 pub mod profiles;
+mod provider_clock;
 mod reconciler;
 mod region;
 mod region_calls;

@@ -7,7 +7,7 @@ use ractor::RpcReplyPort;
 
 use crate::breaker::BreakerConfig;
 use crate::model::{Attempt, Instance, LaunchRequest};
-use crate::openstack::{Class, Client, ClientConfig, ProviderError, Server};
+use crate::openstack::{Class, Client, ClientConfig, ProviderError, Server, ServerListing};
 use crate::placement::Policy;
 use crate::restart::RestartPolicy;
 use crate::status::RegionBoard;
@@ -244,7 +244,7 @@ pub(crate) enum RegionMsg {
     /// Time to list servers.
     PollTick,
     /// The listing came back (asked at the given instant).
-    PollDone(Result<Vec<Server>, ProviderError>, tokio::time::Instant),
+    PollDone(Result<ServerListing, ProviderError>, tokio::time::Instant),
     /// Time to refresh limits; `full` also re-reads flavors, images and
     /// profiles.
     Refresh { full: bool },

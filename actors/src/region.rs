@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -23,6 +23,7 @@ use crate::openstack::{Class, ComputeClient, ImageClient, ProviderError, Server,
 use crate::pacer::Pacer;
 use crate::placement::Policy;
 use crate::profiles::{Resolved, resolve};
+use crate::provider_clock::ProviderClock;
 use crate::region_calls::{
     CreateJob, Refreshed, attempt_tag, spawn_check_gone, spawn_create, spawn_delete,
     spawn_delete_keypair, spawn_leak_scan, spawn_poll, spawn_refresh,
@@ -51,9 +52,23 @@ struct Tracked {
     instance_id: String,
     attempt_id: String,
     started: Instant,
+    /// When its attempt was written down: the server changed after that.
+    attempt_at: DateTime<Utc>,
     boot_timeout: Duration,
     footprint: Footprint,
     flavor_id: String,
+}
+
+/// An attempt from before a restart whose server is not known yet.
+#[derive(Debug, Clone)]
+struct Adopting {
+    instance_id: String,
+    /// When the search began (the grace period counts from here).
+    since: Instant,
+    /// When the attempt was written down.
+    attempt_at: DateTime<Utc>,
+    /// The client asked for a delete meanwhile.
+    cancel: bool,
 }
 
 #[derive(Debug)]
@@ -95,9 +110,11 @@ pub(crate) struct RegionState {
     /// Creates in flight: instance id → cancel requested.
     creating: HashMap<String, bool>,
     tracked: HashMap<String, Tracked>,
-    /// Attempts from before a restart whose server is not known yet:
-    /// attempt id → (instance id, since, cancel requested).
-    adopting: HashMap<String, (String, Instant, bool)>,
+    /// Attempts from before a restart whose server is not known yet, by
+    /// attempt id.
+    adopting: HashMap<String, Adopting>,
+    /// The provider's clock, for the poll's `changes-since`.
+    clock: ProviderClock,
     deleting: HashMap<String, Deleting>,
     polling: bool,
     refreshing: bool,
@@ -358,12 +375,19 @@ impl RegionState {
                         server_id: server_id.clone(),
                     },
                 );
+                let attempt_at = done
+                    .order
+                    .instance
+                    .attempt
+                    .as_ref()
+                    .map_or_else(Utc::now, |a| a.started_at);
                 self.tracked.insert(
                     server_id,
                     Tracked {
                         instance_id,
                         attempt_id,
                         started: now,
+                        attempt_at,
                         boot_timeout: done.order.boot_timeout,
                         footprint,
                         flavor_id: done.flavor_id,
@@ -444,7 +468,12 @@ impl RegionState {
         for attempt_id in attempts {
             let tag = attempt_tag(&attempt_id);
             let found = servers.iter().find(|s| s.tags.contains(&tag));
-            let (instance_id, since, cancel) = self.adopting[&attempt_id].clone();
+            let Adopting {
+                instance_id,
+                since,
+                attempt_at,
+                cancel,
+            } = self.adopting[&attempt_id].clone();
             match found {
                 Some(server) => {
                     self.adopting.remove(&attempt_id);
@@ -484,6 +513,7 @@ impl RegionState {
                             instance_id,
                             attempt_id,
                             started: since,
+                            attempt_at,
                             boot_timeout: Duration::from_secs(600),
                             footprint,
                             flavor_id: String::new(),
@@ -709,6 +739,7 @@ impl RegionState {
                             instance_id: instance.id.clone(),
                             attempt_id: attempt.id.clone(),
                             started: since,
+                            attempt_at: attempt.started_at,
                             boot_timeout: Duration::from_secs(boot),
                             footprint: Footprint::default(),
                             flavor_id: String::new(),
@@ -717,8 +748,15 @@ impl RegionState {
                 }
                 (state, _) => {
                     let cancel = state == InstanceState::Deleting;
-                    self.adopting
-                        .insert(attempt.id.clone(), (instance.id.clone(), now, cancel));
+                    self.adopting.insert(
+                        attempt.id.clone(),
+                        Adopting {
+                            instance_id: instance.id.clone(),
+                            since: now,
+                            attempt_at: attempt.started_at,
+                            cancel,
+                        },
+                    );
                 }
             }
         }
@@ -747,6 +785,7 @@ impl Actor for RegionActor {
             creating: HashMap::new(),
             tracked: HashMap::new(),
             adopting: HashMap::new(),
+            clock: ProviderClock::default(),
             deleting: HashMap::new(),
             polling: false,
             refreshing: false,
@@ -803,7 +842,7 @@ impl Actor for RegionActor {
                 if let Some(cancel) = state.creating.get_mut(&instance_id) {
                     *cancel = true;
                 } else if let Some(entry) = state.adopting.get_mut(&attempt.id) {
-                    entry.2 = true;
+                    entry.cancel = true;
                 } else if let Some(server_id) = state
                     .tracked
                     .iter()
@@ -901,10 +940,15 @@ impl Actor for RegionActor {
             }
             RegionMsg::PollTick => {
                 state.drive_deletes(&myself);
-                let busy = !state.tracked.is_empty()
-                    || !state.adopting.is_empty()
-                    || !state.deleting.is_empty();
-                if busy
+                // Deletions are confirmed one by one (a listing can lag, a
+                // 404 cannot); the listing is for servers being waited on.
+                let oldest = state
+                    .tracked
+                    .values()
+                    .map(|t| t.attempt_at)
+                    .chain(state.adopting.values().map(|a| a.attempt_at))
+                    .min();
+                if let Some(oldest) = oldest
                     && !state.polling
                     && let Some(compute) = state.compute()
                     && state.breaker.permit(Instant::now()) != Permit::Refused
@@ -914,6 +958,7 @@ impl Actor for RegionActor {
                         compute,
                         state.pacer.clone(),
                         state.ctx.daemon_tag(),
+                        state.clock.changes_since(oldest),
                         myself.clone(),
                     );
                 }
@@ -922,8 +967,9 @@ impl Actor for RegionActor {
                 state.polling = false;
                 let elapsed = Instant::now().saturating_duration_since(asked_at);
                 state.observe(result.as_ref().map(drop), Some(elapsed));
-                if let Ok(servers) = result {
-                    state.poll_done(&myself, servers);
+                if let Ok(listing) = result {
+                    state.clock.observe(listing.provider_date, Utc::now());
+                    state.poll_done(&myself, listing.servers);
                 }
             }
             RegionMsg::Refresh { full } => {

@@ -153,11 +153,13 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
     });
 }
 
-/// Lists every server of this daemon in the region.
+/// Lists the servers of this daemon in the region changed since
+/// `changes_since` (all of them when `None`).
 pub(crate) fn spawn_poll(
     compute: ComputeClient,
     pacer: Pacer,
     daemon_tag: String,
+    changes_since: Option<chrono::DateTime<chrono::Utc>>,
     region: ActorRef<RegionMsg>,
 ) {
     tokio::spawn(async move {
@@ -166,8 +168,9 @@ pub(crate) fn spawn_poll(
         let result = heed(
             &pacer,
             compute
-                .list_servers(&ServerFilter {
+                .list_servers_dated(&ServerFilter {
                     tags: vec![daemon_tag],
+                    changes_since,
                     ..ServerFilter::default()
                 })
                 .await,

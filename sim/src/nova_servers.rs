@@ -49,7 +49,10 @@ pub(crate) fn addresses(
     detail: bool,
 ) -> (Phase, Value) {
     let phase = phase(call, server);
-    let has_address = !matches!(phase, Phase::Scheduling | Phase::Spawning | Phase::Error);
+    let has_address = !matches!(
+        phase,
+        Phase::Scheduling | Phase::Spawning | Phase::Error | Phase::Gone
+    );
     let mut map = Map::new();
     if has_address {
         let mut address = json!({"version": 4, "addr": server.address});
@@ -75,12 +78,25 @@ pub(crate) fn render_server(
         Phase::Spawning => ("BUILD", "building", json!("spawning"), 0),
         Phase::Active => ("ACTIVE", "active", Value::Null, 1),
         Phase::Error => ("ERROR", "error", Value::Null, 0),
-        Phase::Deleting | Phase::Gone => ("ACTIVE", "active", json!("deleting"), 1),
+        Phase::Deleting => ("ACTIVE", "active", json!("deleting"), 1),
+        Phase::Gone => ("DELETED", "deleted", Value::Null, 0),
     };
     let on_host = phase != Phase::Scheduling;
     let created = s.created_wall.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let launched = matches!(phase, Phase::Active | Phase::Deleting).then(|| {
-        s.created_wall
+    let (build, delete) = call.region().timings();
+    let updated = s
+        .updated_at(call.now, build, delete)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let launched = (matches!(phase, Phase::Active | Phase::Deleting)
+        || phase == Phase::Gone && !s.fails)
+        .then(|| {
+            s.created_wall
+                .format("%Y-%m-%dT%H:%M:%S.000000")
+                .to_string()
+        });
+    let terminated = (phase == Phase::Gone).then(|| {
+        s.updated_at(call.now, build, delete)
             .format("%Y-%m-%dT%H:%M:%S.000000")
             .to_string()
     });
@@ -104,16 +120,20 @@ pub(crate) fn render_server(
         "accessIPv4": "", "accessIPv6": "", "addresses": addresses, "created": created,
         "flavor": flavor, "hostId": host_id, "id": s.id, "image": image,
         "links": links(base, "servers", &s.id), "metadata": s.metadata, "name": s.name,
-        "status": status, "tenant_id": s.project_id, "user_id": s.user_id, "updated": created,
-        "OS-DCF:diskConfig": "MANUAL", "progress": 0,
+        "status": status, "tenant_id": s.project_id, "user_id": s.user_id, "updated": updated,
+        "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": if on_host { "nova" } else { "" },
         "config_drive": "", "key_name": s.key_name,
-        "OS-SRV-USG:launched_at": launched, "OS-SRV-USG:terminated_at": null,
+        "OS-SRV-USG:launched_at": launched, "OS-SRV-USG:terminated_at": terminated,
         "OS-EXT-STS:task_state": task_state, "OS-EXT-STS:vm_state": vm_state,
         "OS-EXT-STS:power_state": power, "os-extended-volumes:volumes_attached": [],
     });
     let o = v.as_object_mut().expect("object literal");
-    if on_host {
+    // Nova shows progress only while a server builds or runs.
+    if matches!(status, "BUILD" | "ACTIVE") {
+        o.insert("progress".into(), json!(0));
+    }
+    if on_host && phase != Phase::Gone {
         o.insert("security_groups".into(), json!([{"name": "default"}]));
     }
     if phase == Phase::Error {
@@ -159,6 +179,9 @@ pub(crate) fn md5_of(text: &str) -> u128 {
     u128::from_be_bytes(md5::Md5::digest(text.as_bytes()).into())
 }
 
+/// Nova's default `[api] max_limit`: the largest page it answers.
+const MAX_LIMIT: usize = 1000;
+
 pub(crate) fn list_servers(
     call: &mut Call<'_>,
     request: &Request,
@@ -180,20 +203,52 @@ pub(crate) fn list_servers(
         .map(|t| t.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
     let status = get("status");
-    let limit: Option<usize> = get("limit").and_then(|l| l.parse().ok());
+    // Nova answers at most `[api] max_limit` (1,000) servers per page,
+    // whatever limit is asked for, and links to the next page.
+    let limit = get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .map_or(MAX_LIMIT, |l| l.min(MAX_LIMIT));
     let marker = get("marker");
+    let changes_since = match get("changes-since") {
+        None => None,
+        // Nova takes RFC 3339, and a time without an offset as UTC.
+        Some(text) => match chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.to_utc())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|at| at.and_utc())
+            }) {
+            Ok(at) => Some(at),
+            Err(_) => {
+                return bad_request(&format!(
+                    "Invalid input for query parameters changes-since. Value: {text}. \
+                     '{text}' is not a 'date-time'"
+                ));
+            }
+        },
+    };
     let lag = std::time::Duration::from_secs_f64(call.region().faults.list_lag_secs.max(0.0));
     let now = call.now;
+    let (build, delete) = call.region().timings();
     let project = call.user.project_id.clone();
     let every_project = all_tenants && call.user.admin;
-    let mut servers: Vec<ServerRecord> = call
-        .region()
+    let region = call.region();
+    // Deleted servers are listed only to a `changes-since` query.
+    let deleted = region.tombstones.iter().filter(|_| changes_since.is_some());
+    let mut servers: Vec<ServerRecord> = region
         .servers
         .values()
+        .chain(deleted)
         .filter(|s| every_project || s.project_id == project)
         .filter(|s| now.saturating_duration_since(s.created) >= lag)
         .filter(|s| name.as_ref().is_none_or(|re| re.is_match(&s.name)))
         .filter(|s| tags.iter().all(|t| s.tags.contains(t)))
+        .filter(|s| {
+            changes_since.is_none_or(|since| {
+                // Nova stores times to the second.
+                s.updated_at(now, build, delete).timestamp() >= since.timestamp()
+            })
+        })
         .cloned()
         .collect();
     // Nova lists newest first.
@@ -215,28 +270,35 @@ pub(crate) fn list_servers(
         {
             continue;
         }
+        if rendered.len() == limit {
+            // One more exists: link to the next page, with the query as
+            // asked and the last id shown as the marker, as Nova does.
+            let last = rendered
+                .last()
+                .and_then(|s: &Value| s["id"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let mut query: Vec<&str> = request
+                .query
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("marker="))
+                .collect();
+            let marker = format!("marker={last}");
+            query.push(&marker);
+            let path = if detail { "servers/detail" } else { "servers" };
+            let href = format!("{base}/v2.1/{path}?{}", query.join("&"));
+            return Reply::json(
+                200,
+                &json!({"servers": rendered, "servers_links": [{"rel": "next", "href": href}]}),
+            );
+        }
         rendered.push(if detail {
             full
         } else {
             json!({"id": s.id, "name": s.name, "links": links(base, "servers", &s.id)})
         });
     }
-    let mut body = json!({});
-    if let Some(limit) = limit
-        && rendered.len() > limit
-    {
-        rendered.truncate(limit);
-        let last = rendered
-            .last()
-            .and_then(|s| s["id"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        let path = if detail { "servers/detail" } else { "servers" };
-        body["servers_links"] = json!([{"rel": "next",
-            "href": format!("{base}/v2.1/{path}?limit={limit}&marker={last}")}]);
-    }
-    body["servers"] = Value::Array(rendered);
-    Reply::json(200, &body)
+    Reply::json(200, &json!({"servers": rendered}))
 }
 
 pub(crate) fn create_server(call: &mut Call<'_>, request: &Request, base: &str) -> Reply {

@@ -84,6 +84,9 @@ pub struct Region {
     pub network_id: String,
     /// Servers by id, including those being deleted.
     pub servers: BTreeMap<String, ServerRecord>,
+    /// Deleted servers, oldest first: Nova keeps their rows (soft delete)
+    /// and lists them as `DELETED` to a `changes-since` query.
+    pub tombstones: VecDeque<ServerRecord>,
     /// Key pairs by (user id, name).
     pub keypairs: BTreeMap<(String, String), KeypairRecord>,
     /// Counters for `/_sim/state`.
@@ -148,6 +151,26 @@ pub enum Phase {
 }
 
 impl ServerRecord {
+    /// The wall-clock time of the server's last change at `now` (Nova's
+    /// `updated`, which `changes-since` compares with): its create, the
+    /// start of spawning, the end of its build, its delete, its removal.
+    pub fn updated_at(&self, now: Instant, build: Duration, delete: Duration) -> DateTime<Utc> {
+        let since_create = match self.phase(now, build, delete) {
+            Phase::Scheduling => Duration::ZERO,
+            Phase::Spawning => build / 2,
+            Phase::Active | Phase::Error => build,
+            Phase::Deleting => self
+                .deleted
+                .map_or(build, |d| d.saturating_duration_since(self.created)),
+            Phase::Gone => {
+                self.deleted
+                    .map_or(build, |d| d.saturating_duration_since(self.created))
+                    + delete
+            }
+        };
+        self.created_wall + chrono::Duration::from_std(since_create).unwrap_or_default()
+    }
+
     /// The server's phase at `now` for a region with these timings.
     pub fn phase(&self, now: Instant, build: Duration, delete: Duration) -> Phase {
         if let Some(deleted) = self.deleted {
@@ -195,6 +218,9 @@ pub struct Counters {
     /// Calls by `METHOD /route`, each with its times (ms since the epoch).
     pub calls: BTreeMap<String, Vec<f64>>,
 }
+
+/// Deleted servers remembered per region for `changes-since` listings.
+const MAX_TOMBSTONES: usize = 10_000;
 
 /// Wall-clock milliseconds since the epoch, as the counters record.
 pub fn now_ms() -> f64 {
@@ -325,6 +351,7 @@ impl Region {
                 .collect(),
             network_id: uuid::Uuid::new_v4().to_string(),
             servers: BTreeMap::new(),
+            tombstones: VecDeque::new(),
             keypairs: BTreeMap::new(),
             counters: Counters::default(),
             recent_calls: VecDeque::new(),
@@ -342,11 +369,28 @@ impl Region {
         )
     }
 
-    /// Drops servers whose deletion has finished.
+    /// Moves servers whose deletion has finished to the tombstones.
     pub fn purge(&mut self, now: Instant) {
         let (build, delete) = self.timings();
-        self.servers
-            .retain(|_, s| s.phase(now, build, delete) != Phase::Gone);
+        let gone: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|(_, s)| s.phase(now, build, delete) == Phase::Gone)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            if let Some(mut server) = self.servers.remove(&id) {
+                // Nova drops a deleted server's tags for good (so a
+                // `tags` filter never finds it) and soft-deletes its
+                // metadata.
+                server.tags.clear();
+                server.metadata.clear();
+                if self.tombstones.len() >= MAX_TOMBSTONES {
+                    self.tombstones.pop_front();
+                }
+                self.tombstones.push_back(server);
+            }
+        }
     }
 
     /// The project's quota here.

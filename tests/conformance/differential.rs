@@ -26,6 +26,8 @@ struct Seen {
     status: u16,
     keys: BTreeSet<String>,
     error: Option<String>,
+    /// Statuses of the servers of a listing, sorted.
+    servers: Vec<String>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +93,12 @@ async fn the_simulator_answers_as_real_nova_does() {
         let extra: Vec<_> = simulated.keys.difference(&real.keys).collect();
         if !extra.is_empty() {
             note("keys only in the simulator", format!("{extra:?}"));
+        }
+        if real.servers != simulated.servers {
+            note(
+                "servers listed",
+                format!("real {:?} sim {:?}", real.servers, simulated.servers),
+            );
         }
         if real.error != simulated.error {
             note(
@@ -412,6 +420,9 @@ async fn script(demo: &Scoped, admin: &Scoped) -> Vec<(String, Seen)> {
     .await;
     admin.instance_quota(r1, &demo.project_id, None).await;
 
+    // Both servers changed after this (Nova keeps `updated` to the second).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let since = chrono::Utc::now() - chrono::Duration::seconds(1);
     step(
         "server delete",
         demo,
@@ -433,6 +444,51 @@ async fn script(demo: &Scoped, admin: &Scoped) -> Vec<(String, Seen)> {
     )
     .await;
     wait_server(demo, r1, &id, None).await;
+    wait_server(demo, r1, &second_id, None).await;
+    let rfc3339 = since.format("%Y-%m-%dT%H:%M:%SZ");
+    step(
+        "changes-since shows deleted servers",
+        demo,
+        r1,
+        Method::GET,
+        &format!("/servers/detail?changes-since={rfc3339}"),
+        None,
+        mv,
+    )
+    .await;
+    step(
+        "changes-since with a tag: deleted servers lost their tags",
+        demo,
+        r1,
+        Method::GET,
+        &format!("/servers/detail?changes-since={rfc3339}&tags=oms-diff"),
+        None,
+        mv,
+    )
+    .await;
+    step(
+        "changes-since without an offset",
+        demo,
+        r1,
+        Method::GET,
+        &format!(
+            "/servers?changes-since={}",
+            since.format("%Y-%m-%dT%H:%M:%S")
+        ),
+        None,
+        mv,
+    )
+    .await;
+    step(
+        "changes-since malformed",
+        demo,
+        r1,
+        Method::GET,
+        "/servers/detail?changes-since=yesterday",
+        None,
+        mv,
+    )
+    .await;
     step(
         "deleted server",
         demo,
@@ -487,10 +543,18 @@ fn observe(status: u16, body: &Value) -> Seen {
         let text = body.to_string();
         mask(&text)
     });
+    let mut servers: Vec<String> = body["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["status"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    servers.sort();
     Seen {
         status,
         keys,
         error,
+        servers,
     }
 }
 

@@ -29,5 +29,6 @@ pub use microversion::{Microversion, NEWEST_SUPPORTED, OLDEST_SUPPORTED, negotia
 pub use nova::ComputeClient;
 pub use nova_types::{
     AbsoluteLimits, Address, CreateServer, Fault, Flavor, Keypair, Networks, Server, ServerFilter,
+    ServerListing,
 };
 pub use session::Session;

@@ -16,7 +16,7 @@ use super::microversion::{
     negotiate,
 };
 use super::nova_types::{
-    AbsoluteLimits, CreateServer, Flavor, Keypair, Networks, Server, ServerFilter,
+    AbsoluteLimits, CreateServer, Flavor, Keypair, Networks, Server, ServerFilter, ServerListing,
 };
 use super::session::Session;
 
@@ -242,6 +242,15 @@ impl ComputeClient {
 
     /// All servers matching `filter`, following pagination.
     pub async fn list_servers(&self, filter: &ServerFilter) -> Result<Vec<Server>, ProviderError> {
+        Ok(self.list_servers_dated(filter).await?.servers)
+    }
+
+    /// All servers matching `filter`, following pagination, with the
+    /// provider's clock at the first page.
+    pub async fn list_servers_dated(
+        &self,
+        filter: &ServerFilter,
+    ) -> Result<ServerListing, ProviderError> {
         #[derive(Deserialize)]
         struct Page {
             servers: Vec<Server>,
@@ -261,8 +270,14 @@ impl ComputeClient {
         if let Some(limit) = filter.limit {
             query.push(("limit", limit.to_string()));
         }
-        let mut all = Vec::new();
-        for _ in 0..MAX_PAGES {
+        if let Some(since) = filter.changes_since {
+            query.push((
+                "changes-since",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ));
+        }
+        let mut listing = ServerListing::default();
+        for page_number in 0..MAX_PAGES {
             let answer = self
                 .call(
                     Method::GET,
@@ -272,10 +287,18 @@ impl ComputeClient {
                     self.microversion,
                 )
                 .await?;
+            if page_number == 0 {
+                listing.provider_date = answer
+                    .headers
+                    .get(reqwest::header::DATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+                    .map(|d| d.to_utc());
+            }
             let page: Page = answer.json()?;
             let has_next = page.servers_links.iter().any(|l| l.rel == "next");
             let last = page.servers.last().map(|s| s.id.clone());
-            all.extend(page.servers);
+            listing.servers.extend(page.servers);
             match (has_next, last) {
                 (true, Some(marker)) => {
                     query.retain(|(k, _)| *k != "marker");
@@ -284,7 +307,7 @@ impl ComputeClient {
                 _ => break,
             }
         }
-        Ok(all)
+        Ok(listing)
     }
 
     /// Deletes a server. Nova answers 204 and keeps showing it with

@@ -186,6 +186,19 @@ pub struct ServerFilter {
     pub status: Option<String>,
     /// Page size; Nova's own maximum applies when unset.
     pub limit: Option<u32>,
+    /// Only servers changed (`updated`) at or after this time, deleted
+    /// ones included (status `DELETED`).
+    pub changes_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A listing and the provider's clock when it answered (its `Date`
+/// header), from which later `changes-since` queries are made.
+#[derive(Debug, Clone, Default)]
+pub struct ServerListing {
+    /// The servers, every page.
+    pub servers: Vec<Server>,
+    /// The `Date` of the first page, if the provider sent one.
+    pub provider_date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[cfg(test)]
