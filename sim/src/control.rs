@@ -195,6 +195,7 @@ pub(crate) fn state(sim: &Sim) -> Value {
                         "creates_refused_quota": region.counters.creates_refused_quota,
                         "rate_limited_ms": region.counters.rate_limited,
                         "calls": calls_json(&region.counters),
+                        "servers_listed": region.counters.servers_listed,
                         "keypairs": keypairs,
                     })
                 })

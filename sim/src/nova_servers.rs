@@ -271,6 +271,7 @@ pub(crate) fn list_servers(
             continue;
         }
         if rendered.len() == limit {
+            call.region().counters.servers_listed += rendered.len() as u64;
             // One more exists: link to the next page, with the query as
             // asked and the last id shown as the marker, as Nova does.
             let last = rendered
@@ -298,6 +299,7 @@ pub(crate) fn list_servers(
             json!({"id": s.id, "name": s.name, "links": links(base, "servers", &s.id)})
         });
     }
+    call.region().counters.servers_listed += rendered.len() as u64;
     Reply::json(200, &json!({"servers": rendered}))
 }
 

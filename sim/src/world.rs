@@ -217,6 +217,8 @@ pub struct Counters {
     pub rate_limited: Vec<f64>,
     /// Calls by `METHOD /route`, each with its times (ms since the epoch).
     pub calls: BTreeMap<String, Vec<f64>>,
+    /// Servers returned by listings, all pages summed: what polling costs.
+    pub servers_listed: u64,
 }
 
 /// Deleted servers remembered per region for `changes-since` listings.
