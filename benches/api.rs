@@ -222,7 +222,19 @@ async fn api() {
     }
     let seeded = seeding.elapsed().as_secs_f64();
 
-    let get = {
+    let generator = if wrk_available() {
+        "wrk"
+    } else {
+        "this process (install wrk for a lighter load generator)"
+    };
+    let get = if wrk_available() {
+        wrk(
+            &format!("{base}/v1/instances?limit=50"),
+            32,
+            10,
+            "wrk.headers[\"Authorization\"] = \"Bearer ADMIN\"",
+        )
+    } else {
         let (client, url) = (client.clone(), format!("{base}/v1/instances?limit=50"));
         load(32, 10, move || {
             let request = client.get(&url).bearer_auth(ADMIN).send();
@@ -235,19 +247,32 @@ async fn api() {
         })
         .await
     };
-    let post = {
+    let body = json!({"profile": "small", "count": 1, "public_key": PUBLIC}).to_string();
+    let post = if wrk_available() {
+        wrk(
+            &format!("{base}/v1/instances"),
+            16,
+            10,
+            &format!(
+                "wrk.method = \"POST\"\nwrk.body = '{body}'\n\
+                 wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+                 wrk.headers[\"Authorization\"] = \"Bearer ADMIN\""
+            ),
+        )
+    } else {
         let (client, url) = (client.clone(), format!("{base}/v1/instances"));
         load(16, 10, move || {
             let request = client
                 .post(&url)
                 .bearer_auth(ADMIN)
-                .json(&json!({"profile": "small", "count": 1, "public_key": PUBLIC}))
+                .header("content-type", "application/json")
+                .body(body.clone())
                 .send();
             async move { matches!(request.await, Ok(r) if r.status().as_u16() == 202) }
         })
         .await
     };
-    println!("| API (oms serve, load from another process) | requests/s | p50 | p99 | failed |");
+    println!("| API (oms serve; load from {generator}) | requests/s | p50 | p99 | failed |");
     println!("| --- | --- | --- | --- | --- |");
     for (name, (rps, p50, p99, failed)) in [
         (
@@ -260,6 +285,60 @@ async fn api() {
     }
     println!("\n(seeding 10,000 active instances through the API took {seeded:.1} s)\n");
     sim.shutdown().await;
+}
+
+/// Whether Debian's `wrk` is installed.
+fn wrk_available() -> bool {
+    Command::new("wrk")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Loads `url` with wrk (two threads, `connections`, `secs`) set up by the
+/// Lua `script` (`ADMIN` stands for the admin token); (requests/s, p50 ms,
+/// p99 ms, non-2xx answers and socket errors).
+fn wrk(url: &str, connections: usize, secs: u64, script: &str) -> (f64, f64, f64, usize) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), script.replace("ADMIN", ADMIN)).unwrap();
+    let output = Command::new("wrk")
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s")])
+        .args(["--latency", "-s", file.path().to_str().unwrap(), url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let ms = |value: &str| -> f64 {
+        let split = value
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(value.len());
+        let (number, unit) = value.split_at(split);
+        let number: f64 = number.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => number / 1000.0,
+            "s" => number * 1000.0,
+            _ => number,
+        }
+    };
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().last())
+    };
+    let rps = field("Requests/sec:").map_or(f64::NAN, |v| v.parse().unwrap_or(f64::NAN));
+    let p50 = field("50%").map_or(f64::NAN, ms);
+    let p99 = field("99%").map_or(f64::NAN, ms);
+    let mut failed = field("Non-2xx or 3xx responses:").map_or(0, |v| v.parse().unwrap_or(0));
+    if let Some(line) = text.lines().find(|l| l.contains("Socket errors:")) {
+        failed += line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum::<usize>();
+    }
+    assert!(rps.is_finite(), "wrk printed no rate:\n{text}");
+    (rps, p50, p99, failed)
 }
 
 const PUBLIC: &str =

@@ -204,11 +204,9 @@ impl Fleet {
             let held = store
                 .list_instances(&InstanceFilter {
                     client: Some(ask.client.clone()),
-                    ..InstanceFilter::default()
+                    ..InstanceFilter::live()
                 })?
-                .iter()
-                .filter(|i| !i.state.is_terminal())
-                .count();
+                .len();
             if held + ask.count as usize > limit as usize {
                 return Err(FleetError::LimitReached(format!(
                     "client {} holds {held} instance(s); its limit is {limit}",
@@ -337,6 +335,11 @@ impl Fleet {
     /// Every account-region's latest status.
     pub fn regions(&self) -> Vec<RegionStatus> {
         self.ctx.board.snapshot()
+    }
+
+    /// Account id → name, for views that name providers.
+    pub fn account_names(&self) -> Result<std::collections::HashMap<String, String>, FleetError> {
+        Ok(self.ctx.store.account_names()?.into_iter().collect())
     }
 
     /// Every account (secrets included: callers must not show them).

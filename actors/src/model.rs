@@ -230,6 +230,16 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
+    /// Every state in which something may still happen: the working set,
+    /// bounded by capacity, unlike the finished records that accumulate.
+    pub const LIVE: [InstanceState; 5] = [
+        InstanceState::Pending,
+        InstanceState::Scheduled,
+        InstanceState::Building,
+        InstanceState::Active,
+        InstanceState::Deleting,
+    ];
+
     /// Whether nothing more will happen to the instance.
     pub fn is_terminal(self) -> bool {
         matches!(self, InstanceState::Deleted | InstanceState::Failed)

@@ -577,7 +577,7 @@ impl RegionState {
         let filter = InstanceFilter {
             account_id: Some(self.account.id.clone()),
             region: Some(self.region.clone()),
-            ..InstanceFilter::default()
+            ..InstanceFilter::live()
         };
         let mut known: std::collections::HashSet<String> = self
             .ctx
@@ -585,7 +585,6 @@ impl RegionState {
             .list_instances(&filter)
             .unwrap_or_default()
             .into_iter()
-            .filter(|i| !i.state.is_terminal())
             .filter_map(|i| i.attempt.map(|a| a.id))
             .collect();
         known.extend(self.adopting.keys().cloned());

@@ -315,10 +315,10 @@ pub(crate) fn held(fleet: &oms_actors::Fleet, account_id: &str) -> Result<usize,
     Ok(fleet
         .instances(&InstanceFilter {
             account_id: Some(account_id.to_owned()),
-            ..InstanceFilter::default()
+            ..InstanceFilter::live()
         })?
         .iter()
-        .filter(|i| !i.state.is_terminal() && i.state != InstanceState::Pending)
+        .filter(|i| i.state != InstanceState::Pending)
         .count())
 }
 

@@ -228,7 +228,7 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
             instance_limit: principal.instance_limit,
         })
         .await?;
-    let names = views::account_names(&call.api.fleet.accounts()?);
+    let names = call.api.fleet.account_names()?;
     let request = &launched.request;
     let mut answer = json!({
         "request": {
@@ -258,8 +258,7 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
 pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let principal = call.principal();
     let fleet = &call.api.fleet;
-    let accounts = fleet.accounts()?;
-    let names = views::account_names(&accounts);
+    let names = fleet.account_names()?;
     let states = match call.query("status") {
         Some(status) => {
             let state: InstanceState = serde_json::from_value(json!(status))
@@ -270,10 +269,10 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     };
     // An unknown provider matches nothing rather than everything.
     let account_id = call.query("provider").map(|name| {
-        accounts
+        names
             .iter()
-            .find(|a| a.name == name)
-            .map_or_else(|| "-unknown-".to_owned(), |a| a.id.clone())
+            .find(|(_, n)| *n == name)
+            .map_or_else(|| "-unknown-".to_owned(), |(id, _)| id.clone())
     });
     let client = if principal.is_admin() {
         call.query("client").map(str::to_owned)
@@ -332,8 +331,8 @@ fn visible(
 /// `GET /v1/instances/{id}`.
 pub(crate) fn get(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let (instance, events) = visible(call, &call.params[0])?;
-    let names = views::account_names(&call.api.fleet.accounts()?);
-    let mut view = views::instance(&instance, &names);
+    let names = call.api.fleet.account_names()?;
+    let mut view = serde_json::to_value(views::instance(&instance, &names)).unwrap_or_default();
     view["events"] = Value::Array(events.iter().map(views::event).collect());
     Ok(crate::json_response(StatusCode::OK, &view))
 }
@@ -346,7 +345,7 @@ pub(crate) async fn delete(call: &Call<'_>) -> Result<warp::reply::Response, Api
     } else {
         call.api.fleet.delete(&instance.id).await?
     };
-    let names = views::account_names(&call.api.fleet.accounts()?);
+    let names = call.api.fleet.account_names()?;
     Ok(crate::json_response(
         StatusCode::ACCEPTED,
         &views::instance(&instance, &names),

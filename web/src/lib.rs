@@ -25,7 +25,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use oms_actors::Fleet;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use warp::Filter;
 use warp::http::StatusCode;
@@ -92,8 +91,14 @@ impl Api {
 }
 
 /// A JSON response.
-pub(crate) fn json_response(status: StatusCode, value: &Value) -> warp::reply::Response {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(
+    status: StatusCode,
+    value: &T,
+) -> warp::reply::Response {
+    let mut body = Vec::with_capacity(4096);
+    if serde_json::to_writer(&mut body, value).is_err() {
+        body.clear();
+    }
     let mut response = warp::reply::Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(

@@ -3,37 +3,60 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use oms_actors::model::{Account, AccountAuth, ApiToken, Event, Instance};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-/// Account id → name, for instance views.
-pub(crate) fn account_names(accounts: &[Account]) -> HashMap<String, String> {
-    accounts
-        .iter()
-        .map(|a| (a.id.clone(), a.name.clone()))
-        .collect()
+/// An instance as clients see it. Typed rather than a `Value`: listings
+/// render thousands of these, and a map per instance was most of their
+/// cost.
+#[derive(Debug, Serialize)]
+pub(crate) struct InstanceView<'a> {
+    id: &'a str,
+    request_id: &'a str,
+    client: &'a str,
+    name: &'a str,
+    profile: &'a str,
+    status: &'static str,
+    provider: Option<&'a str>,
+    region: Option<&'a str>,
+    server_id: Option<&'a str>,
+    address: Option<&'a str>,
+    attempts: u32,
+    failure: Option<&'a str>,
+    expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 /// An instance as clients see it.
-pub(crate) fn instance(i: &Instance, names: &HashMap<String, String>) -> Value {
+pub(crate) fn instance<'a>(
+    i: &'a Instance,
+    names: &'a HashMap<String, String>,
+) -> InstanceView<'a> {
     let attempt = i.attempt.as_ref();
-    json!({
-        "id": i.id,
-        "request_id": i.request_id,
-        "client": i.client,
-        "name": i.name,
-        "profile": i.profile,
-        "status": i.state.as_str(),
-        "provider": attempt.map(|a| names.get(&a.account_id).cloned().unwrap_or_else(|| a.account_id.clone())),
-        "region": attempt.map(|a| a.region.clone()),
-        "server_id": attempt.and_then(|a| a.server_id.clone()),
-        "address": i.address,
-        "attempts": i.attempts,
-        "failure": i.failure,
-        "expires_at": i.expires_at,
-        "created_at": i.created_at,
-        "updated_at": i.updated_at,
-    })
+    InstanceView {
+        id: &i.id,
+        request_id: &i.request_id,
+        client: &i.client,
+        name: &i.name,
+        profile: &i.profile,
+        status: i.state.as_str(),
+        provider: attempt.map(|a| {
+            names
+                .get(&a.account_id)
+                .map_or(a.account_id.as_str(), String::as_str)
+        }),
+        region: attempt.map(|a| a.region.as_str()),
+        server_id: attempt.and_then(|a| a.server_id.as_deref()),
+        address: i.address.as_deref(),
+        attempts: i.attempts,
+        failure: i.failure.as_deref(),
+        expires_at: i.expires_at,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+    }
 }
 
 /// One event of a timeline.

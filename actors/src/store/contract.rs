@@ -217,6 +217,53 @@ fn instances_filter_and_paginate(store: &dyn Store) {
     );
 }
 
+fn live_filter_follows_state_changes(store: &dyn Store) {
+    let (request, mut instances) = request("live-client", None, 4);
+    instances[0].state = InstanceState::Active;
+    instances[1].state = InstanceState::Failed;
+    instances[2].state = InstanceState::Deleting;
+    store.insert_request(&request, &instances).unwrap();
+    let live = |after: Option<String>| {
+        store
+            .list_instances(&InstanceFilter {
+                client: Some("live-client".into()),
+                after,
+                ..InstanceFilter::live()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+    };
+    let ids = |picked: &[usize]| {
+        picked
+            .iter()
+            .map(|&i| instances[i].id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(live(None), ids(&[0, 2, 3]));
+    assert_eq!(live(Some(instances[0].id.clone())), ids(&[2, 3]));
+    // Finished: no longer live. Revived (never happens, but the index
+    // must follow whatever is written): live again.
+    let mut done = instances[2].clone();
+    done.state = InstanceState::Deleted;
+    store.put_instance(&done).unwrap();
+    assert_eq!(live(None), ids(&[0, 3]));
+    let mut back = instances[1].clone();
+    back.state = InstanceState::Pending;
+    store.put_instance(&back).unwrap();
+    assert_eq!(live(None), ids(&[0, 1, 3]));
+    // A filter that admits finished states still sees everything.
+    let all = store
+        .list_instances(&InstanceFilter {
+            client: Some("live-client".into()),
+            states: vec![InstanceState::Deleted, InstanceState::Active],
+            ..InstanceFilter::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 2);
+}
+
 fn events_keep_their_order(store: &dyn Store) {
     for n in 0..20 {
         store
@@ -279,6 +326,7 @@ async fn run(store: &dyn Store) {
     profiles_round_trip(store);
     requests_are_idempotent_per_client(store);
     instances_filter_and_paginate(store);
+    live_filter_follows_state_changes(store);
     events_keep_their_order(store);
     tokens_found_by_hash(store);
     store.flush().await.unwrap();
@@ -351,6 +399,39 @@ async fn sled_store_refuses_a_newer_schema() {
     }
     let error = SledStore::open(dir.path(), Sealer::from_key(&[3; 32])).unwrap_err();
     assert!(error.to_string().contains("99"), "{error}");
+}
+
+#[tokio::test]
+async fn sled_store_of_schema_one_gains_the_live_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut instances) = request("old", None, 3);
+    instances[0].state = InstanceState::Deleted;
+    instances[1].state = InstanceState::Active;
+    {
+        // What a schema-1 binary wrote: instance records, no index.
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let tree = db.open_tree("instances").unwrap();
+        for instance in &instances {
+            tree.insert(
+                instance.id.as_bytes(),
+                serde_json::to_vec(instance).unwrap(),
+            )
+            .unwrap();
+        }
+        db.open_tree("meta")
+            .unwrap()
+            .insert(b"schema_version", &1u32.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path(), Sealer::from_key(&[3; 32])).unwrap();
+    let live: Vec<String> = store
+        .list_instances(&InstanceFilter::live())
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(live, vec![instances[1].id.clone(), instances[2].id.clone()]);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

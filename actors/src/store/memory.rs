@@ -52,6 +52,15 @@ impl Store for MemoryStore {
         Ok(self.tables().accounts.values().cloned().collect())
     }
 
+    fn account_names(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(self
+            .tables()
+            .accounts
+            .values()
+            .map(|a| (a.id.clone(), a.name.clone()))
+            .collect())
+    }
+
     fn delete_account(&self, id: &str) -> StoreResult<bool> {
         Ok(self.tables().accounts.remove(id).is_some())
     }

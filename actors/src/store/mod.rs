@@ -24,7 +24,7 @@ pub use seal::Sealer;
 pub use sled_store::SledStore;
 
 /// The schema this binary writes; older stores are migrated on open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +90,20 @@ pub struct InstanceFilter {
 }
 
 impl InstanceFilter {
+    /// Instances that are not finished (deleted or failed).
+    pub fn live() -> InstanceFilter {
+        InstanceFilter {
+            states: InstanceState::LIVE.to_vec(),
+            ..InstanceFilter::default()
+        }
+    }
+
+    /// Whether only unfinished instances can match, so a store may look
+    /// at those alone.
+    pub fn only_live(&self) -> bool {
+        !self.states.is_empty() && self.states.iter().all(|s| !s.is_terminal())
+    }
+
     /// Whether `instance` passes every field but the cursor and limit.
     pub fn matches(&self, instance: &Instance) -> bool {
         let attempt = instance.attempt.as_ref();
@@ -119,6 +133,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn get_account(&self, id: &str) -> StoreResult<Option<Account>>;
     /// Every account, in id order.
     fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Every account's id and name, in id order, without opening secrets:
+    /// what views that name providers need.
+    fn account_names(&self) -> StoreResult<Vec<(String, String)>>;
     /// Removes an account; false if there was none.
     fn delete_account(&self, id: &str) -> StoreResult<bool>;
 

@@ -17,9 +17,23 @@ use super::{
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
-/// Upgrades from version N to N+1, in order; empty while only version 1
-/// exists.
-const MIGRATIONS: &[fn(&sled::Db) -> StoreResult<()>] = &[];
+/// Upgrades from version N to N+1, in order.
+const MIGRATIONS: &[fn(&sled::Db) -> StoreResult<()>] = &[index_live_instances];
+
+/// Version 2 keeps an index of unfinished instances (`live_instances`):
+/// built here from every instance record.
+fn index_live_instances(db: &sled::Db) -> StoreResult<()> {
+    let instances = db.open_tree("instances").map_err(backend)?;
+    let live = db.open_tree("live_instances").map_err(backend)?;
+    for entry in instances.iter() {
+        let (key, value) = entry.map_err(backend)?;
+        let instance: Instance = decode("instances", &value)?;
+        if !instance.state.is_terminal() {
+            live.insert(key, &[]).map_err(backend)?;
+        }
+    }
+    Ok(())
+}
 
 /// A store in a sled database in the state directory.
 #[derive(Debug)]
@@ -31,6 +45,8 @@ pub struct SledStore {
     requests: sled::Tree,
     idempotency: sled::Tree,
     instances: sled::Tree,
+    /// Ids of unfinished instances (values empty): what actors scan.
+    live: sled::Tree,
     events: sled::Tree,
     tokens: sled::Tree,
     token_hashes: sled::Tree,
@@ -98,6 +114,7 @@ impl SledStore {
             requests: tree("requests")?,
             idempotency: tree("idempotency")?,
             instances: tree("instances")?,
+            live: tree("live_instances")?,
             events: tree("events")?,
             tokens: tree("tokens")?,
             token_hashes: tree("token_hashes")?,
@@ -182,6 +199,13 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn account_names(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(all::<AccountRecord>(&self.accounts, "accounts")?
+            .into_iter()
+            .map(|r| (r.account.id, r.account.name))
+            .collect())
+    }
+
     fn delete_account(&self, id: &str) -> StoreResult<bool> {
         Ok(self
             .accounts
@@ -219,17 +243,22 @@ impl Store for SledStore {
         instances: &[Instance],
     ) -> StoreResult<Inserted> {
         let request_bytes = encode(request)?;
-        let instance_bytes: Vec<(String, Vec<u8>)> = instances
+        let instance_bytes: Vec<(String, Vec<u8>, bool)> = instances
             .iter()
-            .map(|i| Ok((i.id.clone(), encode(i)?)))
+            .map(|i| Ok((i.id.clone(), encode(i)?, !i.state.is_terminal())))
             .collect::<StoreResult<_>>()?;
         let slot = request
             .idempotency_key
             .as_ref()
             .map(|key| idempotency_key(&request.client, key));
         // The closure may run more than once: it only reads and writes trees.
-        let outcome = (&self.requests, &self.idempotency, &self.instances).transaction(
-            |(requests, idempotency, instances)| {
+        let outcome = (
+            &self.requests,
+            &self.idempotency,
+            &self.instances,
+            &self.live,
+        )
+            .transaction(|(requests, idempotency, instances, live)| {
                 if let Some(slot) = &slot {
                     if let Some(existing) = idempotency.get(slot)? {
                         return Ok(Some(existing.to_vec()));
@@ -237,12 +266,14 @@ impl Store for SledStore {
                     idempotency.insert(slot.as_slice(), request.id.as_bytes())?;
                 }
                 requests.insert(request.id.as_bytes(), request_bytes.as_slice())?;
-                for (id, bytes) in &instance_bytes {
+                for (id, bytes, is_live) in &instance_bytes {
                     instances.insert(id.as_bytes(), bytes.as_slice())?;
+                    if *is_live {
+                        live.insert(id.as_bytes(), &[])?;
+                    }
                 }
                 Ok::<_, ConflictableTransactionError<()>>(None)
-            },
-        );
+            });
         match outcome {
             Ok(None) => Ok(Inserted::New),
             Ok(Some(existing)) => {
@@ -278,10 +309,23 @@ impl Store for SledStore {
     }
 
     fn put_instance(&self, instance: &Instance) -> StoreResult<()> {
-        self.instances
-            .insert(instance.id.as_bytes(), encode(instance)?)
-            .map_err(backend)?;
-        Ok(())
+        let bytes = encode(instance)?;
+        let key = instance.id.as_bytes();
+        let is_live = !instance.state.is_terminal();
+        (&self.instances, &self.live)
+            .transaction(|(instances, live)| {
+                instances.insert(key, bytes.as_slice())?;
+                if is_live {
+                    live.insert(key, &[])?;
+                } else {
+                    live.remove(key)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => backend(e),
+                TransactionError::Abort(()) => StoreError::Backend("transaction aborted".into()),
+            })
     }
 
     fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
@@ -289,17 +333,33 @@ impl Store for SledStore {
     }
 
     fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
+        // Finished instances accumulate for months; a filter that cannot
+        // match them walks the live index instead.
+        let walked = if filter.only_live() {
+            &self.live
+        } else {
+            &self.instances
+        };
         let iter = match &filter.after {
             Some(after) => {
                 let mut start = after.as_bytes().to_vec();
                 start.push(0);
-                self.instances.range(start..)
+                walked.range(start..)
             }
-            None => self.instances.iter(),
+            None => walked.iter(),
         };
         let mut out = Vec::new();
-        for entry in iter.values() {
-            let instance: Instance = decode("instances", &entry.map_err(backend)?)?;
+        for entry in iter {
+            let (key, value) = entry.map_err(backend)?;
+            let value = if filter.only_live() {
+                match self.instances.get(&key).map_err(backend)? {
+                    Some(value) => value,
+                    None => continue,
+                }
+            } else {
+                value
+            };
+            let instance: Instance = decode("instances", &value)?;
             if filter.matches(&instance) {
                 out.push(instance);
                 if filter.limit != 0 && out.len() >= filter.limit {

@@ -23,18 +23,17 @@ const STATES: [&str; 7] = [
 /// `GET /instances`.
 pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
     let fleet = &page.api.fleet;
-    let accounts = fleet.accounts().unwrap_or_default();
-    let names = views::account_names(&accounts);
+    let names = fleet.account_names().unwrap_or_default();
     let status = page.query("status").filter(|s| STATES.contains(s));
     let states: Vec<InstanceState> = status
         .and_then(|s| serde_json::from_value(json!(s)).ok())
         .into_iter()
         .collect();
     let account_id = page.query("provider").map(|name| {
-        accounts
+        names
             .iter()
-            .find(|a| a.name == name)
-            .map_or_else(|| "-unknown-".to_owned(), |a| a.id.clone())
+            .find(|(_, n)| *n == name)
+            .map_or_else(|| "-unknown-".to_owned(), |(id, _)| id.clone())
     });
     let filter = InstanceFilter {
         client: page.query("client").map(str::to_owned),
@@ -63,7 +62,7 @@ pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
             .extend_pairs(query)
             .finish()
     });
-    let rows: Vec<Value> = instances
+    let rows: Vec<views::InstanceView<'_>> = instances
         .iter()
         .map(|i| views::instance(i, &names))
         .collect();
@@ -91,7 +90,7 @@ pub(crate) fn show(page: &Page<'_>, id: &str) -> warp::reply::Response {
             "No such instance.",
         );
     };
-    let names = views::account_names(&fleet.accounts().unwrap_or_default());
+    let names = fleet.account_names().unwrap_or_default();
     let events: Vec<Value> = events
         .iter()
         .map(|e| {
