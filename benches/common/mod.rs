@@ -1,4 +1,6 @@
 //! What the benchmarks share: the simulator's demo account and percentiles.
+// Each benchmark uses some of these.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 

@@ -305,12 +305,21 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let next = more
         .then(|| instances.last().map(|i| i.id.clone()))
         .flatten();
+    /// Serialized as it is (a `json!` would copy every view into a map).
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        instances: Vec<views::InstanceView<'a>>,
+        next_cursor: Option<String>,
+    }
     Ok(crate::json_response(
         StatusCode::OK,
-        &json!({
-            "instances": instances.iter().map(|i| views::instance(i, &names)).collect::<Vec<_>>(),
-            "next_cursor": next,
-        }),
+        &Page {
+            instances: instances
+                .iter()
+                .map(|i| views::instance(i, &names))
+                .collect(),
+            next_cursor: next,
+        },
     ))
 }
 
