@@ -212,8 +212,13 @@ async fn run(policy: Policy, wanted: bool) -> Outcome {
         .filter(|i| !i.state.is_terminal())
         .filter_map(|i| i.attempt.as_ref()?.server_id.clone())
         .collect();
+    // The instance that did not become active, or else the last to.
+    let slowest = instances
+        .iter()
+        .find(|i| i.state != InstanceState::Active)
+        .or_else(|| instances.iter().max_by_key(|i| i.updated_at));
     if std::env::var_os("FILL_DEBUG").is_some()
-        && let Some(stuck) = instances.iter().find(|i| i.state != InstanceState::Active)
+        && let Some(stuck) = slowest
     {
         for event in store.events(&stuck.id).unwrap().iter().rev().take(12) {
             eprintln!("{} {:?} {}", event.at, event.account_region, event.message);
