@@ -401,6 +401,72 @@ async fn sled_store_refuses_a_newer_schema() {
     assert!(error.to_string().contains("99"), "{error}");
 }
 
+#[test]
+fn sled_store_reads_the_last_write_while_readers_race_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A cache smaller than the instances: readers keep missing and
+    // offering what they read while writers overwrite it.
+    let store = std::sync::Arc::new(
+        SledStore::open(dir.path(), Sealer::from_key(&[3; 32]))
+            .unwrap()
+            .with_cache_capacity(2),
+    );
+    let (req, instances) = request("race", None, 4);
+    store.insert_request(&req, &instances).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Readers fill the decoded cache from what they read, as writes land.
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.list_instances(&InstanceFilter::default()).unwrap();
+                    store.list_instances(&InstanceFilter::live()).unwrap();
+                }
+            })
+        })
+        .collect();
+    let writers: Vec<_> = instances
+        .iter()
+        .cloned()
+        .map(|mut instance| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for n in 1..=300 {
+                    instance.attempts = n;
+                    instance.state = if n % 2 == 0 {
+                        InstanceState::Failed
+                    } else {
+                        InstanceState::Active
+                    };
+                    store.put_instance(&instance).unwrap();
+                    assert_eq!(
+                        store.get_instance(&instance.id).unwrap().unwrap().attempts,
+                        n
+                    );
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    for instance in store.list_instances(&InstanceFilter::default()).unwrap() {
+        assert_eq!(instance.attempts, 300, "{} is stale", instance.id);
+        assert_eq!(instance.state, InstanceState::Failed);
+    }
+    assert!(
+        store
+            .list_instances(&InstanceFilter::live())
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn sled_store_of_schema_one_gains_the_live_index() {
     let dir = tempfile::tempdir().unwrap();

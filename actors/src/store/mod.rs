@@ -7,6 +7,7 @@
 //! or acts on it. Concurrent flushes are coalesced (group commit).
 
 mod group_commit;
+mod instance_cache;
 mod memory;
 mod seal;
 mod sled_store;

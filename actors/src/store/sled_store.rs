@@ -2,6 +2,7 @@
 //! same transaction as what they index, account secrets sealed.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
 
 use super::group_commit::GroupCommit;
+use super::instance_cache::InstanceCache;
 use super::{
     FlushFuture, Inserted, InstanceFilter, SCHEMA_VERSION, Sealer, Store, StoreError, StoreResult,
 };
@@ -52,6 +54,7 @@ pub struct SledStore {
     token_hashes: sled::Tree,
     sealer: Sealer,
     commits: GroupCommit,
+    cache: InstanceCache,
 }
 
 /// An account as stored: the public part and its sealed secret.
@@ -121,9 +124,17 @@ impl SledStore {
             db,
             sealer,
             commits: GroupCommit::default(),
+            cache: InstanceCache::default(),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The same store with a decoded-record cache of `capacity` entries.
+    #[cfg(test)]
+    pub(crate) fn with_cache_capacity(mut self, capacity: usize) -> SledStore {
+        self.cache = InstanceCache::with_capacity(capacity);
+        self
     }
 
     fn migrate(&self) -> StoreResult<()> {
@@ -165,6 +176,30 @@ impl SledStore {
             .map_err(backend)?
             .map(|v| decode(name, &v))
             .transpose()
+    }
+
+    /// The instance under `key`: kept decoded, or decoded from `raw` (read
+    /// here when not given); `None` if there is none.
+    fn instance_at(
+        &self,
+        key: &[u8],
+        raw: Option<sled::IVec>,
+    ) -> StoreResult<Option<Arc<Instance>>> {
+        if let Some(kept) = self.cache.get(key) {
+            return Ok(Some(kept));
+        }
+        let raw = match raw {
+            Some(raw) => raw,
+            None => match self.instances.get(key).map_err(backend)? {
+                Some(raw) => raw,
+                None => return Ok(None),
+            },
+        };
+        let decoded = Arc::new(decode::<Instance>("instances", &raw)?);
+        self.cache.offer(key, &raw, &decoded, || {
+            self.instances.get(key).map_err(backend)
+        })?;
+        Ok(Some(decoded))
     }
 
     fn open_account(&self, record: AccountRecord) -> StoreResult<Account> {
@@ -252,6 +287,7 @@ impl Store for SledStore {
             .as_ref()
             .map(|key| idempotency_key(&request.client, key));
         // The closure may run more than once: it only reads and writes trees.
+        let writes = self.cache.writing();
         let outcome = (
             &self.requests,
             &self.idempotency,
@@ -274,6 +310,12 @@ impl Store for SledStore {
                 }
                 Ok::<_, ConflictableTransactionError<()>>(None)
             });
+        if let Ok(None) = outcome {
+            for instance in instances {
+                self.cache.written(instance);
+            }
+        }
+        drop(writes);
         match outcome {
             Ok(None) => Ok(Inserted::New),
             Ok(Some(existing)) => {
@@ -312,6 +354,7 @@ impl Store for SledStore {
         let bytes = encode(instance)?;
         let key = instance.id.as_bytes();
         let is_live = !instance.state.is_terminal();
+        let _writes = self.cache.writing();
         (&self.instances, &self.live)
             .transaction(|(instances, live)| {
                 instances.insert(key, bytes.as_slice())?;
@@ -325,11 +368,15 @@ impl Store for SledStore {
             .map_err(|e| match e {
                 TransactionError::Storage(e) => backend(e),
                 TransactionError::Abort(()) => StoreError::Backend("transaction aborted".into()),
-            })
+            })?;
+        self.cache.written(instance);
+        Ok(())
     }
 
     fn get_instance(&self, id: &str) -> StoreResult<Option<Instance>> {
-        self.get(&self.instances, "instances", id)
+        Ok(self
+            .instance_at(id.as_bytes(), None)?
+            .map(|i| Instance::clone(&i)))
     }
 
     fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
@@ -351,17 +398,13 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for entry in iter {
             let (key, value) = entry.map_err(backend)?;
-            let value = if filter.only_live() {
-                match self.instances.get(&key).map_err(backend)? {
-                    Some(value) => value,
-                    None => continue,
-                }
-            } else {
-                value
+            // The live index holds no values: the record is read by key.
+            let raw = (!filter.only_live()).then_some(value);
+            let Some(instance) = self.instance_at(&key, raw)? else {
+                continue;
             };
-            let instance: Instance = decode("instances", &value)?;
             if filter.matches(&instance) {
-                out.push(instance);
+                out.push(Instance::clone(&instance));
                 if filter.limit != 0 && out.len() >= filter.limit {
                     break;
                 }
@@ -371,11 +414,17 @@ impl Store for SledStore {
     }
 
     fn request_instances(&self, request_id: &str) -> StoreResult<Vec<Instance>> {
-        self.instances
+        let mut out = Vec::new();
+        for entry in self
+            .instances
             .scan_prefix(format!("{request_id}-").as_bytes())
-            .values()
-            .map(|v| decode("instances", &v.map_err(backend)?))
-            .collect()
+        {
+            let (key, value) = entry.map_err(backend)?;
+            if let Some(instance) = self.instance_at(&key, Some(value))? {
+                out.push(Instance::clone(&instance));
+            }
+        }
+        Ok(out)
     }
 
     fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()> {
