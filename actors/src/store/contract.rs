@@ -85,7 +85,20 @@ fn accounts_round_trip_with_secrets(store: &dyn Store) {
     assert_eq!(read.name, "alpha");
     assert_eq!(read.secret.expose_secret(), "s3cret-password");
     assert_eq!(store.list_accounts().unwrap().len(), 1);
+    assert_eq!(
+        store.account_names().unwrap(),
+        vec![(a.id.clone(), "alpha".to_owned())]
+    );
+    // Names follow renames and deletes (a store may keep them).
+    let mut renamed = a.clone();
+    renamed.name = "alpha-2".into();
+    store.put_account(&renamed).unwrap();
+    assert_eq!(
+        store.account_names().unwrap(),
+        vec![(a.id.clone(), "alpha-2".to_owned())]
+    );
     assert!(store.delete_account(&a.id).unwrap());
+    assert!(store.account_names().unwrap().is_empty());
     assert!(!store.delete_account(&a.id).unwrap());
     assert!(store.get_account(&a.id).unwrap().is_none());
 }

@@ -8,6 +8,7 @@
 
 mod group_commit;
 mod instance_cache;
+mod memo;
 mod memory;
 mod seal;
 mod sled_store;

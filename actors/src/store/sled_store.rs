@@ -13,6 +13,7 @@ use crate::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
 
 use super::group_commit::GroupCommit;
 use super::instance_cache::InstanceCache;
+use super::memo::Memo;
 use super::{
     FlushFuture, Inserted, InstanceFilter, SCHEMA_VERSION, Sealer, Store, StoreError, StoreResult,
 };
@@ -55,6 +56,8 @@ pub struct SledStore {
     sealer: Sealer,
     commits: GroupCommit,
     cache: InstanceCache,
+    /// Every account's id and name.
+    names: Memo<Vec<(String, String)>>,
 }
 
 /// An account as stored: the public part and its sealed secret.
@@ -125,6 +128,7 @@ impl SledStore {
             sealer,
             commits: GroupCommit::default(),
             cache: InstanceCache::default(),
+            names: Memo::default(),
         };
         store.migrate()?;
         Ok(store)
@@ -218,6 +222,7 @@ impl Store for SledStore {
         self.accounts
             .insert(account.id.as_bytes(), encode(&record)?)
             .map_err(backend)?;
+        self.names.changed();
         Ok(())
     }
 
@@ -235,18 +240,21 @@ impl Store for SledStore {
     }
 
     fn account_names(&self) -> StoreResult<Vec<(String, String)>> {
-        Ok(all::<AccountRecord>(&self.accounts, "accounts")?
-            .into_iter()
-            .map(|r| (r.account.id, r.account.name))
-            .collect())
+        let names = self.names.get_or(|| {
+            Ok::<_, StoreError>(
+                all::<AccountRecord>(&self.accounts, "accounts")?
+                    .into_iter()
+                    .map(|r| (r.account.id, r.account.name))
+                    .collect(),
+            )
+        })?;
+        Ok(names.as_ref().clone())
     }
 
     fn delete_account(&self, id: &str) -> StoreResult<bool> {
-        Ok(self
-            .accounts
-            .remove(id.as_bytes())
-            .map_err(backend)?
-            .is_some())
+        let removed = self.accounts.remove(id.as_bytes()).map_err(backend)?;
+        self.names.changed();
+        Ok(removed.is_some())
     }
 
     fn put_profile(&self, profile: &Profile) -> StoreResult<()> {
