@@ -243,6 +243,8 @@ pub(crate) enum RegionMsg {
     CreateDone(Box<crate::region_calls::CreateDone>),
     /// Time to list servers.
     PollTick,
+    /// Send the deletes and gone-checks that are due.
+    DriveDeletes,
     /// The listing came back (asked at the given instant).
     PollDone(Result<ServerListing, ProviderError>, tokio::time::Instant),
     /// Time to refresh limits; `full` also re-reads flavors, images and

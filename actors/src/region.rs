@@ -36,6 +36,18 @@ const FULL_REFRESH_EVERY: u64 = 10;
 /// Weight of the newest sample in the moving averages.
 const EWMA: f64 = 0.2;
 
+/// The first wait before asking whether a deleted server is gone.
+const FIRST_GONE_CHECK: Duration = Duration::from_millis(250);
+
+/// How long to wait before the next gone-check of a server accepted for
+/// deletion, after `checks` that found it still there: quickly at first,
+/// doubling up to the poll interval.
+fn gone_check_wait(checks: u32, poll_interval: Duration) -> Duration {
+    FIRST_GONE_CHECK
+        .saturating_mul(1 << checks.min(16))
+        .min(poll_interval.max(FIRST_GONE_CHECK))
+}
+
 /// The actor.
 pub(crate) struct RegionActor;
 
@@ -92,6 +104,8 @@ struct Deleting {
     in_flight: bool,
     next_try: Instant,
     failures: u32,
+    /// Gone-checks that found it still there.
+    checks: u32,
 }
 
 /// The actor's state.
@@ -364,6 +378,7 @@ impl RegionState {
                             in_flight: false,
                             next_try: now,
                             failures: 0,
+                            checks: 0,
                         },
                     );
                     return;
@@ -495,6 +510,7 @@ impl RegionState {
                                 in_flight: false,
                                 next_try: now,
                                 failures: 0,
+                                checks: 0,
                             },
                         );
                         continue;
@@ -548,6 +564,7 @@ impl RegionState {
                 in_flight: false,
                 next_try: Instant::now(),
                 failures: 0,
+                checks: 0,
             },
         );
     }
@@ -645,6 +662,7 @@ impl RegionState {
                             in_flight: false,
                             next_try: now,
                             failures: 0,
+                            checks: 0,
                         },
                     );
                 }
@@ -722,6 +740,7 @@ impl RegionState {
                         in_flight: false,
                         next_try: now,
                         failures: 0,
+                        checks: 0,
                     },
                 ),
                 (InstanceState::Building, Some(server_id)) => {
@@ -874,6 +893,7 @@ impl Actor for RegionActor {
                                 in_flight: false,
                                 next_try: now,
                                 failures: 0,
+                                checks: 0,
                             },
                         );
                     }
@@ -887,7 +907,15 @@ impl Actor for RegionActor {
                 if let Some(d) = state.deleting.get_mut(&server_id) {
                     d.in_flight = false;
                     match result {
-                        Ok(()) => d.accepted = true,
+                        Ok(()) => {
+                            // Ask soon whether it is gone: a failed build's
+                            // slot is reusable, and its instance reroutable,
+                            // only then.
+                            d.accepted = true;
+                            let wait = gone_check_wait(0, state.ctx.config.poll_interval);
+                            d.next_try = Instant::now() + wait;
+                            myself.send_after(wait, || RegionMsg::DriveDeletes);
+                        }
                         Err(error) => {
                             d.failures += 1;
                             let backoff = Duration::from_millis(500)
@@ -903,13 +931,23 @@ impl Actor for RegionActor {
                 state.observe(result.as_ref().map(drop), None);
                 match result {
                     Ok(true) => state.gone(&server_id),
-                    _ => {
+                    Ok(false) => {
+                        if let Some(d) = state.deleting.get_mut(&server_id) {
+                            d.in_flight = false;
+                            d.checks += 1;
+                            let wait = gone_check_wait(d.checks, state.ctx.config.poll_interval);
+                            d.next_try = Instant::now() + wait;
+                            myself.send_after(wait, || RegionMsg::DriveDeletes);
+                        }
+                    }
+                    Err(_) => {
                         if let Some(d) = state.deleting.get_mut(&server_id) {
                             d.in_flight = false;
                         }
                     }
                 }
             }
+            RegionMsg::DriveDeletes => state.drive_deletes(&myself),
             RegionMsg::LeakTick => {
                 if !state.scanning
                     && let Some(compute) = state.compute()
@@ -1057,5 +1095,25 @@ impl Actor for RegionActor {
             .board
             .remove_region(&state.account.id, &state.region);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gone_checks_start_quickly_and_slow_to_the_poll_interval() {
+        let poll = Duration::from_secs(3);
+        let waits: Vec<u64> = (0..6)
+            .map(|n| gone_check_wait(n, poll).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, vec![250, 500, 1000, 2000, 3000, 3000]);
+        assert_eq!(gone_check_wait(40, poll), poll);
+        // A poll interval shorter than the first wait does not shorten it.
+        assert_eq!(
+            gone_check_wait(0, Duration::from_millis(100)),
+            FIRST_GONE_CHECK
+        );
     }
 }
