@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use oms_actors::model::{Attempt, Instance, InstanceState, LaunchRequest, PlacementHints};
-use oms_sim::{ProviderConfig, QuotaConfig, RegionConfig, SimConfig, Simulator};
+use oms_sim::{QuotaConfig, RegionConfig, SimConfig, Simulator};
 use serde_json::{Value, json};
 
 mod common;
@@ -35,29 +35,17 @@ fn main() {
 
 /// A simulator whose regions build at once and never run out.
 fn instant_sim(providers: usize, regions: usize) -> SimConfig {
-    SimConfig {
-        providers: (0..providers)
-            .map(|p| {
-                let name = format!("b{p:03}");
-                let mut provider = ProviderConfig::named(&name);
-                provider.regions = (0..regions)
-                    .map(|r| RegionConfig {
-                        build_secs: 0.0,
-                        delete_secs: 0.0,
-                        quota: QuotaConfig {
-                            instances: 1_000_000,
-                            cores: 10_000_000,
-                            ram: 1_000_000_000,
-                            key_pairs: 1_000_000,
-                        },
-                        ..RegionConfig::named(&format!("{name}-{r}"))
-                    })
-                    .collect();
-                provider
-            })
-            .collect(),
-        ..SimConfig::default()
-    }
+    common::pool("b", providers, regions, |region| RegionConfig {
+        build_secs: 0.0,
+        delete_secs: 0.0,
+        quota: QuotaConfig {
+            instances: 1_000_000,
+            cores: 10_000_000,
+            ram: 1_000_000_000,
+            key_pairs: 1_000_000,
+        },
+        ..region
+    })
 }
 
 /// Writes the configuration and starts `oms serve`; (process, base URL).

@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oms_actors::model::{InstanceState, Profile};
+use oms_actors::model::InstanceState;
 use oms_actors::store::{InstanceFilter, Store};
-use oms_actors::{Fleet, FleetConfig, NewLaunch};
-use oms_sim::{ProviderConfig, QuotaConfig, RegionConfig, SimConfig, Simulator};
+use oms_actors::{FleetConfig, NewLaunch};
+use oms_sim::{QuotaConfig, RegionConfig, Simulator};
 
 mod common;
 
@@ -36,27 +36,17 @@ fn main() {
 }
 
 async fn dispatch() {
-    let sim = Simulator::start(SimConfig {
-        providers: (0..PROVIDERS)
-            .map(|p| {
-                let name = format!("d{p:03}");
-                let mut provider = ProviderConfig::named(&name);
-                provider.regions = (0..REGIONS)
-                    .map(|r| RegionConfig {
-                        quota: QuotaConfig {
-                            instances: 100,
-                            cores: 1_000,
-                            ram: 10_000_000,
-                            key_pairs: 1_000,
-                        },
-                        ..RegionConfig::named(&format!("{name}-{r}"))
-                    })
-                    .collect();
-                provider
-            })
-            .collect(),
-        ..SimConfig::default()
-    })
+    let sim = Simulator::start(common::pool("d", PROVIDERS, REGIONS, |region| {
+        RegionConfig {
+            quota: QuotaConfig {
+                instances: 100,
+                cores: 1_000,
+                ram: 10_000_000,
+                key_pairs: 1_000,
+            },
+            ..region
+        }
+    }))
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -65,40 +55,13 @@ async fn dispatch() {
         dispatch_interval: Duration::from_millis(100),
         ..FleetConfig::default()
     };
-    let fleet = Fleet::start(store.clone(), config).await.unwrap();
-    fleet
-        .put_profile(Profile {
-            name: "small".into(),
-            min_vcpus: 1,
-            min_ram_mb: 512,
-            min_disk_gb: 1,
-            image: "cirros-fake".into(),
-            boot_timeout_secs: 600,
-        })
-        .await
-        .unwrap();
-    for provider in sim.providers() {
-        fleet
-            .put_account(common::account(&provider.name, &provider.auth_url, 5.0))
-            .await
-            .unwrap();
-    }
-    let settle = Instant::now();
-    loop {
-        let ready = fleet
-            .regions()
-            .iter()
-            .filter(|r| r.profiles.contains_key("small"))
-            .count();
-        if ready >= PROVIDERS * REGIONS {
-            break;
-        }
-        assert!(
-            settle.elapsed() < Duration::from_secs(120),
-            "only {ready} regions resolved the profile"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let fleet = common::fleet_over(&sim, store.clone(), config, 5.0, 600).await;
+    let ready = common::wait_resolved(&fleet, PROVIDERS * REGIONS, Duration::from_secs(120)).await;
+    assert_eq!(
+        ready,
+        PROVIDERS * REGIONS,
+        "regions that resolved the profile"
+    );
 
     let total = (LAUNCHES * COUNT) as usize;
     let start = Instant::now();

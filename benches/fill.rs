@@ -12,11 +12,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oms_actors::model::{InstanceState, Profile};
+use oms_actors::model::InstanceState;
 use oms_actors::openstack::ClientConfig;
 use oms_actors::placement::Policy;
 use oms_actors::store::{InstanceFilter, MemoryStore, Store};
-use oms_actors::{Fleet, FleetConfig, FleetEvent, NewLaunch};
+use oms_actors::{FleetConfig, FleetEvent, NewLaunch};
 use oms_sim::{Faults, Outage, ProviderConfig, QuotaConfig, RegionConfig, SimConfig, Simulator};
 
 mod common;
@@ -130,42 +130,10 @@ async fn run(policy: Policy, wanted: bool) -> Outcome {
         },
         ..FleetConfig::default()
     };
-    let fleet = Fleet::start(store.clone(), config).await.unwrap();
-    fleet
-        .put_profile(Profile {
-            name: "small".into(),
-            min_vcpus: 1,
-            min_ram_mb: 512,
-            min_disk_gb: 1,
-            image: "cirros-fake".into(),
-            boot_timeout_secs: 120,
-        })
-        .await
-        .unwrap();
-    for provider in sim.providers() {
-        fleet
-            .put_account(common::account(
-                &provider.name,
-                &provider.auth_url,
-                s.mutating_per_sec,
-            ))
-            .await
-            .unwrap();
-    }
+    let fleet = common::fleet_over(&sim, store.clone(), config, s.mutating_per_sec, 120).await;
     // Every reachable region resolved the profile (the two in
     // maintenance never will).
-    let settle = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < settle {
-        let ready = fleet
-            .regions()
-            .iter()
-            .filter(|r| r.profiles.contains_key("small"))
-            .count();
-        if ready >= 2 * s.providers - 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_resolved(&fleet, 2 * s.providers - 2, Duration::from_secs(30)).await;
 
     let mut events = fleet.subscribe();
     let start = Instant::now();

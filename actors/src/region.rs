@@ -36,17 +36,11 @@ const FULL_REFRESH_EVERY: u64 = 10;
 /// Weight of the newest sample in the moving averages.
 const EWMA: f64 = 0.2;
 
-/// The first wait before asking whether a deleted server is gone.
+/// The first wait before asking whether a deleted server is gone; later
+/// checks double it, up to the poll interval.
 const FIRST_GONE_CHECK: Duration = Duration::from_millis(250);
-
-/// How long to wait before the next gone-check of a server accepted for
-/// deletion, after `checks` that found it still there: quickly at first,
-/// doubling up to the poll interval.
-fn gone_check_wait(checks: u32, poll_interval: Duration) -> Duration {
-    FIRST_GONE_CHECK
-        .saturating_mul(1 << checks.min(16))
-        .min(poll_interval.max(FIRST_GONE_CHECK))
-}
+/// The first wait before sending a refused DELETE again, and the longest.
+const DELETE_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(32));
 
 /// The actor.
 pub(crate) struct RegionActor;
@@ -103,9 +97,41 @@ struct Deleting {
     accepted: bool,
     in_flight: bool,
     next_try: Instant,
-    failures: u32,
-    /// Gone-checks that found it still there.
-    checks: u32,
+    /// Deletes refused, until one is accepted; then gone-checks that found
+    /// it still there.
+    tries: u32,
+}
+
+impl Deleting {
+    /// A deletion to start now.
+    fn new(
+        instance_id: String,
+        attempt_id: String,
+        keypair: Option<String>,
+        footprint: Footprint,
+        then: AfterDelete,
+    ) -> Deleting {
+        Deleting {
+            instance_id,
+            attempt_id,
+            keypair,
+            footprint,
+            then,
+            accepted: false,
+            in_flight: false,
+            next_try: Instant::now(),
+            tries: 0,
+        }
+    }
+
+    /// Puts the next try off by `base` doubled per earlier try, at most
+    /// `max`; the wait.
+    fn retry_later(&mut self, base: Duration, max: Duration) -> Duration {
+        let wait = crate::restart::backoff(base, self.tries, max);
+        self.tries += 1;
+        self.next_try = Instant::now() + wait;
+        wait
+    }
 }
 
 /// The actor's state.
@@ -368,18 +394,13 @@ impl RegionState {
                 if cancelled {
                     self.start_delete(
                         server_id,
-                        Deleting {
+                        Deleting::new(
                             instance_id,
                             attempt_id,
-                            keypair: done.keypair,
+                            done.keypair,
                             footprint,
-                            then: AfterDelete::Deleted,
-                            accepted: false,
-                            in_flight: false,
-                            next_try: now,
-                            failures: 0,
-                            checks: 0,
-                        },
+                            AfterDelete::Deleted,
+                        ),
                     );
                     return;
                 }
@@ -500,18 +521,13 @@ impl RegionState {
                     if cancel {
                         self.start_delete(
                             server.id.clone(),
-                            Deleting {
+                            Deleting::new(
                                 instance_id,
                                 attempt_id,
-                                keypair: None,
+                                None,
                                 footprint,
-                                then: AfterDelete::Deleted,
-                                accepted: false,
-                                in_flight: false,
-                                next_try: now,
-                                failures: 0,
-                                checks: 0,
-                            },
+                                AfterDelete::Deleted,
+                            ),
                         );
                         continue;
                     }
@@ -554,18 +570,13 @@ impl RegionState {
     fn failed_server(&mut self, server_id: String, t: Tracked, class: Class, message: String) {
         self.start_delete(
             server_id,
-            Deleting {
-                instance_id: t.instance_id,
-                attempt_id: t.attempt_id,
-                keypair: None,
-                footprint: t.footprint,
-                then: AfterDelete::Failed { class, message },
-                accepted: false,
-                in_flight: false,
-                next_try: Instant::now(),
-                failures: 0,
-                checks: 0,
-            },
+            Deleting::new(
+                t.instance_id,
+                t.attempt_id,
+                None,
+                t.footprint,
+                AfterDelete::Failed { class, message },
+            ),
         );
     }
 
@@ -645,25 +656,19 @@ impl RegionState {
         let leaks = self
             .leaks
             .scan(seen, known, Instant::now(), self.ctx.config.leak_grace);
-        let now = Instant::now();
         for leak in leaks {
             match leak {
                 Sighting::Server { id, attempt } => {
                     warn!(account = %self.account.name, region = %self.region, server = %id, "server of ours unknown to the store; deleting");
                     self.start_delete(
                         id,
-                        Deleting {
-                            instance_id: String::new(),
-                            attempt_id: attempt.unwrap_or_default(),
-                            keypair: None,
-                            footprint: Footprint::default(),
-                            then: AfterDelete::Leak,
-                            accepted: false,
-                            in_flight: false,
-                            next_try: now,
-                            failures: 0,
-                            checks: 0,
-                        },
+                        Deleting::new(
+                            String::new(),
+                            attempt.unwrap_or_default(),
+                            None,
+                            Footprint::default(),
+                            AfterDelete::Leak,
+                        ),
                     );
                 }
                 Sighting::Keypair { name, .. } => {
@@ -730,18 +735,13 @@ impl RegionState {
             match (instance.state, attempt.server_id.clone()) {
                 (InstanceState::Deleting, Some(server_id)) => self.start_delete(
                     server_id,
-                    Deleting {
-                        instance_id: instance.id.clone(),
-                        attempt_id: attempt.id.clone(),
-                        keypair: attempt.keypair.clone(),
-                        footprint: Footprint::default(),
-                        then: AfterDelete::Deleted,
-                        accepted: false,
-                        in_flight: false,
-                        next_try: now,
-                        failures: 0,
-                        checks: 0,
-                    },
+                    Deleting::new(
+                        instance.id.clone(),
+                        attempt.id.clone(),
+                        attempt.keypair.clone(),
+                        Footprint::default(),
+                        AfterDelete::Deleted,
+                    ),
                 ),
                 (InstanceState::Building, Some(server_id)) => {
                     let boot = self
@@ -856,7 +856,6 @@ impl Actor for RegionActor {
                 instance_id,
                 attempt,
             } => {
-                let now = Instant::now();
                 if let Some(cancel) = state.creating.get_mut(&instance_id) {
                     *cancel = true;
                 } else if let Some(entry) = state.adopting.get_mut(&attempt.id) {
@@ -875,11 +874,11 @@ impl Actor for RegionActor {
                     if !state.deleting.contains_key(&server_id) {
                         state.start_delete(
                             server_id,
-                            Deleting {
+                            Deleting::new(
                                 instance_id,
-                                attempt_id: attempt.id.clone(),
-                                keypair: attempt.keypair.clone(),
-                                footprint: if footprint == Footprint::default() {
+                                attempt.id.clone(),
+                                attempt.keypair.clone(),
+                                if footprint == Footprint::default() {
                                     Footprint {
                                         instances: 1,
                                         cores: 0,
@@ -888,13 +887,8 @@ impl Actor for RegionActor {
                                 } else {
                                     footprint
                                 },
-                                then: AfterDelete::Deleted,
-                                accepted: false,
-                                in_flight: false,
-                                next_try: now,
-                                failures: 0,
-                                checks: 0,
-                            },
+                                AfterDelete::Deleted,
+                            ),
                         );
                     }
                 } else {
@@ -903,6 +897,7 @@ impl Actor for RegionActor {
                 state.drive_deletes(&myself);
             }
             RegionMsg::DeleteDone { server_id, result } => {
+                let gone_check_max = state.ctx.config.poll_interval.max(FIRST_GONE_CHECK);
                 state.observe(result.as_ref().map(|_| ()), None);
                 if let Some(d) = state.deleting.get_mut(&server_id) {
                     d.in_flight = false;
@@ -912,16 +907,12 @@ impl Actor for RegionActor {
                             // slot is reusable, and its instance reroutable,
                             // only then.
                             d.accepted = true;
-                            let wait = gone_check_wait(0, state.ctx.config.poll_interval);
-                            d.next_try = Instant::now() + wait;
+                            d.tries = 0;
+                            let wait = d.retry_later(FIRST_GONE_CHECK, gone_check_max);
                             myself.send_after(wait, || RegionMsg::DriveDeletes);
                         }
                         Err(error) => {
-                            d.failures += 1;
-                            let backoff = Duration::from_millis(500)
-                                .saturating_mul(1 << d.failures.min(6))
-                                .min(Duration::from_secs(60));
-                            d.next_try = Instant::now() + backoff;
+                            d.retry_later(DELETE_RETRY.0, DELETE_RETRY.1);
                             warn!(account = %state.account.name, region = %state.region, server = %server_id, %error, "delete refused; will retry");
                         }
                     }
@@ -932,11 +923,10 @@ impl Actor for RegionActor {
                 match result {
                     Ok(true) => state.gone(&server_id),
                     Ok(false) => {
+                        let gone_check_max = state.ctx.config.poll_interval.max(FIRST_GONE_CHECK);
                         if let Some(d) = state.deleting.get_mut(&server_id) {
                             d.in_flight = false;
-                            d.checks += 1;
-                            let wait = gone_check_wait(d.checks, state.ctx.config.poll_interval);
-                            d.next_try = Instant::now() + wait;
+                            let wait = d.retry_later(FIRST_GONE_CHECK, gone_check_max);
                             myself.send_after(wait, || RegionMsg::DriveDeletes);
                         }
                     }
@@ -1104,16 +1094,17 @@ mod tests {
 
     #[test]
     fn gone_checks_start_quickly_and_slow_to_the_poll_interval() {
+        let mut deleting = Deleting::new(
+            "i".into(),
+            "a".into(),
+            None,
+            Footprint::default(),
+            AfterDelete::Deleted,
+        );
         let poll = Duration::from_secs(3);
         let waits: Vec<u64> = (0..6)
-            .map(|n| gone_check_wait(n, poll).as_millis() as u64)
+            .map(|_| deleting.retry_later(FIRST_GONE_CHECK, poll).as_millis() as u64)
             .collect();
         assert_eq!(waits, vec![250, 500, 1000, 2000, 3000, 3000]);
-        assert_eq!(gone_check_wait(40, poll), poll);
-        // A poll interval shorter than the first wait does not shorten it.
-        assert_eq!(
-            gone_check_wait(0, Duration::from_millis(100)),
-            FIRST_GONE_CHECK
-        );
     }
 }

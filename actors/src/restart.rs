@@ -71,10 +71,15 @@ impl RestartHistory {
         if self.recent.len() >= policy.intensity {
             return Decision::Escalate;
         }
-        let exponent = self.recent.len().min(20) as u32;
+        let exponent = self.recent.len() as u32;
         self.recent.push_back(now);
-        Decision::RestartAfter(policy.base.saturating_mul(1 << exponent).min(policy.max))
+        Decision::RestartAfter(backoff(policy.base, exponent, policy.max))
     }
+}
+
+/// `base` doubled `n` times, at most `max`: the wait before a retry.
+pub(crate) fn backoff(base: Duration, n: u32, max: Duration) -> Duration {
+    base.saturating_mul(1 << n.min(20)).min(max)
 }
 
 #[cfg(test)]

@@ -1,13 +1,94 @@
-//! What the benchmarks share: the simulator's demo account and percentiles.
+//! What the benchmarks share: simulated pools, a fleet over them, the
+//! simulator's demo account and percentiles.
 // Each benchmark uses some of these.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use oms_actors::model::{Account, AccountAuth, RegionLimits};
+use oms_actors::model::{Account, AccountAuth, Profile, RegionLimits};
 use oms_actors::openstack::{Domain, IdentityVersion, Interface, Named};
+use oms_actors::store::Store;
+use oms_actors::{Fleet, FleetConfig};
+use oms_sim::{ProviderConfig, RegionConfig, SimConfig, Simulator};
 use secrecy::SecretString;
+
+/// `providers` simulated providers named `{prefix}000`... of `regions`
+/// regions each (`{provider}-{n}`), every region shaped by `region`.
+pub fn pool(
+    prefix: &str,
+    providers: usize,
+    regions: usize,
+    region: impl Fn(RegionConfig) -> RegionConfig,
+) -> SimConfig {
+    SimConfig {
+        providers: (0..providers)
+            .map(|p| {
+                let name = format!("{prefix}{p:03}");
+                let mut provider = ProviderConfig::named(&name);
+                provider.regions = (0..regions)
+                    .map(|r| region(RegionConfig::named(&format!("{name}-{r}"))))
+                    .collect();
+                provider
+            })
+            .collect(),
+        ..SimConfig::default()
+    }
+}
+
+/// A fleet on `store` with profile `small` (cirros, booting within
+/// `boot_timeout_secs`) and every provider of `sim` as an account at
+/// `mutating_per_sec`.
+pub async fn fleet_over(
+    sim: &Simulator,
+    store: Arc<dyn Store>,
+    config: FleetConfig,
+    mutating_per_sec: f64,
+    boot_timeout_secs: u64,
+) -> Fleet {
+    let fleet = Fleet::start(store, config).await.unwrap();
+    fleet
+        .put_profile(Profile {
+            name: "small".into(),
+            min_vcpus: 1,
+            min_ram_mb: 512,
+            min_disk_gb: 1,
+            image: "cirros-fake".into(),
+            boot_timeout_secs,
+        })
+        .await
+        .unwrap();
+    for provider in sim.providers() {
+        fleet
+            .put_account(account(
+                &provider.name,
+                &provider.auth_url,
+                mutating_per_sec,
+            ))
+            .await
+            .unwrap();
+    }
+    fleet
+}
+
+/// Waits until `wanted` regions resolved profile `small`, or `limit`
+/// passed; how many did.
+pub async fn wait_resolved(fleet: &Fleet, wanted: usize, limit: Duration) -> usize {
+    let start = Instant::now();
+    loop {
+        let ready = fleet
+            .regions()
+            .iter()
+            .filter(|r| r.profiles.contains_key("small"))
+            .count();
+        if ready >= wanted || start.elapsed() > limit {
+            return ready;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 /// The demo user's account on a simulated provider, at `mutating_per_sec`.
 pub fn account(name: &str, auth_url: &str, mutating_per_sec: f64) -> Account {

@@ -155,18 +155,16 @@ impl ServerRecord {
     /// `updated`, which `changes-since` compares with): its create, the
     /// start of spawning, the end of its build, its delete, its removal.
     pub fn updated_at(&self, now: Instant, build: Duration, delete: Duration) -> DateTime<Utc> {
+        let deleted = || {
+            self.deleted
+                .map_or(build, |d| d.saturating_duration_since(self.created))
+        };
         let since_create = match self.phase(now, build, delete) {
             Phase::Scheduling => Duration::ZERO,
             Phase::Spawning => build / 2,
             Phase::Active | Phase::Error => build,
-            Phase::Deleting => self
-                .deleted
-                .map_or(build, |d| d.saturating_duration_since(self.created)),
-            Phase::Gone => {
-                self.deleted
-                    .map_or(build, |d| d.saturating_duration_since(self.created))
-                    + delete
-            }
+            Phase::Deleting => deleted(),
+            Phase::Gone => deleted() + delete,
         };
         self.created_wall + chrono::Duration::from_std(since_create).unwrap_or_default()
     }

@@ -267,13 +267,9 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
         }
         None => Vec::new(),
     };
-    // An unknown provider matches nothing rather than everything.
-    let account_id = call.query("provider").map(|name| {
-        names
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map_or_else(|| "-unknown-".to_owned(), |(id, _)| id.clone())
-    });
+    let account_id = call
+        .query("provider")
+        .map(|name| views::account_id_named(&names, name));
     let client = if principal.is_admin() {
         call.query("client").map(str::to_owned)
     } else {

@@ -8,6 +8,16 @@ use oms_actors::model::{Account, AccountAuth, ApiToken, Event, Instance};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+/// The id of the account named `name`, for filters by provider. An
+/// unknown name gives an id no instance has: it matches nothing rather
+/// than everything.
+pub(crate) fn account_id_named(names: &HashMap<String, String>, name: &str) -> String {
+    names
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map_or_else(|| "-unknown-".to_owned(), |(id, _)| id.clone())
+}
+
 /// An instance as clients see it. Typed rather than a `Value`: listings
 /// render thousands of these, and a map per instance was most of their
 /// cost.

@@ -71,6 +71,13 @@ fn backend(error: sled::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
+fn transaction_failed(error: TransactionError<()>) -> StoreError {
+    match error {
+        TransactionError::Storage(e) => backend(e),
+        TransactionError::Abort(()) => StoreError::Backend("transaction aborted".into()),
+    }
+}
+
 fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
 }
@@ -332,10 +339,7 @@ impl Store for SledStore {
                     .get_request(&id)?
                     .map_or(Inserted::New, |r| Inserted::Existing(Box::new(r))))
             }
-            Err(TransactionError::Storage(e)) => Err(backend(e)),
-            Err(TransactionError::Abort(())) => {
-                Err(StoreError::Backend("transaction aborted".into()))
-            }
+            Err(e) => Err(transaction_failed(e)),
         }
     }
 
@@ -373,10 +377,7 @@ impl Store for SledStore {
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => backend(e),
-                TransactionError::Abort(()) => StoreError::Backend("transaction aborted".into()),
-            })?;
+            .map_err(transaction_failed)?;
         self.cache.written(instance);
         Ok(())
     }
@@ -390,7 +391,8 @@ impl Store for SledStore {
     fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
         // Finished instances accumulate for months; a filter that cannot
         // match them walks the live index instead.
-        let walked = if filter.only_live() {
+        let only_live = filter.only_live();
+        let walked = if only_live {
             &self.live
         } else {
             &self.instances
@@ -407,7 +409,7 @@ impl Store for SledStore {
         for entry in iter {
             let (key, value) = entry.map_err(backend)?;
             // The live index holds no values: the record is read by key.
-            let raw = (!filter.only_live()).then_some(value);
+            let raw = (!only_live).then_some(value);
             let Some(instance) = self.instance_at(&key, raw)? else {
                 continue;
             };
@@ -459,10 +461,7 @@ impl Store for SledStore {
                 hashes.insert(token.hash.as_bytes(), token.id.as_bytes())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => backend(e),
-                TransactionError::Abort(()) => StoreError::Backend("transaction aborted".into()),
-            })
+            .map_err(transaction_failed)
     }
 
     fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>> {

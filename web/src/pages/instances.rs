@@ -29,12 +29,9 @@ pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
         .and_then(|s| serde_json::from_value(json!(s)).ok())
         .into_iter()
         .collect();
-    let account_id = page.query("provider").map(|name| {
-        names
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map_or_else(|| "-unknown-".to_owned(), |(id, _)| id.clone())
-    });
+    let account_id = page
+        .query("provider")
+        .map(|name| views::account_id_named(&names, name));
     let filter = InstanceFilter {
         client: page.query("client").map(str::to_owned),
         states,
