@@ -21,7 +21,7 @@ fn config() -> FleetConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn servers_and_key_pairs_of_ours_unknown_to_the_store_are_collected() {
+async fn only_what_is_provably_ours_and_unknown_to_the_store_is_collected() {
     let sim = sim_of(&["p"], |p| p.regions.truncate(1)).await;
     let (fleet, store) = fleet_on(&sim, config()).await;
     let launched = fleet.launch(ask("ci", 2)).await.unwrap();
@@ -52,29 +52,55 @@ async fn servers_and_key_pairs_of_ours_unknown_to_the_store_are_collected() {
         tags,
         ..CreateServer::default()
     };
+    let account = store.list_accounts().unwrap()[0].id.clone();
+    let mine = vec![
+        "oms-leaktest".to_owned(),
+        format!("oms-acct-{account}"),
+        "oms-a-gone".to_owned(),
+    ];
     let leaked = nova
-        .create_server(&create(
-            "oms-orphan",
-            vec!["oms-leaktest".into(), "oms-a-gone".into()],
-        ))
+        .create_server(&create("oms-orphan", mine))
         .await
         .unwrap();
-    let foreign = nova
-        .create_server(&create("not-ours", vec!["team-x".into()]))
-        .await
-        .unwrap();
-    nova.import_keypair(
-        "oms-k-gone",
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn x",
-    )
-    .await
-    .unwrap();
-    nova.import_keypair(
-        "someone-elses",
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn y",
-    )
-    .await
-    .unwrap();
+    // Not provably this deployment's and this account's: never touched.
+    let survivors = [
+        ("not-ours", vec!["team-x".to_owned()]),
+        // Another account of this deployment on the same project.
+        (
+            "oms-sibling",
+            vec![
+                "oms-leaktest".into(),
+                "oms-acct-other".into(),
+                "oms-a-x".into(),
+            ],
+        ),
+        // Another deployment through an account of the same id.
+        (
+            "oms-other-deployment",
+            vec![
+                "oms-elsewhere".into(),
+                format!("oms-acct-{account}"),
+                "oms-a-y".into(),
+            ],
+        ),
+        // An earlier format, which named no account.
+        ("oms-old", vec!["oms-leaktest".into(), "oms-a-z".into()]),
+    ];
+    let mut foreign = Vec::new();
+    for (name, tags) in survivors {
+        foreign.push(nova.create_server(&create(name, tags)).await.unwrap());
+    }
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn x";
+    let our_key = format!("oms-k-leaktest-{account}-gone");
+    let foreign_keys = [
+        "someone-elses".to_owned(),
+        "oms-k-gone".to_owned(),
+        format!("oms-k-elsewhere-{account}-gone"),
+        "oms-k-leaktest-other-gone".to_owned(),
+    ];
+    for name in std::iter::once(&our_key).chain(&foreign_keys) {
+        nova.import_keypair(name, key).await.unwrap();
+    }
 
     eventually(Duration::from_secs(20), "the leak collected", || async {
         let gone = nova
@@ -89,13 +115,17 @@ async fn servers_and_key_pairs_of_ours_unknown_to_the_store_are_collected() {
             .into_iter()
             .map(|k| k.name)
             .collect();
-        (gone && !keys.contains(&"oms-k-gone".to_owned())).then_some(())
+        (gone && !keys.contains(&our_key)).then_some(())
     })
     .await;
-    assert!(
-        nova.get_server(&foreign).await.is_ok(),
-        "a server not tagged as ours was touched"
-    );
+    // Two more scans: what is not provably ours is still there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in &foreign {
+        assert!(
+            nova.get_server(id).await.is_ok(),
+            "a server not provably ours was touched"
+        );
+    }
     let keys: Vec<String> = nova
         .list_keypairs()
         .await
@@ -103,12 +133,14 @@ async fn servers_and_key_pairs_of_ours_unknown_to_the_store_are_collected() {
         .into_iter()
         .map(|k| k.name)
         .collect();
-    assert!(keys.contains(&"someone-elses".to_owned()));
+    for name in &foreign_keys {
+        assert!(keys.contains(name), "key pair {name} was deleted");
+    }
     // Our live instances were left alone.
     for instance in store.request_instances(&launched.request.id).unwrap() {
         assert_eq!(instance.state, InstanceState::Active);
     }
-    assert_eq!(sim_region(&sim, "p", "p-1")["servers_alive"], 3);
+    assert_eq!(sim_region(&sim, "p", "p-1")["servers_alive"], 6);
     fleet.shutdown().await;
 }
 
@@ -195,5 +227,111 @@ async fn a_refused_delete_is_retried_until_the_provider_recovers() {
     )
     .await;
     assert_eq!(sim_region(&sim, "p", "p-1")["servers_alive"], 0);
+    fleet.shutdown().await;
+}
+
+/// Against real Nova, a region whose builds all went to ERROR left one
+/// key pair behind per failed build until a leak scan: the failed
+/// attempt's key pair must go with its server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_builds_leave_no_key_pair_behind_without_a_leak_scan() {
+    let sim = sim_of(&["p"], |p| p.regions[0].faults.build_error_rate = 1.0).await;
+    let (fleet, store) = fleet_on(
+        &sim,
+        FleetConfig {
+            // No leak scan within the test: the deletes alone must do it.
+            leak_interval: Duration::from_secs(3600),
+            ..config()
+        },
+    )
+    .await;
+    let launched = fleet
+        .launch(oms_actors::NewLaunch {
+            public_key: Some(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn ci"
+                    .into(),
+            ),
+            ..ask("ci", 6)
+        })
+        .await
+        .unwrap();
+    all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    let failed_attempts: u32 = store
+        .request_instances(&launched.request.id)
+        .unwrap()
+        .iter()
+        .map(|i| i.attempts - 1)
+        .sum();
+    assert!(
+        failed_attempts > 0,
+        "no build failed in p-1: nothing tested"
+    );
+    eventually(Duration::from_secs(20), "p-1 empty", || async {
+        let region = sim_region(&sim, "p", "p-1");
+        let keys = region["keypairs"].as_array().unwrap().len();
+        (keys == 0 && region["servers_alive"] == 0).then_some(())
+    })
+    .await;
+    // Every active instance still has its key pair in p-2.
+    let keys = sim_region(&sim, "p", "p-2")["keypairs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(keys, 6);
+    fleet.shutdown().await;
+}
+
+/// With the store unreadable, a leak scan knows nothing of the live
+/// instances: it must be skipped (and counted), not run as if the region
+/// held no instance of ours, which would delete every server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_store_skips_the_leak_scan_instead_of_deleting_everything() {
+    use crate::support::failing_store::FailingStore;
+    use crate::support::fleet::fleet_on_store;
+    use oms_actors::store::{MemoryStore, Store};
+    use std::sync::Arc;
+
+    let sim = sim_of(&["p"], |p| p.regions.truncate(1)).await;
+    let failing = FailingStore::new(Arc::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = failing.clone();
+    let (fleet, _) = fleet_on_store(&sim, config(), store.clone(), |_| {}).await;
+    let mut events = fleet.subscribe();
+    let launched = fleet.launch(ask("ci", 2)).await.unwrap();
+    all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    failing.set_failing(true);
+    // Scans every 500 ms, grace 2 s: well past a second sighting.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut skipped = 0;
+    while let Ok(event) = events.try_recv() {
+        if event
+            == (oms_actors::FleetEvent::Skipped {
+                step: oms_actors::Step::LeakScan,
+            })
+        {
+            skipped += 1;
+        }
+    }
+    assert!(skipped >= 2, "skipped scans counted: {skipped}");
+    failing.set_failing(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let region = sim_region(&sim, "p", "p-1");
+    assert_eq!(region["servers_alive"], 2, "{region}");
+    assert_eq!(region["deletions"].as_array().unwrap().len(), 0, "{region}");
+    for instance in store.request_instances(&launched.request.id).unwrap() {
+        assert_eq!(instance.state, InstanceState::Active);
+    }
     fleet.shutdown().await;
 }

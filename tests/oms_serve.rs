@@ -310,3 +310,53 @@ fn check_config_prints_each_problem_with_its_line() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("line 1"));
 }
+
+/// Under systemd with the watchdog on, a task pings the watchdog with a
+/// handle on the fleet; SIGTERM must still stop the actor tree.
+#[test]
+fn sigterm_stops_the_actor_tree_with_the_watchdog_on() {
+    use std::io::Read;
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let state = dir.path().join("state");
+    // systemd names the pid the watchdog is for; `exec` keeps the shell's.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"WATCHDOG_PID=$$ exec "$0" serve --listen 127.0.0.1:0 --state-dir "$1""#)
+        .arg(env!("CARGO_BIN_EXE_oms"))
+        .arg(&state)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let running = Running(child);
+    // READY=1, then at least two watchdog pings: the task holds the fleet.
+    let mut buf = [0u8; 256];
+    let mut pings = 0;
+    let mut ready = false;
+    while pings < 2 {
+        let n = socket.recv(&mut buf).expect("a notification from oms");
+        let message = String::from_utf8_lossy(&buf[..n]);
+        ready |= message.contains("READY=1");
+        pings += usize::from(message.contains("WATCHDOG=1"));
+    }
+    assert!(ready, "READY=1 comes before the pings");
+    let status = running.stop();
+    assert!(status.success(), "{status:?}");
+    let logs = logs.join().unwrap();
+    assert!(logs.contains("actor tree stopped"), "{logs}");
+}

@@ -251,7 +251,7 @@ impl DispatcherState {
             if let Some(attempt) = instance.attempt.as_mut()
                 && attempt.keypair.is_some()
             {
-                attempt.keypair = Some(crate::region_calls::keypair_name(&attempt.id));
+                attempt.keypair = Some(self.ctx.owner(&best.account_id).keypair_name(&attempt.id));
             }
             let mut message = format!("attempt {} scheduled", instance.attempts);
             if !passed.is_empty() {
@@ -539,15 +539,18 @@ impl DispatcherState {
         }
     }
 
-    /// Reloads the queue from the store (start and restart).
-    fn rebuild(&mut self) {
+    /// Reloads the queue from the store (start and restart). An
+    /// unreadable store fails the start, so the supervisor retries:
+    /// an empty queue would strand every pending request.
+    fn rebuild(&mut self) -> Result<(), crate::store::StoreError> {
         let filter = InstanceFilter {
             states: vec![InstanceState::Pending],
             ..InstanceFilter::default()
         };
-        for instance in self.ctx.store.list_instances(&filter).unwrap_or_default() {
+        for instance in self.ctx.store.list_instances(&filter)? {
             self.waiting.entry(instance.id).or_default();
         }
+        Ok(())
     }
 }
 
@@ -571,7 +574,10 @@ impl Actor for Dispatcher {
             pass_queued: false,
             ticks: 0,
         };
-        state.rebuild();
+        if let Err(error) = state.rebuild() {
+            state.ctx.skipped(crate::messages::Step::Rebuild);
+            return Err(error.into());
+        }
         state.queue_pass(&myself);
         Ok(state)
     }

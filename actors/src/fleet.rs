@@ -113,7 +113,8 @@ pub struct Fleet {
     /// Serializes launches so instance limits hold under concurrency.
     launching: tokio::sync::Mutex<()>,
     root: ActorRef<RootMsg>,
-    root_task: tokio::task::JoinHandle<()>,
+    /// Taken by the first shutdown.
+    root_task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Fleet {
@@ -136,7 +137,7 @@ impl Fleet {
             ctx,
             launching: tokio::sync::Mutex::new(()),
             root,
-            root_task,
+            root_task: tokio::sync::Mutex::new(Some(root_task)),
         })
     }
 
@@ -420,10 +421,16 @@ impl Fleet {
     }
 
     /// Stops the tree; in-flight provider work is left for the next start
-    /// to adopt.
-    pub async fn shutdown(self) {
+    /// to adopt. Works through a shared reference: whoever else holds the
+    /// fleet (the API, the watchdog) must not keep the tree alive.
+    pub async fn shutdown(&self) {
         self.root.stop(Some("shutdown".into()));
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.root_task).await;
+        if let Some(task) = self.root_task.lock().await.take() {
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(_) => tracing::info!("actor tree stopped"),
+                Err(_) => tracing::warn!("actor tree did not stop within 10 s"),
+            }
+        }
         let _ = self.ctx.store.flush().await;
     }
 }

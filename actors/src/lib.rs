@@ -13,6 +13,7 @@ pub mod ledger;
 mod messages;
 pub mod model;
 pub mod openstack;
+mod ownership;
 pub mod pacer;
 pub mod placement;
 pub mod profiles;
@@ -26,4 +27,4 @@ pub mod status;
 pub mod store;
 
 pub use fleet::{ChaosTarget, Fleet, FleetError, Launched, NewLaunch};
-pub use messages::{Chaos, FleetConfig, FleetEvent};
+pub use messages::{Chaos, FleetConfig, FleetEvent, Step};

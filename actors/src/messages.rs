@@ -17,7 +17,8 @@ use crate::store::Store;
 /// them.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
-    /// This daemon's id: servers are tagged `oms-<daemon id>`.
+    /// This deployment's id: its servers are tagged `oms-<daemon id>` and
+    /// its key pairs named after it ([`crate::ownership`]).
     pub daemon_id: String,
     /// How often a region lists its building and deleting servers.
     pub poll_interval: Duration,
@@ -98,6 +99,37 @@ pub enum FleetEvent {
         /// The failure class.
         class: Class,
     },
+    /// A step was skipped because the store could not be read (fail
+    /// closed: it never runs as if nothing were known).
+    Skipped {
+        /// Which step.
+        step: Step,
+    },
+}
+
+/// Housekeeping steps that need the store to decide anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Collecting leaked servers and key pairs.
+    LeakScan,
+    /// Rebuilding a region's in-flight work after a start.
+    Rebuild,
+    /// Comparing what the store believes with what a provider lists.
+    Vanished,
+    /// Ending expired leases.
+    Leases,
+}
+
+impl Step {
+    /// Stable name, for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::LeakScan => "leak_scan",
+            Step::Rebuild => "rebuild",
+            Step::Vanished => "vanished",
+            Step::Leases => "leases",
+        }
+    }
 }
 
 /// Registry names, prefixed per fleet so several fleets can share a
@@ -140,9 +172,14 @@ pub(crate) struct FleetCtx {
 }
 
 impl FleetCtx {
-    /// The server tag every server of this daemon carries.
-    pub fn daemon_tag(&self) -> String {
-        format!("oms-{}", self.config.daemon_id)
+    /// Who owns what `account_id` creates for this deployment.
+    pub fn owner(&self, account_id: &str) -> crate::ownership::Owner {
+        crate::ownership::Owner::new(&self.config.daemon_id, account_id)
+    }
+
+    /// Tells metrics a step was skipped on a store error.
+    pub fn skipped(&self, step: Step) {
+        let _ = self.events.send(FleetEvent::Skipped { step });
     }
 
     pub fn dispatcher(&self) -> Option<ractor::ActorRef<DispatcherMsg>> {

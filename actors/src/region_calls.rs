@@ -55,16 +55,6 @@ pub(crate) struct Discovery {
     pub asked_at: Instant,
 }
 
-/// The name of the key pair imported for an attempt.
-pub(crate) fn keypair_name(attempt_id: &str) -> String {
-    format!("oms-k-{attempt_id}")
-}
-
-/// The tag that finds an attempt's server.
-pub(crate) fn attempt_tag(attempt_id: &str) -> String {
-    format!("oms-a-{attempt_id}")
-}
-
 /// Everything a create needs besides the order.
 pub(crate) struct CreateJob {
     pub compute: ComputeClient,
@@ -73,7 +63,8 @@ pub(crate) struct CreateJob {
     pub ticket: Ticket,
     pub flavor_id: String,
     pub image_id: String,
-    pub daemon_tag: String,
+    /// Every tag of the server ([`crate::ownership::Owner::server_tags`]).
+    pub tags: Vec<String>,
     pub networks: Vec<String>,
 }
 
@@ -88,7 +79,7 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
             ticket,
             flavor_id,
             image_id,
-            daemon_tag,
+            tags,
             networks,
         } = job;
         let attempt = order
@@ -98,8 +89,9 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
             .expect("a launch order carries its attempt");
         let mut keypair = None;
         let result = async {
-            if let Some(public_key) = &order.request.public_key {
-                let name = keypair_name(&attempt.id);
+            // The dispatcher named the key pair when it wrote the attempt.
+            if let (Some(public_key), Some(name)) = (&order.request.public_key, &attempt.keypair) {
+                let name = name.clone();
                 pacer.acquire(CallKind::Mutating).await;
                 match heed(&pacer, compute.import_keypair(&name, public_key).await) {
                     Ok(_) => {}
@@ -128,7 +120,7 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
                 } else {
                     Networks::Uuids(networks)
                 },
-                tags: vec![daemon_tag, attempt_tag(&attempt.id)],
+                tags,
             };
             pacer.acquire(CallKind::Mutating).await;
             let id = heed(&pacer, compute.create_server(&request).await)?;
@@ -153,12 +145,12 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
     });
 }
 
-/// Lists the servers of this daemon in the region changed since
+/// Lists the servers of this deployment in the region changed since
 /// `changes_since` (all of them when `None`).
 pub(crate) fn spawn_poll(
     compute: ComputeClient,
     pacer: Pacer,
-    daemon_tag: String,
+    deployment_tag: String,
     changes_since: Option<chrono::DateTime<chrono::Utc>>,
     region: ActorRef<RegionMsg>,
 ) {
@@ -169,7 +161,7 @@ pub(crate) fn spawn_poll(
             &pacer,
             compute
                 .list_servers_dated(&ServerFilter {
-                    tags: vec![daemon_tag],
+                    tags: vec![deployment_tag],
                     changes_since,
                     ..ServerFilter::default()
                 })
@@ -278,11 +270,12 @@ pub(crate) fn spawn_refresh(
     });
 }
 
-/// Lists our servers and every key pair, for leak detection.
+/// Lists the servers carrying all of `owner_tags` and every key pair,
+/// for leak detection.
 pub(crate) fn spawn_leak_scan(
     compute: ComputeClient,
     pacer: Pacer,
-    daemon_tag: String,
+    owner_tags: Vec<String>,
     region: ActorRef<RegionMsg>,
 ) {
     tokio::spawn(async move {
@@ -292,7 +285,7 @@ pub(crate) fn spawn_leak_scan(
                 &pacer,
                 compute
                     .list_servers(&ServerFilter {
-                        tags: vec![daemon_tag],
+                        tags: owner_tags,
                         ..ServerFilter::default()
                     })
                     .await,

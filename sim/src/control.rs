@@ -197,6 +197,7 @@ pub(crate) fn state(sim: &Sim) -> Value {
                         "calls": calls_json(&region.counters),
                         "servers_listed": region.counters.servers_listed,
                         "keypairs": keypairs,
+                        "deletions": region.counters.deletions,
                     })
                 })
                 .collect();

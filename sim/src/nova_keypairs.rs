@@ -114,7 +114,18 @@ pub(crate) fn delete_keypair(call: &mut Call<'_>, name: &str) -> Reply {
         .keypairs
         .remove(&(owner.clone(), name.to_owned()))
     {
-        Some(_) => Reply::empty(204, "application/json"),
+        Some(_) => {
+            let deletion = crate::world::Deletion {
+                kind: "keypair",
+                id: name.to_owned(),
+                name: name.to_owned(),
+                tags: Vec::new(),
+                by_user: call.user.name.clone(),
+                owner,
+            };
+            call.region().counters.deletions.push(deletion);
+            Reply::empty(204, "application/json")
+        }
         None => not_found(&format!("Keypair {name} not found for user {owner}")),
     }
 }

@@ -426,6 +426,7 @@ pub(crate) fn create_server(call: &mut Call<'_>, request: &Request, base: &str) 
 
 pub(crate) fn delete_server(call: &mut Call<'_>, id: &str) -> Reply {
     let project = call.user.project_id.clone();
+    let by_user = call.user.name.clone();
     let now = call.now;
     let refuse = Faults::roll(call.region().faults.delete_error_rate);
     match call
@@ -437,6 +438,15 @@ pub(crate) fn delete_server(call: &mut Call<'_>, id: &str) -> Reply {
         Some(_) if refuse => unexpected_error(),
         Some(server) => {
             server.deleted.get_or_insert(now);
+            let deletion = crate::world::Deletion {
+                kind: "server",
+                id: server.id.clone(),
+                name: server.name.clone(),
+                tags: server.tags.clone(),
+                by_user,
+                owner: server.project_id.clone(),
+            };
+            call.region().counters.deletions.push(deletion);
             Reply::empty(204, "application/json")
         }
         None => not_found(&format!("Instance {id} could not be found.")),

@@ -217,6 +217,26 @@ pub struct Counters {
     pub calls: BTreeMap<String, Vec<f64>>,
     /// Servers returned by listings, all pages summed: what polling costs.
     pub servers_listed: u64,
+    /// Every accepted delete of a server or key pair, oldest first, with
+    /// who asked: tests check that nobody's resources but one's own go.
+    pub deletions: Vec<Deletion>,
+}
+
+/// One accepted delete.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Deletion {
+    /// `server` or `keypair`.
+    pub kind: &'static str,
+    /// Server id, or key pair name.
+    pub id: String,
+    /// Server name, or key pair name.
+    pub name: String,
+    /// The deleted server's tags (none for key pairs).
+    pub tags: Vec<String>,
+    /// Name of the user whose token asked.
+    pub by_user: String,
+    /// The resource's project (servers) or owning user's id (key pairs).
+    pub owner: String,
 }
 
 /// Deleted servers remembered per region for `changes-since` listings.

@@ -101,7 +101,16 @@ pub async fn fleet_on_with(
     config: FleetConfig,
     adjust: impl Fn(&mut Account),
 ) -> (Fleet, Arc<dyn Store>) {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    fleet_on_store(sim, config, Arc::new(MemoryStore::new()), adjust).await
+}
+
+/// Like [`fleet_on_with`], on `store`.
+pub async fn fleet_on_store(
+    sim: &Simulator,
+    config: FleetConfig,
+    store: Arc<dyn Store>,
+    adjust: impl Fn(&mut Account),
+) -> (Fleet, Arc<dyn Store>) {
     let fleet = Fleet::start(store.clone(), config).await.unwrap();
     fleet.put_profile(small()).await.unwrap();
     let mut regions = 0;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod binary;
+pub mod failing_store;
 pub mod fleet;
 
 use std::sync::Arc;

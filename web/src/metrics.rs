@@ -25,6 +25,7 @@ pub struct Metrics {
     api_requests: Family<Labels, Counter>,
     launches: Family<Labels, Counter>,
     attempt_failures: Family<Labels, Counter>,
+    skipped: Family<Labels, Counter>,
     time_to_active: Histogram,
     region_healthy: Family<Labels, Gauge>,
     quota_used: Family<Labels, Gauge>,
@@ -41,6 +42,7 @@ impl Metrics {
             api_requests: Family::default(),
             launches: Family::default(),
             attempt_failures: Family::default(),
+            skipped: Family::default(),
             time_to_active: Histogram::new([
                 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
             ]),
@@ -65,6 +67,11 @@ impl Metrics {
             "attempts_failed",
             "Failed attempts by failure class",
             metrics.attempt_failures.clone(),
+        );
+        registry.register(
+            "steps_skipped",
+            "Housekeeping steps skipped because the store could not be read",
+            metrics.skipped.clone(),
         );
         registry.register(
             "time_to_active_seconds",
@@ -102,8 +109,15 @@ impl Metrics {
         }
     }
 
-    /// Counts one API request.
+    /// Counts one API request. Methods come from a closed set: anyone can
+    /// send `RND123`, and every label value is a new series kept forever.
     pub fn request(&self, route: &str, method: &str, status: u16) {
+        const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let method = KNOWN
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(method))
+            .copied()
+            .unwrap_or("other");
         self.api_requests
             .get_or_create(&vec![
                 ("route".into(), route.into()),
@@ -129,6 +143,11 @@ impl Metrics {
             FleetEvent::AttemptFailed { class } => {
                 self.attempt_failures
                     .get_or_create(&vec![("class".into(), class.as_str().into())])
+                    .inc();
+            }
+            FleetEvent::Skipped { step } => {
+                self.skipped
+                    .get_or_create(&vec![("step".into(), step.as_str().into())])
                     .inc();
             }
         }
@@ -192,5 +211,24 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let metrics = Metrics::new();
+        for i in 0..100 {
+            metrics.request("unmatched", &format!("RND{i}"), 405);
+        }
+        metrics.request("/v1/instances", "get", 200);
+        let mut text = String::new();
+        encode(&mut text, &metrics.registry).expect("encodes");
+        assert_eq!(text.matches("method=\"other\"").count(), 1, "{text}");
+        assert!(text.contains("method=\"GET\""), "{text}");
+        assert!(!text.contains("RND"), "{text}");
     }
 }

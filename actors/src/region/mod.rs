@@ -12,35 +12,36 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+mod adoption;
+mod deletes;
+mod leak_scan;
+
+use adoption::Adopting;
+use deletes::{AfterDelete, Deleting};
+
 use crate::breaker::{Breaker, Permit};
-use crate::leaks::{LeakWatch, Sighting};
+use crate::leaks::LeakWatch;
 use crate::ledger::{Footprint, Ledger};
 use crate::messages::{
     Chaos, DispatcherMsg, FleetCtx, LaunchOrder, Outcome, OutcomeKind, RegionMsg,
 };
-use crate::model::{Account, InstanceState, Profile};
+use crate::model::{Account, Profile};
 use crate::openstack::{Class, ComputeClient, ImageClient, ProviderError, Server, Session};
+use crate::ownership::Owner;
 use crate::pacer::Pacer;
 use crate::placement::Policy;
 use crate::profiles::{Resolved, resolve};
 use crate::provider_clock::ProviderClock;
 use crate::region_calls::{
-    CreateJob, Refreshed, attempt_tag, spawn_check_gone, spawn_create, spawn_delete,
-    spawn_delete_keypair, spawn_leak_scan, spawn_poll, spawn_refresh,
+    CreateJob, Refreshed, spawn_create, spawn_delete_keypair, spawn_leak_scan, spawn_poll,
+    spawn_refresh,
 };
 use crate::status::{ProfileFit, RegionStatus};
-use crate::store::InstanceFilter;
 
 /// Every how many refreshes flavors and images are read again.
 const FULL_REFRESH_EVERY: u64 = 10;
 /// Weight of the newest sample in the moving averages.
 const EWMA: f64 = 0.2;
-
-/// The first wait before asking whether a deleted server is gone; later
-/// checks double it, up to the poll interval.
-const FIRST_GONE_CHECK: Duration = Duration::from_millis(250);
-/// The first wait before sending a refused DELETE again, and the longest.
-const DELETE_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(32));
 
 /// The actor.
 pub(crate) struct RegionActor;
@@ -63,75 +64,8 @@ struct Tracked {
     boot_timeout: Duration,
     footprint: Footprint,
     flavor_id: String,
-}
-
-/// An attempt from before a restart whose server is not known yet.
-#[derive(Debug, Clone)]
-struct Adopting {
-    instance_id: String,
-    /// When the search began (the grace period counts from here).
-    since: Instant,
-    /// When the attempt was written down.
-    attempt_at: DateTime<Utc>,
-    /// The client asked for a delete meanwhile.
-    cancel: bool,
-}
-
-#[derive(Debug)]
-enum AfterDelete {
-    /// The client asked: report `Deleted`.
-    Deleted,
-    /// The attempt failed: report `Failed` once the server is gone.
-    Failed { class: Class, message: String },
-    /// A leak: nobody to tell.
-    Leak,
-}
-
-#[derive(Debug)]
-struct Deleting {
-    instance_id: String,
-    attempt_id: String,
+    /// The key pair imported for its attempt, deleted with its server.
     keypair: Option<String>,
-    footprint: Footprint,
-    then: AfterDelete,
-    accepted: bool,
-    in_flight: bool,
-    next_try: Instant,
-    /// Deletes refused, until one is accepted; then gone-checks that found
-    /// it still there.
-    tries: u32,
-}
-
-impl Deleting {
-    /// A deletion to start now.
-    fn new(
-        instance_id: String,
-        attempt_id: String,
-        keypair: Option<String>,
-        footprint: Footprint,
-        then: AfterDelete,
-    ) -> Deleting {
-        Deleting {
-            instance_id,
-            attempt_id,
-            keypair,
-            footprint,
-            then,
-            accepted: false,
-            in_flight: false,
-            next_try: Instant::now(),
-            tries: 0,
-        }
-    }
-
-    /// Puts the next try off by `base` doubled per earlier try, at most
-    /// `max`; the wait.
-    fn retry_later(&mut self, base: Duration, max: Duration) -> Duration {
-        let wait = crate::restart::backoff(base, self.tries, max);
-        self.tries += 1;
-        self.next_try = Instant::now() + wait;
-        wait
-    }
 }
 
 /// The actor's state.
@@ -172,6 +106,11 @@ pub(crate) struct RegionState {
 impl RegionState {
     fn compute(&self) -> Option<ComputeClient> {
         self.clients.as_ref().map(|(c, _)| c.clone())
+    }
+
+    /// Who owns what this account-region creates.
+    fn owner(&self) -> Owner {
+        self.ctx.owner(&self.account.id)
     }
 
     fn label(&self) -> String {
@@ -291,14 +230,16 @@ impl RegionState {
         flavors: &[crate::openstack::Flavor],
         images: &[crate::openstack::Image],
     ) {
-        self.profiles = self
-            .ctx
-            .store
-            .list_profiles()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| (p.name.clone(), p))
-            .collect();
+        let profiles = match self.ctx.store.list_profiles() {
+            Ok(profiles) => profiles,
+            Err(error) => {
+                // Keep what is known; the next full refresh tries again.
+                warn!(account = %self.account.name, region = %self.region, %error, "store unreadable; profiles kept");
+                self.want_full = true;
+                return;
+            }
+        };
+        self.profiles = profiles.into_iter().map(|p| (p.name.clone(), p)).collect();
         self.resolved = self
             .profiles
             .values()
@@ -341,6 +282,12 @@ impl RegionState {
         } else {
             self.ledger.reserve(footprint, now).ok_or("no quota left")?
         };
+        let attempt_id = order
+            .instance
+            .attempt
+            .as_ref()
+            .map(|a| a.id.clone())
+            .ok_or("a launch order carries its attempt")?;
         self.creating.insert(order.instance.id.clone(), false);
         spawn_create(
             CreateJob {
@@ -350,7 +297,7 @@ impl RegionState {
                 ticket,
                 flavor_id: resolved.flavor.id.clone(),
                 image_id: resolved.image.id.clone(),
-                daemon_tag: self.ctx.daemon_tag(),
+                tags: self.owner().server_tags(&attempt_id),
                 networks: self.account.networks.clone(),
             },
             myself.clone(),
@@ -427,6 +374,7 @@ impl RegionState {
                         boot_timeout: done.order.boot_timeout,
                         footprint,
                         flavor_id: done.flavor_id,
+                        keypair: done.keypair,
                     },
                 );
             }
@@ -500,284 +448,8 @@ impl RegionState {
             }
         }
         // Attempts from before a restart.
-        let attempts: Vec<String> = self.adopting.keys().cloned().collect();
-        for attempt_id in attempts {
-            let tag = attempt_tag(&attempt_id);
-            let found = servers.iter().find(|s| s.tags.contains(&tag));
-            let Adopting {
-                instance_id,
-                since,
-                attempt_at,
-                cancel,
-            } = self.adopting[&attempt_id].clone();
-            match found {
-                Some(server) => {
-                    self.adopting.remove(&attempt_id);
-                    let footprint = Footprint {
-                        instances: 1,
-                        cores: 0,
-                        ram: 0,
-                    };
-                    if cancel {
-                        self.start_delete(
-                            server.id.clone(),
-                            Deleting::new(
-                                instance_id,
-                                attempt_id,
-                                None,
-                                footprint,
-                                AfterDelete::Deleted,
-                            ),
-                        );
-                        continue;
-                    }
-                    info!(account = %self.account.name, region = %self.region, server = %server.id, "adopted a server created before a restart");
-                    self.outcome(
-                        &instance_id,
-                        &attempt_id,
-                        OutcomeKind::Created {
-                            server_id: server.id.clone(),
-                        },
-                    );
-                    self.tracked.insert(
-                        server.id.clone(),
-                        Tracked {
-                            instance_id,
-                            attempt_id,
-                            started: since,
-                            attempt_at,
-                            boot_timeout: Duration::from_secs(600),
-                            footprint,
-                            flavor_id: String::new(),
-                        },
-                    );
-                }
-                None if now.saturating_duration_since(since) > self.ctx.config.adoption_grace => {
-                    self.adopting.remove(&attempt_id);
-                    let kind = if cancel {
-                        OutcomeKind::Deleted
-                    } else {
-                        OutcomeKind::Refused("the create never reached the provider".into())
-                    };
-                    self.outcome(&instance_id, &attempt_id, kind);
-                }
-                None => {}
-            }
-        }
+        self.adopt_from(&servers);
         self.drive_deletes(myself);
-    }
-
-    fn failed_server(&mut self, server_id: String, t: Tracked, class: Class, message: String) {
-        self.start_delete(
-            server_id,
-            Deleting::new(
-                t.instance_id,
-                t.attempt_id,
-                None,
-                t.footprint,
-                AfterDelete::Failed { class, message },
-            ),
-        );
-    }
-
-    /// A deleted server is confirmed gone (404): finish its deletion.
-    fn gone(&mut self, server_id: &str) {
-        let Some(d) = self.deleting.remove(server_id) else {
-            return;
-        };
-        self.ledger.server_gone(d.footprint);
-        if let (Some(keypair), Some(compute)) = (d.keypair.clone(), self.compute()) {
-            spawn_delete_keypair(compute, self.pacer.clone(), keypair);
-        }
-        let kind = match d.then {
-            AfterDelete::Deleted => OutcomeKind::Deleted,
-            AfterDelete::Failed { class, message } => OutcomeKind::Failed { class, message },
-            AfterDelete::Leak => {
-                info!(account = %self.account.name, region = %self.region, server = %server_id, "leaked server collected");
-                return;
-            }
-        };
-        self.outcome(&d.instance_id, &d.attempt_id, kind);
-    }
-
-    /// Attempts a live instance accounts for in this region.
-    fn known_attempts(&self) -> std::collections::HashSet<String> {
-        let filter = InstanceFilter {
-            account_id: Some(self.account.id.clone()),
-            region: Some(self.region.clone()),
-            ..InstanceFilter::live()
-        };
-        let mut known: std::collections::HashSet<String> = self
-            .ctx
-            .store
-            .list_instances(&filter)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|i| i.attempt.map(|a| a.id))
-            .collect();
-        known.extend(self.adopting.keys().cloned());
-        known.extend(self.tracked.values().map(|t| t.attempt_id.clone()));
-        known.extend(self.deleting.values().map(|d| d.attempt_id.clone()));
-        known
-    }
-
-    /// Collects what a leak scan found unaccounted for, twice.
-    fn leak_scan(&mut self, servers: Vec<Server>, keypairs: Vec<String>) {
-        let known_attempts = self.known_attempts();
-        // The store is read after the listing: a create that finished in
-        // between is known by its attempt already.
-        let mut seen: Vec<Sighting> = servers
-            .iter()
-            .map(|s| Sighting::Server {
-                id: s.id.clone(),
-                attempt: s
-                    .tags
-                    .iter()
-                    .find_map(|t| t.strip_prefix("oms-a-"))
-                    .map(str::to_owned),
-            })
-            .collect();
-        seen.extend(keypairs.into_iter().filter_map(|name| {
-            let attempt = name.strip_prefix("oms-k-")?.to_owned();
-            Some(Sighting::Keypair { name, attempt })
-        }));
-        let tracked = &self.tracked;
-        let deleting = &self.deleting;
-        let known = |s: &Sighting| match s {
-            Sighting::Server { id, attempt } => {
-                tracked.contains_key(id)
-                    || deleting.contains_key(id)
-                    || attempt.as_ref().is_some_and(|a| known_attempts.contains(a))
-            }
-            // A key pair imported for a create in flight belongs to an
-            // attempt the store already has as scheduled.
-            Sighting::Keypair { attempt, .. } => known_attempts.contains(attempt),
-        };
-        let leaks = self
-            .leaks
-            .scan(seen, known, Instant::now(), self.ctx.config.leak_grace);
-        for leak in leaks {
-            match leak {
-                Sighting::Server { id, attempt } => {
-                    warn!(account = %self.account.name, region = %self.region, server = %id, "server of ours unknown to the store; deleting");
-                    self.start_delete(
-                        id,
-                        Deleting::new(
-                            String::new(),
-                            attempt.unwrap_or_default(),
-                            None,
-                            Footprint::default(),
-                            AfterDelete::Leak,
-                        ),
-                    );
-                }
-                Sighting::Keypair { name, .. } => {
-                    warn!(account = %self.account.name, region = %self.region, keypair = %name, "key pair of ours unknown to the store; deleting");
-                    if let Some(compute) = self.compute() {
-                        spawn_delete_keypair(compute, self.pacer.clone(), name);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends the DELETEs that are due, and checks accepted ones (one GET
-    /// each: listings may lag, a 404 does not).
-    fn drive_deletes(&mut self, myself: &ActorRef<RegionMsg>) {
-        let Some(compute) = self.compute() else {
-            return;
-        };
-        let now = Instant::now();
-        for (server_id, d) in self.deleting.iter_mut() {
-            if d.in_flight || d.next_try > now {
-                continue;
-            }
-            d.in_flight = true;
-            if d.accepted {
-                spawn_check_gone(
-                    compute.clone(),
-                    self.pacer.clone(),
-                    server_id.clone(),
-                    myself.clone(),
-                );
-            } else {
-                spawn_delete(
-                    compute.clone(),
-                    self.pacer.clone(),
-                    server_id.clone(),
-                    myself.clone(),
-                );
-            }
-        }
-    }
-
-    /// Rebuilds in-flight work from the store after a (re)start.
-    fn rebuild(&mut self) {
-        let filter = InstanceFilter {
-            account_id: Some(self.account.id.clone()),
-            region: Some(self.region.clone()),
-            states: vec![
-                InstanceState::Scheduled,
-                InstanceState::Building,
-                InstanceState::Deleting,
-            ],
-            ..InstanceFilter::default()
-        };
-        let now = Instant::now();
-        for instance in self.ctx.store.list_instances(&filter).unwrap_or_default() {
-            let Some(attempt) = instance.attempt.clone() else {
-                continue;
-            };
-            let age = (Utc::now() - attempt.started_at)
-                .to_std()
-                .unwrap_or_default();
-            let since = now.checked_sub(age).unwrap_or(now);
-            match (instance.state, attempt.server_id.clone()) {
-                (InstanceState::Deleting, Some(server_id)) => self.start_delete(
-                    server_id,
-                    Deleting::new(
-                        instance.id.clone(),
-                        attempt.id.clone(),
-                        attempt.keypair.clone(),
-                        Footprint::default(),
-                        AfterDelete::Deleted,
-                    ),
-                ),
-                (InstanceState::Building, Some(server_id)) => {
-                    let boot = self
-                        .ctx
-                        .store
-                        .get_profile(&instance.profile)
-                        .ok()
-                        .flatten()
-                        .map_or(600, |p| p.boot_timeout_secs);
-                    self.tracked.insert(
-                        server_id,
-                        Tracked {
-                            instance_id: instance.id.clone(),
-                            attempt_id: attempt.id.clone(),
-                            started: since,
-                            attempt_at: attempt.started_at,
-                            boot_timeout: Duration::from_secs(boot),
-                            footprint: Footprint::default(),
-                            flavor_id: String::new(),
-                        },
-                    );
-                }
-                (state, _) => {
-                    let cancel = state == InstanceState::Deleting;
-                    self.adopting.insert(
-                        attempt.id.clone(),
-                        Adopting {
-                            instance_id: instance.id.clone(),
-                            since: now,
-                            attempt_at: attempt.started_at,
-                            cancel,
-                        },
-                    );
-                }
-            }
-        }
     }
 }
 
@@ -821,7 +493,10 @@ impl Actor for RegionActor {
             region: args.region,
             session: args.session,
         };
-        state.rebuild();
+        if let Err(error) = state.rebuild() {
+            state.ctx.skipped(crate::messages::Step::Rebuild);
+            return Err(error.into());
+        }
         myself.send_interval(config.poll_interval, || RegionMsg::PollTick);
         myself.send_interval(config.leak_interval, || RegionMsg::LeakTick);
         myself.send_interval(config.refresh_interval, || RegionMsg::Refresh {
@@ -855,88 +530,11 @@ impl Actor for RegionActor {
             RegionMsg::Delete {
                 instance_id,
                 attempt,
-            } => {
-                if let Some(cancel) = state.creating.get_mut(&instance_id) {
-                    *cancel = true;
-                } else if let Some(entry) = state.adopting.get_mut(&attempt.id) {
-                    entry.cancel = true;
-                } else if let Some(server_id) = state
-                    .tracked
-                    .iter()
-                    .find(|(_, t)| t.instance_id == instance_id)
-                    .map(|(id, _)| id.clone())
-                    .or(attempt.server_id.clone())
-                {
-                    let footprint = state
-                        .tracked
-                        .remove(&server_id)
-                        .map_or_else(Footprint::default, |t| t.footprint);
-                    if !state.deleting.contains_key(&server_id) {
-                        state.start_delete(
-                            server_id,
-                            Deleting::new(
-                                instance_id,
-                                attempt.id.clone(),
-                                attempt.keypair.clone(),
-                                if footprint == Footprint::default() {
-                                    Footprint {
-                                        instances: 1,
-                                        cores: 0,
-                                        ram: 0,
-                                    }
-                                } else {
-                                    footprint
-                                },
-                                AfterDelete::Deleted,
-                            ),
-                        );
-                    }
-                } else {
-                    state.outcome(&instance_id, &attempt.id, OutcomeKind::Deleted);
-                }
-                state.drive_deletes(&myself);
-            }
+            } => state.delete_asked(&myself, instance_id, &attempt),
             RegionMsg::DeleteDone { server_id, result } => {
-                let gone_check_max = state.ctx.config.poll_interval.max(FIRST_GONE_CHECK);
-                state.observe(result.as_ref().map(|_| ()), None);
-                if let Some(d) = state.deleting.get_mut(&server_id) {
-                    d.in_flight = false;
-                    match result {
-                        Ok(()) => {
-                            // Ask soon whether it is gone: a failed build's
-                            // slot is reusable, and its instance reroutable,
-                            // only then.
-                            d.accepted = true;
-                            d.tries = 0;
-                            let wait = d.retry_later(FIRST_GONE_CHECK, gone_check_max);
-                            myself.send_after(wait, || RegionMsg::DriveDeletes);
-                        }
-                        Err(error) => {
-                            d.retry_later(DELETE_RETRY.0, DELETE_RETRY.1);
-                            warn!(account = %state.account.name, region = %state.region, server = %server_id, %error, "delete refused; will retry");
-                        }
-                    }
-                }
+                state.delete_done(&myself, server_id, result)
             }
-            RegionMsg::Checked { server_id, result } => {
-                state.observe(result.as_ref().map(drop), None);
-                match result {
-                    Ok(true) => state.gone(&server_id),
-                    Ok(false) => {
-                        let gone_check_max = state.ctx.config.poll_interval.max(FIRST_GONE_CHECK);
-                        if let Some(d) = state.deleting.get_mut(&server_id) {
-                            d.in_flight = false;
-                            let wait = d.retry_later(FIRST_GONE_CHECK, gone_check_max);
-                            myself.send_after(wait, || RegionMsg::DriveDeletes);
-                        }
-                    }
-                    Err(_) => {
-                        if let Some(d) = state.deleting.get_mut(&server_id) {
-                            d.in_flight = false;
-                        }
-                    }
-                }
-            }
+            RegionMsg::Checked { server_id, result } => state.checked(&myself, &server_id, result),
             RegionMsg::DriveDeletes => state.drive_deletes(&myself),
             RegionMsg::LeakTick => {
                 if !state.scanning
@@ -947,7 +545,7 @@ impl Actor for RegionActor {
                     spawn_leak_scan(
                         compute,
                         state.pacer.clone(),
-                        state.ctx.daemon_tag(),
+                        state.owner().tags(),
                         myself.clone(),
                     );
                 }
@@ -984,7 +582,7 @@ impl Actor for RegionActor {
                     spawn_poll(
                         compute,
                         state.pacer.clone(),
-                        state.ctx.daemon_tag(),
+                        state.owner().deployment_tag(),
                         state.clock.changes_since(oldest),
                         myself.clone(),
                     );
@@ -1085,26 +683,5 @@ impl Actor for RegionActor {
             .board
             .remove_region(&state.account.id, &state.region);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gone_checks_start_quickly_and_slow_to_the_poll_interval() {
-        let mut deleting = Deleting::new(
-            "i".into(),
-            "a".into(),
-            None,
-            Footprint::default(),
-            AfterDelete::Deleted,
-        );
-        let poll = Duration::from_secs(3);
-        let waits: Vec<u64> = (0..6)
-            .map(|_| deleting.retry_later(FIRST_GONE_CHECK, poll).as_millis() as u64)
-            .collect();
-        assert_eq!(waits, vec![250, 500, 1000, 2000, 3000, 3000]);
     }
 }
