@@ -270,3 +270,50 @@ async fn failed_regions_are_remembered_across_attempts() {
         assert!(instance.attempt.unwrap().region.starts_with("b-"));
     }
 }
+
+/// A profile no region's flavors can meet would wait out its deadline:
+/// it is refused at once, with the reason, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_that_fits_no_flavor_anywhere_is_refused_at_once() {
+    use oms_actors::FleetError;
+    use oms_actors::model::Profile;
+    let sim = sim_of(&["p", "q"], |_| {}).await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    let huge = Profile {
+        name: "huge".into(),
+        min_vcpus: 64,
+        ..crate::support::fleet::small()
+    };
+    fleet.put_profile(huge).await.unwrap();
+    let refused = fleet
+        .launch(NewLaunch {
+            profile: "huge".into(),
+            ..ask("ci", 1)
+        })
+        .await;
+    match refused {
+        Err(FleetError::Invalid(why)) => assert!(why.contains("fits no flavor"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(store.list_requests().unwrap().is_empty());
+    // Minima beyond any machine are refused when the profile is written.
+    let absurd = Profile {
+        name: "absurd".into(),
+        min_ram_mb: u64::MAX,
+        ..crate::support::fleet::small()
+    };
+    match fleet.put_profile(absurd).await {
+        Err(FleetError::Invalid(why)) => assert!(why.starts_with("min_ram_mb"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The ordinary profile still launches.
+    let launched = fleet.launch(ask("ci", 1)).await.unwrap();
+    all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+    fleet.shutdown().await;
+}

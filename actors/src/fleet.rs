@@ -17,6 +17,7 @@ use crate::model::{
     Account, Event, Instance, InstanceState, LaunchRequest, PlacementHints, Profile, new_id,
 };
 use crate::openstack::Client;
+use crate::profiles::fits_any;
 use crate::root::{RootMsg, RootSupervisor};
 use crate::status::{RegionBoard, RegionStatus};
 use crate::store::{Inserted, InstanceFilter, Store, StoreError};
@@ -170,12 +171,13 @@ impl Fleet {
             return Err(FleetError::Invalid("count must be at least 1".into()));
         }
         let store = &self.ctx.store;
-        if store.get_profile(&ask.profile)?.is_none() {
+        let Some(profile) = store.get_profile(&ask.profile)? else {
             return Err(FleetError::Invalid(format!(
                 "unknown profile {:?}",
                 ask.profile
             )));
-        }
+        };
+        self.can_fit(&profile)?;
         let digest = match &ask.body_digest {
             Some(digest) => digest.clone(),
             None => {
@@ -348,6 +350,32 @@ impl Fleet {
         Ok(self.ctx.store.list_accounts()?)
     }
 
+    /// Refuses a profile that no enabled account-region could ever boot:
+    /// it would wait out its deadline. Regions whose flavors are not read
+    /// yet are given the benefit of the doubt.
+    fn can_fit(&self, profile: &Profile) -> Result<(), FleetError> {
+        let board = self.ctx.board.snapshot();
+        let enabled: Vec<_> = board.iter().filter(|s| s.enabled).collect();
+        if enabled
+            .iter()
+            .any(|s| s.flavors.as_ref().is_none_or(|f| fits_any(profile, f)))
+        {
+            return Ok(());
+        }
+        if enabled.is_empty() {
+            // Nothing registered or started yet: it may wait for capacity.
+            return Ok(());
+        }
+        Err(FleetError::Invalid(format!(
+            "profile {:?} fits no flavor of the {} enabled account-region(s): none has {} vCPU, {} MiB RAM and {} GB disk",
+            profile.name,
+            enabled.len(),
+            profile.min_vcpus,
+            profile.min_ram_mb,
+            profile.min_disk_gb
+        )))
+    }
+
     /// Adds or replaces an account and (re)starts its supervisor.
     pub async fn put_account(&self, mut account: Account) -> Result<Account, FleetError> {
         if account.id.is_empty() {
@@ -380,6 +408,7 @@ impl Fleet {
 
     /// Adds or replaces a profile; regions resolve it on their next refresh.
     pub async fn put_profile(&self, profile: Profile) -> Result<(), FleetError> {
+        profile.check_bounds().map_err(FleetError::Invalid)?;
         self.ctx.store.put_profile(&profile)?;
         self.ctx.store.flush().await?;
         for status in self.ctx.board.snapshot() {

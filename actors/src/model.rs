@@ -160,6 +160,29 @@ pub struct Profile {
     pub boot_timeout_secs: u64,
 }
 
+impl Profile {
+    /// Most vCPUs a profile may ask for: more than any cloud's flavors.
+    pub const MAX_VCPUS: u32 = 1024;
+    /// Most RAM, MiB (16 TiB).
+    pub const MAX_RAM_MB: u64 = 16 * 1024 * 1024;
+    /// Most root disk, GB (1 PB).
+    pub const MAX_DISK_GB: u64 = 1_000_000;
+
+    /// Why the minima cannot be a real machine, naming the field.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        if self.min_vcpus > Self::MAX_VCPUS {
+            return Err(format!("min_vcpus: at most {}", Self::MAX_VCPUS));
+        }
+        if self.min_ram_mb > Self::MAX_RAM_MB {
+            return Err(format!("min_ram_mb: at most {}", Self::MAX_RAM_MB));
+        }
+        if self.min_disk_gb > Self::MAX_DISK_GB {
+            return Err(format!("min_disk_gb: at most {}", Self::MAX_DISK_GB));
+        }
+        Ok(())
+    }
+}
+
 /// Where a client allows or forbids its instances to go.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

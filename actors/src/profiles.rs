@@ -143,3 +143,41 @@ mod tests {
         assert_eq!(resolved.image.name.as_deref(), Some("Debian 12 (official)"));
     }
 }
+
+/// Whether any of `flavors` meets the profile's minima (the same test as
+/// [`resolve`]'s, without the image).
+pub fn fits_any(profile: &Profile, flavors: &[crate::status::FlavorShape]) -> bool {
+    flavors.iter().any(|f| {
+        f.vcpus >= profile.min_vcpus
+            && f.ram_mb >= profile.min_ram_mb
+            && f.disk_gb >= profile.min_disk_gb
+    })
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+    use crate::status::FlavorShape;
+
+    #[test]
+    fn a_profile_fits_only_a_flavor_that_meets_every_minimum() {
+        let profile = Profile {
+            name: "p".into(),
+            min_vcpus: 4,
+            min_ram_mb: 8192,
+            min_disk_gb: 40,
+            image: "i".into(),
+            boot_timeout_secs: 600,
+        };
+        let shape = |vcpus, ram_mb, disk_gb| FlavorShape {
+            vcpus,
+            ram_mb,
+            disk_gb,
+        };
+        // Each flavor is big enough in two of three dimensions.
+        let near = [shape(8, 4096, 80), shape(2, 16384, 80), shape(8, 16384, 20)];
+        assert!(!fits_any(&profile, &near));
+        assert!(fits_any(&profile, &[shape(4, 8192, 40)]));
+        assert!(!fits_any(&profile, &[]));
+    }
+}

@@ -80,10 +80,25 @@ pub struct RegionStatus {
     pub last_error: Option<String>,
     /// Profiles by name.
     pub profiles: BTreeMap<String, ProfileFit>,
+    /// Every flavor's shape, once the flavors were read: whether a profile
+    /// can fit here at all, before the region resolved it.
+    #[serde(skip)]
+    pub flavors: Option<Arc<[FlavorShape]>>,
     /// Launch messages processed (for the dispatcher's bookkeeping).
     pub launches_seen: u64,
     /// When this snapshot was taken.
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a flavor offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlavorShape {
+    /// vCPUs.
+    pub vcpus: u32,
+    /// RAM, MiB.
+    pub ram_mb: u64,
+    /// Root disk, GB.
+    pub disk_gb: u64,
 }
 
 /// Region key: (account id, region).

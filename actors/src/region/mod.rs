@@ -80,6 +80,8 @@ pub(crate) struct RegionState {
     pacer: Pacer,
     profiles: BTreeMap<String, Profile>,
     resolved: BTreeMap<String, Result<Resolved, String>>,
+    /// The shapes of the flavors last read.
+    flavors: Option<Arc<[crate::status::FlavorShape]>>,
     flavor_not_now: HashMap<String, Instant>,
     /// Creates in flight: instance id → cancel requested.
     creating: HashMap<String, bool>,
@@ -218,6 +220,7 @@ impl RegionState {
                 .keys()
                 .map(|name| (name.clone(), self.fit(name, now)))
                 .collect(),
+            flavors: self.flavors.clone(),
             launches_seen: self.launches_seen,
             updated_at: Utc::now(),
         };
@@ -230,6 +233,16 @@ impl RegionState {
         flavors: &[crate::openstack::Flavor],
         images: &[crate::openstack::Image],
     ) {
+        self.flavors = Some(
+            flavors
+                .iter()
+                .map(|f| crate::status::FlavorShape {
+                    vcpus: f.vcpus,
+                    ram_mb: f.ram,
+                    disk_gb: f.disk,
+                })
+                .collect(),
+        );
         let profiles = match self.ctx.store.list_profiles() {
             Ok(profiles) => profiles,
             Err(error) => {
@@ -471,6 +484,7 @@ impl Actor for RegionActor {
             pacer: Pacer::new(limits.mutating_per_sec, limits.read_per_sec),
             profiles: BTreeMap::new(),
             resolved: BTreeMap::new(),
+            flavors: None,
             flavor_not_now: HashMap::new(),
             creating: HashMap::new(),
             tracked: HashMap::new(),
