@@ -292,7 +292,9 @@ async fn a_profile_that_fits_no_flavor_anywhere_is_refused_at_once() {
         })
         .await;
     match refused {
-        Err(FleetError::Invalid(why)) => assert!(why.contains("fits no flavor"), "{why}"),
+        Err(FleetError::Invalid(why)) => {
+            assert!(why.contains("no enabled account-region can boot"), "{why}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(store.list_requests().unwrap().is_empty());

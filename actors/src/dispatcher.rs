@@ -240,19 +240,19 @@ impl DispatcherState {
                 list[chosen].headroom -= 1;
             }
             instance.attempts += 1;
+            let attempt_id = new_id();
+            let keypair = request
+                .public_key
+                .as_ref()
+                .map(|_| self.ctx.owner(&best.account_id).keypair_name(&attempt_id));
             instance.attempt = Some(Attempt {
-                id: new_id(),
+                id: attempt_id,
                 account_id: best.account_id.clone(),
                 region: best.region.clone(),
                 server_id: None,
-                keypair: request.public_key.as_ref().map(|_| String::new()),
+                keypair,
                 started_at: Utc::now(),
             });
-            if let Some(attempt) = instance.attempt.as_mut()
-                && attempt.keypair.is_some()
-            {
-                attempt.keypair = Some(self.ctx.owner(&best.account_id).keypair_name(&attempt.id));
-            }
             let mut message = format!("attempt {} scheduled", instance.attempts);
             if !passed.is_empty() {
                 message.push_str(&format!("; passed over: {passed}"));

@@ -17,9 +17,8 @@ use crate::model::{
     Account, Event, Instance, InstanceState, LaunchRequest, PlacementHints, Profile, new_id,
 };
 use crate::openstack::Client;
-use crate::profiles::fits_any;
 use crate::root::{RootMsg, RootSupervisor};
-use crate::status::{RegionBoard, RegionStatus};
+use crate::status::{ProfileFit, RegionBoard, RegionStatus};
 use crate::store::{Inserted, InstanceFilter, Store, StoreError};
 
 /// Why a fleet operation failed.
@@ -351,28 +350,32 @@ impl Fleet {
     }
 
     /// Refuses a profile that no enabled account-region could ever boot:
-    /// it would wait out its deadline. Regions whose flavors are not read
-    /// yet are given the benefit of the doubt.
+    /// it would wait out its deadline. A region's own resolution (which
+    /// knows its pins and images) decides; one that has not resolved the
+    /// profile yet is judged by its flavors, and one not reached yet gets
+    /// the benefit of the doubt.
     fn can_fit(&self, profile: &Profile) -> Result<(), FleetError> {
         let board = self.ctx.board.snapshot();
-        let enabled: Vec<_> = board.iter().filter(|s| s.enabled).collect();
-        if enabled
-            .iter()
-            .any(|s| s.flavors.as_ref().is_none_or(|f| fits_any(profile, f)))
-        {
-            return Ok(());
-        }
-        if enabled.is_empty() {
-            // Nothing registered or started yet: it may wait for capacity.
+        let enabled: Vec<&RegionStatus> = board.iter().filter(|s| s.enabled).collect();
+        let could_boot = |s: &&RegionStatus| match s.profiles.get(&profile.name) {
+            Some(ProfileFit::Fits { .. } | ProfileFit::NotNow { .. }) => true,
+            Some(ProfileFit::Unresolvable { .. }) => !s.connected,
+            None => s
+                .flavors
+                .as_ref()
+                .is_none_or(|f| f.iter().any(|shape| shape.fits(profile))),
+        };
+        if enabled.is_empty() || enabled.iter().any(could_boot) {
             return Ok(());
         }
         Err(FleetError::Invalid(format!(
-            "profile {:?} fits no flavor of the {} enabled account-region(s): none has {} vCPU, {} MiB RAM and {} GB disk",
+            "no enabled account-region can boot profile {:?} ({} vCPU, {} MiB RAM, {} GB disk, image {:?}) on any of its {} flavor lists",
             profile.name,
-            enabled.len(),
             profile.min_vcpus,
             profile.min_ram_mb,
-            profile.min_disk_gb
+            profile.min_disk_gb,
+            profile.image,
+            enabled.len()
         )))
     }
 

@@ -114,8 +114,6 @@ pub enum Step {
     LeakScan,
     /// Rebuilding a region's in-flight work after a start.
     Rebuild,
-    /// Comparing what the store believes with what a provider lists.
-    Vanished,
     /// Ending expired leases.
     Leases,
 }
@@ -126,7 +124,6 @@ impl Step {
         match self {
             Step::LeakScan => "leak_scan",
             Step::Rebuild => "rebuild",
-            Step::Vanished => "vanished",
             Step::Leases => "leases",
         }
     }

@@ -4,6 +4,7 @@
 
 use crate::model::{Pin, Profile};
 use crate::openstack::{Flavor, Image};
+use crate::status::FlavorShape;
 
 /// The concrete choice for one account-region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +30,7 @@ pub fn resolve(
             .ok_or_else(|| format!("pinned flavor {name} not found"))?,
         None => flavors
             .iter()
-            .filter(|f| {
-                f.vcpus >= profile.min_vcpus
-                    && f.ram >= profile.min_ram_mb
-                    && f.disk >= profile.min_disk_gb
-            })
+            .filter(|f| FlavorShape::from(*f).fits(profile))
             .min_by_key(|f| (f.ram, f.vcpus, f.disk, f.name.clone()))
             .ok_or_else(|| {
                 format!(
@@ -144,20 +141,9 @@ mod tests {
     }
 }
 
-/// Whether any of `flavors` meets the profile's minima (the same test as
-/// [`resolve`]'s, without the image).
-pub fn fits_any(profile: &Profile, flavors: &[crate::status::FlavorShape]) -> bool {
-    flavors.iter().any(|f| {
-        f.vcpus >= profile.min_vcpus
-            && f.ram_mb >= profile.min_ram_mb
-            && f.disk_gb >= profile.min_disk_gb
-    })
-}
-
 #[cfg(test)]
 mod fit_tests {
     use super::*;
-    use crate::status::FlavorShape;
 
     #[test]
     fn a_profile_fits_only_a_flavor_that_meets_every_minimum() {
@@ -175,9 +161,9 @@ mod fit_tests {
             disk_gb,
         };
         // Each flavor is big enough in two of three dimensions.
-        let near = [shape(8, 4096, 80), shape(2, 16384, 80), shape(8, 16384, 20)];
-        assert!(!fits_any(&profile, &near));
-        assert!(fits_any(&profile, &[shape(4, 8192, 40)]));
-        assert!(!fits_any(&profile, &[]));
+        for near in [shape(8, 4096, 80), shape(2, 16384, 80), shape(8, 16384, 20)] {
+            assert!(!near.fits(&profile), "{near:?}");
+        }
+        assert!(shape(4, 8192, 40).fits(&profile));
     }
 }

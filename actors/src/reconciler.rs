@@ -5,9 +5,9 @@
 
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::messages::{DispatcherMsg, FleetCtx};
+use crate::messages::{DispatcherMsg, FleetCtx, Step};
 use crate::model::InstanceState;
 use crate::store::InstanceFilter;
 
@@ -46,10 +46,19 @@ impl Actor for Reconciler {
         match message {
             ReconcilerMsg::Leases => {
                 let now = Utc::now();
-                let active = ctx.store.list_instances(&InstanceFilter {
+                let active = match ctx.store.list_instances(&InstanceFilter {
                     states: vec![InstanceState::Active],
                     ..InstanceFilter::default()
-                })?;
+                }) {
+                    Ok(active) => active,
+                    Err(error) => {
+                        // The next tick tries again; restarting the actor
+                        // would not make the store readable.
+                        warn!(%error, "store unreadable; lease pass skipped");
+                        ctx.skipped(Step::Leases);
+                        return Ok(());
+                    }
+                };
                 for instance in active
                     .into_iter()
                     .filter(|i| i.expires_at.is_some_and(|e| e <= now))

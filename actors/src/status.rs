@@ -101,6 +101,25 @@ pub struct FlavorShape {
     pub disk_gb: u64,
 }
 
+impl FlavorShape {
+    /// Whether it meets every minimum of `profile`.
+    pub fn fits(&self, profile: &crate::model::Profile) -> bool {
+        self.vcpus >= profile.min_vcpus
+            && self.ram_mb >= profile.min_ram_mb
+            && self.disk_gb >= profile.min_disk_gb
+    }
+}
+
+impl From<&crate::openstack::Flavor> for FlavorShape {
+    fn from(flavor: &crate::openstack::Flavor) -> FlavorShape {
+        FlavorShape {
+            vcpus: flavor.vcpus,
+            ram_mb: flavor.ram,
+            disk_gb: flavor.disk,
+        }
+    }
+}
+
 /// Region key: (account id, region).
 pub type RegionKey = (String, String);
 

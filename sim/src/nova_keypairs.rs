@@ -123,7 +123,7 @@ pub(crate) fn delete_keypair(call: &mut Call<'_>, name: &str) -> Reply {
                 by_user: call.user.name.clone(),
                 owner,
             };
-            call.region().counters.deletions.push(deletion);
+            call.region().counters.deleted(deletion);
             Reply::empty(204, "application/json")
         }
         None => not_found(&format!("Keypair {name} not found for user {owner}")),

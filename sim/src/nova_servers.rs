@@ -446,7 +446,7 @@ pub(crate) fn delete_server(call: &mut Call<'_>, id: &str) -> Reply {
                 by_user,
                 owner: server.project_id.clone(),
             };
-            call.region().counters.deletions.push(deletion);
+            call.region().counters.deleted(deletion);
             Reply::empty(204, "application/json")
         }
         None => not_found(&format!("Instance {id} could not be found.")),

@@ -217,9 +217,10 @@ pub struct Counters {
     pub calls: BTreeMap<String, Vec<f64>>,
     /// Servers returned by listings, all pages summed: what polling costs.
     pub servers_listed: u64,
-    /// Every accepted delete of a server or key pair, oldest first, with
-    /// who asked: tests check that nobody's resources but one's own go.
-    pub deletions: Vec<Deletion>,
+    /// Accepted deletes of servers and key pairs, oldest first, with who
+    /// asked (the newest [`MAX_DELETIONS`]): tests check that nobody's
+    /// resources but one's own go.
+    pub deletions: VecDeque<Deletion>,
 }
 
 /// One accepted delete.
@@ -237,6 +238,19 @@ pub struct Deletion {
     pub by_user: String,
     /// The resource's project (servers) or owning user's id (key pairs).
     pub owner: String,
+}
+
+/// Deletes remembered per region for tests; a demo runs for days.
+pub const MAX_DELETIONS: usize = 10_000;
+
+impl Counters {
+    /// Records an accepted delete, forgetting the oldest beyond the cap.
+    pub fn deleted(&mut self, deletion: Deletion) {
+        if self.deletions.len() >= MAX_DELETIONS {
+            self.deletions.pop_front();
+        }
+        self.deletions.push_back(deletion);
+    }
 }
 
 /// Deleted servers remembered per region for `changes-since` listings.

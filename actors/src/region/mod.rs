@@ -233,16 +233,7 @@ impl RegionState {
         flavors: &[crate::openstack::Flavor],
         images: &[crate::openstack::Image],
     ) {
-        self.flavors = Some(
-            flavors
-                .iter()
-                .map(|f| crate::status::FlavorShape {
-                    vcpus: f.vcpus,
-                    ram_mb: f.ram,
-                    disk_gb: f.disk,
-                })
-                .collect(),
-        );
+        self.flavors = Some(flavors.iter().map(Into::into).collect());
         let profiles = match self.ctx.store.list_profiles() {
             Ok(profiles) => profiles,
             Err(error) => {
