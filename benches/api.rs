@@ -395,6 +395,7 @@ async fn footprint() {
                 deadline: Utc::now(),
                 max_attempts: 10,
                 created_at: Utc::now(),
+                replace_lost: false,
             };
             let instances: Vec<Instance> = (0..100)
                 .map(|i| {
@@ -422,6 +423,9 @@ async fn footprint() {
                         address: Some("10.0.0.1".into()),
                         failure: None,
                         expires_at: None,
+                        provider_status: None,
+                        deadline: None,
+                        replaced: 0,
                         created_at: Utc::now(),
                         updated_at: Utc::now(),
                     }

@@ -14,6 +14,7 @@ mod fleet_capacity;
 mod fleet_failover;
 mod fleet_launches;
 mod fleet_leaks;
+mod fleet_lost;
 mod fleet_supervision;
 mod kill;
 mod oms_client;

@@ -169,7 +169,7 @@ impl DispatcherState {
                 self.waiting.remove(&id);
                 continue;
             };
-            if Utc::now() >= request.deadline {
+            if Utc::now() >= instance.deadline(&request) {
                 let reason = format!(
                     "deadline passed after {} attempt(s){}",
                     instance.attempts,
@@ -409,6 +409,24 @@ impl DispatcherState {
                 self.record(&mut instance, InstanceState::Active, place, message);
             }
             OutcomeKind::Active { .. } => {}
+            OutcomeKind::Lost { how } if instance.state == InstanceState::Active => {
+                self.lost(instance, place, how)
+            }
+            OutcomeKind::ProviderStatus { status, detail }
+                if instance.state == InstanceState::Active
+                    && instance.provider_status != status =>
+            {
+                let message = match (&status, detail) {
+                    (None, _) => "server ACTIVE again at the provider".to_owned(),
+                    (Some(status), None) => format!("server {status} at the provider"),
+                    (Some(status), Some(detail)) => {
+                        format!("server {status} at the provider: {detail}")
+                    }
+                };
+                instance.provider_status = status;
+                self.record(&mut instance, InstanceState::Active, place, message);
+            }
+            OutcomeKind::Lost { .. } | OutcomeKind::ProviderStatus { .. } => {}
             OutcomeKind::Deleted => {
                 self.waiting.remove(&instance.id);
                 self.tried.remove(&instance.id);
@@ -462,6 +480,47 @@ impl DispatcherState {
         }
     }
 
+    /// An active instance's server vanished: the instance ends `lost`,
+    /// or is placed again when its request asked for that.
+    fn lost(&mut self, mut instance: Instance, place: Option<String>, how: String) {
+        let server = instance
+            .attempt
+            .as_ref()
+            .and_then(|a| a.server_id.clone())
+            .unwrap_or_default();
+        let replace = self
+            .request(&instance.request_id)
+            .filter(|r| r.replace_lost);
+        let _ = self.ctx.events.send(FleetEvent::Lost {
+            replaced: replace.is_some(),
+        });
+        warn!(instance = %instance.id, %server, how = %how, "active server vanished at the provider");
+        instance.address = None;
+        instance.provider_status = None;
+        instance.expires_at = None;
+        let Some(request) = replace else {
+            instance.failure = Some(format!("server {server} vanished ({how})"));
+            self.record(
+                &mut instance,
+                InstanceState::Lost,
+                place,
+                format!("lost: server {server} vanished ({how})"),
+            );
+            return;
+        };
+        // A fresh budget and deadline: the loss was not the request's doing.
+        instance.replaced += 1;
+        instance.attempts = 0;
+        instance.deadline = Some(Utc::now() + request.patience());
+        self.record(
+            &mut instance,
+            InstanceState::Pending,
+            place,
+            format!("server {server} vanished ({how}); placing a replacement"),
+        );
+        self.waiting.insert(instance.id.clone(), Waiting::default());
+    }
+
     fn delete(&mut self, instance_id: &str) {
         let Ok(Some(mut instance)) = self.ctx.store.get_instance(instance_id) else {
             return;
@@ -505,7 +564,10 @@ impl DispatcherState {
                     }
                 }
             }
-            InstanceState::Deleting | InstanceState::Deleted | InstanceState::Failed => {}
+            InstanceState::Deleting
+            | InstanceState::Deleted
+            | InstanceState::Failed
+            | InstanceState::Lost => {}
         }
     }
 

@@ -71,6 +71,9 @@ pub struct NewLaunch {
     pub deadline_secs: Option<u64>,
     /// Attempts per instance.
     pub max_attempts: Option<u32>,
+    /// Place an instance again when its active server vanishes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace_lost: bool,
     /// Digest of the client's own request body, when the caller computed
     /// one (the API does, because it adds a generated key); otherwise the
     /// digest of this structure.
@@ -240,6 +243,7 @@ impl Fleet {
             deadline: now + chrono::Duration::from_std(deadline).unwrap_or_default(),
             max_attempts: ask.max_attempts.unwrap_or(config.default_max_attempts),
             created_at: now,
+            replace_lost: ask.replace_lost,
         };
         let instances: Vec<Instance> = (0..ask.count)
             .map(|index| Instance {
@@ -254,6 +258,9 @@ impl Fleet {
                 address: None,
                 failure: None,
                 expires_at: None,
+                provider_status: None,
+                deadline: None,
+                replaced: 0,
                 created_at: now,
                 updated_at: now,
             })

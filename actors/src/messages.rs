@@ -94,6 +94,11 @@ pub enum FleetEvent {
     },
     /// An instance ended failed.
     Failed,
+    /// An active instance's server vanished at the provider.
+    Lost {
+        /// Whether it is placed again.
+        replaced: bool,
+    },
     /// One attempt failed with this class.
     AttemptFailed {
         /// The failure class.
@@ -251,6 +256,15 @@ pub(crate) enum OutcomeKind {
     Failed { class: Class, message: String },
     /// The instance's server is confirmed gone after a client's delete.
     Deleted,
+    /// An active instance's server is confirmed gone although nobody here
+    /// deleted it; `how` says how it was noticed.
+    Lost { how: String },
+    /// An active instance's server is in another status at the provider
+    /// (`None`: ACTIVE again).
+    ProviderStatus {
+        status: Option<String>,
+        detail: Option<String>,
+    },
 }
 
 /// A launch for a region: the instance (with its attempt, already
@@ -279,8 +293,11 @@ pub(crate) enum RegionMsg {
     PollTick,
     /// Send the deletes and gone-checks that are due.
     DriveDeletes,
-    /// The listing came back (asked at the given instant).
-    PollDone(Result<ServerListing, ProviderError>, tokio::time::Instant),
+    /// The listing came back.
+    PollDone(
+        Result<ServerListing, ProviderError>,
+        crate::region_calls::PollAsked,
+    ),
     /// Time to refresh limits; `full` also re-reads flavors, images and
     /// profiles.
     Refresh { full: bool },

@@ -230,6 +230,18 @@ pub struct LaunchRequest {
     pub max_attempts: u32,
     /// When it was accepted.
     pub created_at: DateTime<Utc>,
+    /// Place an instance again when its active server vanishes, instead
+    /// of ending it `lost`.
+    #[serde(default)]
+    pub replace_lost: bool,
+}
+
+impl LaunchRequest {
+    /// How long the request gives an instance to become active: from
+    /// acceptance to the deadline, and again from a replacement.
+    pub fn patience(&self) -> chrono::Duration {
+        self.deadline - self.created_at
+    }
 }
 
 /// Where an instance is in its life.
@@ -250,6 +262,9 @@ pub enum InstanceState {
     Deleted,
     /// Given up before becoming active.
     Failed,
+    /// Was active, then its server vanished from the provider (deleted
+    /// behind our back): nothing of it is left to manage.
+    Lost,
 }
 
 impl InstanceState {
@@ -265,7 +280,10 @@ impl InstanceState {
 
     /// Whether nothing more will happen to the instance.
     pub fn is_terminal(self) -> bool {
-        matches!(self, InstanceState::Deleted | InstanceState::Failed)
+        matches!(
+            self,
+            InstanceState::Deleted | InstanceState::Failed | InstanceState::Lost
+        )
     }
 
     /// Stable lowercase name.
@@ -278,6 +296,7 @@ impl InstanceState {
             InstanceState::Deleting => "deleting",
             InstanceState::Deleted => "deleted",
             InstanceState::Failed => "failed",
+            InstanceState::Lost => "lost",
         }
     }
 }
@@ -324,13 +343,33 @@ pub struct Instance {
     pub failure: Option<String>,
     /// Lease end.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The provider's status of an active instance's server when it is
+    /// not ACTIVE (SHUTOFF, ERROR, ...): what the provider holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<String>,
+    /// When a replaced instance gives up (the request's deadline counts
+    /// from acceptance, a replacement's from its loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// Servers of this instance that vanished and were replaced.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replaced: u32,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl Instance {
+    /// When the instance gives up waiting for a place.
+    pub fn deadline(&self, request: &LaunchRequest) -> DateTime<Utc> {
+        self.deadline.unwrap_or(request.deadline)
+    }
+
     /// The id of instance `index` of request `request_id`.
     pub fn id_for(request_id: &str, index: u32) -> String {
         format!("{request_id}-{index:05}")

@@ -145,30 +145,43 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
     });
 }
 
-/// Lists the servers of this deployment in the region changed since
-/// `changes_since` (all of them when `None`).
+/// Lists the servers a poll plans for ([`crate::region::PollPlan`]).
 pub(crate) fn spawn_poll(
     compute: ComputeClient,
     pacer: Pacer,
-    deployment_tag: String,
-    changes_since: Option<chrono::DateTime<chrono::Utc>>,
+    plan: crate::region::PollPlan,
     region: ActorRef<RegionMsg>,
 ) {
     tokio::spawn(async move {
         pacer.acquire(CallKind::Read).await;
-        let asked_at = Instant::now();
+        let asked = PollAsked {
+            at: Instant::now(),
+            wall: chrono::Utc::now(),
+            full: plan.is_full(),
+        };
         let result = heed(
             &pacer,
             compute
                 .list_servers_dated(&ServerFilter {
-                    tags: vec![deployment_tag],
-                    changes_since,
+                    tags: plan.tags,
+                    changes_since: plan.changes_since,
                     ..ServerFilter::default()
                 })
                 .await,
         );
-        let _ = region.send_message(RegionMsg::PollDone(result, asked_at));
+        let _ = region.send_message(RegionMsg::PollDone(result, asked));
     });
+}
+
+/// When a poll was asked, and whether it lists every server of ours.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PollAsked {
+    /// For the latency average.
+    pub at: Instant,
+    /// For the next poll's `changes-since`.
+    pub wall: chrono::DateTime<chrono::Utc>,
+    /// Not a `changes-since` listing.
+    pub full: bool,
 }
 
 /// Deletes a server (a 404 means it is already gone) and then its key pair.
@@ -198,7 +211,8 @@ pub(crate) fn spawn_check_gone(
     tokio::spawn(async move {
         pacer.acquire(CallKind::Read).await;
         let result = match heed(&pacer, compute.get_server(&server_id).await) {
-            Ok(_) => Ok(false),
+            // Nova shows a deleted server to admins (and to changes-since).
+            Ok(server) => Ok(server.status == "DELETED"),
             Err(e) if e.is_not_found() => Ok(true),
             Err(e) => Err(e),
         };

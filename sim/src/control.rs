@@ -171,6 +171,7 @@ pub(crate) fn state(sim: &Sim) -> Value {
                         let status = match server.phase(now, build, delete) {
                             Phase::Scheduling | Phase::Spawning => "BUILD",
                             Phase::Active => "ACTIVE",
+                            Phase::Stopped => "SHUTOFF",
                             Phase::Error => "ERROR",
                             Phase::Deleting => "DELETING",
                             Phase::Gone => continue,

@@ -13,7 +13,7 @@ use crate::nova_keypairs::{create_keypair, delete_keypair, list_keypairs};
 use crate::nova_quota::{limits, quota_detail, reset_quota, set_quota};
 use crate::nova_servers::{
     add_tag, addresses, create_server, delete_server, links, list_servers, render_server,
-    with_server,
+    server_action, with_server,
 };
 use crate::world::{Provider, Region, User};
 
@@ -146,6 +146,7 @@ fn route(call: &mut Call<'_>, request: &Request, path: &[&str], base: &str) -> R
             Reply::json(200, &json!({"server": render_server(call, s, base, true)}))
         }),
         (&Method::DELETE, ["servers", id]) => delete_server(call, id),
+        (&Method::POST, ["servers", id, "action"]) => server_action(call, id, request),
         (&Method::GET, ["servers", id, "ips"]) => with_server(call, id, |call, s| {
             let (_, addresses) = addresses(call, s, false);
             Reply::json(200, &json!({"addresses": addresses}))

@@ -77,6 +77,7 @@ pub(crate) fn render_server(
         Phase::Scheduling => ("BUILD", "building", json!("scheduling"), 0),
         Phase::Spawning => ("BUILD", "building", json!("spawning"), 0),
         Phase::Active => ("ACTIVE", "active", Value::Null, 1),
+        Phase::Stopped => ("SHUTOFF", "stopped", Value::Null, 4),
         Phase::Error => ("ERROR", "error", Value::Null, 0),
         Phase::Deleting => ("ACTIVE", "active", json!("deleting"), 1),
         Phase::Gone => ("DELETED", "deleted", Value::Null, 0),
@@ -88,7 +89,7 @@ pub(crate) fn render_server(
         .updated_at(call.now, build, delete)
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    let launched = (matches!(phase, Phase::Active | Phase::Deleting)
+    let launched = (matches!(phase, Phase::Active | Phase::Stopped | Phase::Deleting)
         || phase == Phase::Gone && !s.fails)
         .then(|| {
             s.created_wall
@@ -410,6 +411,8 @@ pub(crate) fn create_server(call: &mut Call<'_>, request: &Request, base: &str) 
         created_wall: Utc::now(),
         fails,
         deleted: None,
+        stopped: false,
+        power_changed: None,
         address,
         mac,
     };
@@ -473,4 +476,50 @@ pub(crate) fn add_tag(call: &mut Call<'_>, id: &str, tag: &str, base: &str) -> R
         }
         None => not_found(&format!("Instance {id} could not be found.")),
     }
+}
+
+/// `POST /servers/{id}/action` with `os-stop` or `os-start`: 202, or 409
+/// when the server is not in the state the action needs, as Nova answers.
+pub(crate) fn server_action(call: &mut Call<'_>, id: &str, request: &Request) -> Reply {
+    let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+        return bad_request("Malformed request body");
+    };
+    let action = match body.as_object().map(|o| o.keys().next().cloned()) {
+        Some(Some(action)) if action == "os-stop" || action == "os-start" => action,
+        _ => return bad_request("There is no such action"),
+    };
+    let project = call.user.project_id.clone();
+    let now = call.now;
+    let (build, delete) = call.region().timings();
+    let Some(server) = call
+        .region()
+        .servers
+        .get_mut(id)
+        .filter(|s| s.project_id == project)
+    else {
+        return not_found(&format!("Instance {id} could not be found."));
+    };
+    let phase = server.phase(now, build, delete);
+    let (wanted, verb) = if action == "os-stop" {
+        (Phase::Active, "stop")
+    } else {
+        (Phase::Stopped, "start")
+    };
+    if phase != wanted {
+        let vm_state = match phase {
+            Phase::Scheduling | Phase::Spawning => "building",
+            Phase::Active | Phase::Deleting => "active",
+            Phase::Stopped => "stopped",
+            Phase::Error => "error",
+            Phase::Gone => "deleted",
+        };
+        return crate::nova::fault(
+            409,
+            "conflictingRequest",
+            &format!("Cannot '{verb}' instance {id} while it is in vm_state {vm_state}"),
+        );
+    }
+    server.stopped = verb == "stop";
+    server.power_changed = Some(now);
+    Reply::empty(202, "application/json")
 }

@@ -127,6 +127,10 @@ pub struct ServerRecord {
     pub fails: bool,
     /// When DELETE was accepted.
     pub deleted: Option<Instant>,
+    /// Stopped by `os-stop` (until `os-start`).
+    pub stopped: bool,
+    /// When it was last stopped or started: its `updated`.
+    pub power_changed: Option<Instant>,
     /// Fixed IPv4 address.
     pub address: String,
     /// MAC address of its port.
@@ -142,6 +146,8 @@ pub enum Phase {
     Spawning,
     /// ACTIVE.
     Active,
+    /// SHUTOFF after `os-stop`.
+    Stopped,
     /// ERROR with a "No valid host" fault.
     Error,
     /// Still shown, task_state `deleting`.
@@ -162,7 +168,10 @@ impl ServerRecord {
         let since_create = match self.phase(now, build, delete) {
             Phase::Scheduling => Duration::ZERO,
             Phase::Spawning => build / 2,
-            Phase::Active | Phase::Error => build,
+            Phase::Error => build,
+            Phase::Active | Phase::Stopped => self
+                .power_changed
+                .map_or(build, |s| s.saturating_duration_since(self.created)),
             Phase::Deleting => deleted(),
             Phase::Gone => deleted() + delete,
         };
@@ -185,6 +194,8 @@ impl ServerRecord {
             Phase::Spawning
         } else if self.fails {
             Phase::Error
+        } else if self.stopped {
+            Phase::Stopped
         } else {
             Phase::Active
         }

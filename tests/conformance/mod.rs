@@ -10,6 +10,7 @@ mod cloud;
 mod daemon;
 mod differential;
 mod lifecycle;
+mod lost;
 mod outage;
 mod quota;
 mod restart;

@@ -119,3 +119,30 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Asks Nova for a server action (`os-stop`, `os-start`) as the demo user
+/// of the sim's first provider: what a person does behind the daemon's back.
+pub async fn server_action(sim: &Simulator, region: &str, server_id: &str, action: &str) -> u16 {
+    let token = demo_session(sim).token().await.expect("demo token");
+    let endpoint = token
+        .catalog
+        .endpoint("compute", region, Interface::Public)
+        .expect("compute endpoint")
+        .clone();
+    let url = format!(
+        "{}/servers/{server_id}/action",
+        endpoint.as_str().trim_end_matches('/')
+    );
+    reqwest::Client::new()
+        .post(url)
+        .header(
+            "X-Auth-Token",
+            secrecy::ExposeSecret::expose_secret(&token.value),
+        )
+        .json(&serde_json::json!({ action: null }))
+        .send()
+        .await
+        .expect("action answered")
+        .status()
+        .as_u16()
+}

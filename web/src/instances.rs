@@ -48,6 +48,8 @@ struct LaunchBody {
     expires_in: Option<u64>,
     deadline: Option<u64>,
     max_attempts: Option<u32>,
+    #[serde(default)]
+    replace_lost: bool,
 }
 
 fn one() -> u32 {
@@ -224,6 +226,7 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
             expires_in_secs: launch.expires_in,
             deadline_secs: launch.deadline,
             max_attempts: launch.max_attempts,
+            replace_lost: launch.replace_lost,
             body_digest: Some(digest),
             instance_limit: principal.instance_limit,
         })
@@ -236,6 +239,7 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
             "profile": request.profile,
             "count": request.count,
             "deadline": request.deadline,
+            "replace_lost": request.replace_lost,
             "created_at": request.created_at,
         },
         "instances": launched.instances.iter().map(|i| views::instance(i, &names)).collect::<Vec<_>>(),

@@ -26,6 +26,7 @@ pub struct Metrics {
     launches: Family<Labels, Counter>,
     attempt_failures: Family<Labels, Counter>,
     skipped: Family<Labels, Counter>,
+    lost: Family<Labels, Counter>,
     time_to_active: Histogram,
     region_healthy: Family<Labels, Gauge>,
     quota_used: Family<Labels, Gauge>,
@@ -43,6 +44,7 @@ impl Metrics {
             launches: Family::default(),
             attempt_failures: Family::default(),
             skipped: Family::default(),
+            lost: Family::default(),
             time_to_active: Histogram::new([
                 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
             ]),
@@ -72,6 +74,11 @@ impl Metrics {
             "steps_skipped",
             "Housekeeping steps skipped because the store could not be read",
             metrics.skipped.clone(),
+        );
+        registry.register(
+            "instances_lost",
+            "Active instances whose server vanished at the provider, by whether a replacement was placed",
+            metrics.lost.clone(),
         );
         registry.register(
             "time_to_active_seconds",
@@ -143,6 +150,11 @@ impl Metrics {
             FleetEvent::AttemptFailed { class } => {
                 self.attempt_failures
                     .get_or_create(&vec![("class".into(), class.as_str().into())])
+                    .inc();
+            }
+            FleetEvent::Lost { replaced } => {
+                self.lost
+                    .get_or_create(&vec![("replaced".into(), replaced.to_string())])
                     .inc();
             }
             FleetEvent::Skipped { step } => {

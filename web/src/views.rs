@@ -33,7 +33,12 @@ pub(crate) struct InstanceView<'a> {
     region: Option<&'a str>,
     server_id: Option<&'a str>,
     address: Option<&'a str>,
+    /// The server's status at the provider when it is not what `status`
+    /// says (SHUTOFF, ERROR after active).
+    provider_status: Option<&'a str>,
     attempts: u32,
+    /// Servers that vanished and were replaced.
+    replaced: u32,
     failure: Option<&'a str>,
     #[serde(serialize_with = "rfc3339_opt")]
     expires_at: Option<DateTime<Utc>>,
@@ -78,7 +83,9 @@ pub(crate) fn instance<'a>(
         region: attempt.map(|a| a.region.as_str()),
         server_id: attempt.and_then(|a| a.server_id.as_deref()),
         address: i.address.as_deref(),
+        provider_status: i.provider_status.as_deref(),
         attempts: i.attempts,
+        replaced: i.replaced,
         failure: i.failure.as_deref(),
         expires_at: i.expires_at,
         created_at: i.created_at,

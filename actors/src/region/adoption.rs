@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::deletes::{AfterDelete, Deleting};
+use super::lost::Watched;
 use super::{RegionState, Tracked};
 use crate::ledger::Footprint;
 use crate::messages::OutcomeKind;
@@ -110,7 +111,8 @@ impl RegionState {
         }
     }
 
-    /// Rebuilds in-flight work from the store after a (re)start. An
+    /// Rebuilds in-flight work and the watched active servers from the
+    /// store after a (re)start. An
     /// unreadable store fails the start (the supervisor retries later):
     /// a region that knew nothing would report every server as unknown.
     pub(super) fn rebuild(&mut self) -> Result<(), StoreError> {
@@ -120,6 +122,7 @@ impl RegionState {
             states: vec![
                 InstanceState::Scheduled,
                 InstanceState::Building,
+                InstanceState::Active,
                 InstanceState::Deleting,
             ],
             ..InstanceFilter::default()
@@ -144,6 +147,23 @@ impl RegionState {
                         AfterDelete::Deleted,
                     ),
                 ),
+                (InstanceState::Active, Some(server_id)) => self.watch(
+                    server_id,
+                    Watched {
+                        instance_id: instance.id.clone(),
+                        attempt_id: attempt.id.clone(),
+                        keypair: attempt.keypair.clone(),
+                        // Its flavor is not known here; one instance is.
+                        footprint: Footprint {
+                            instances: 1,
+                            cores: 0,
+                            ram: 0,
+                        },
+                        status: instance.provider_status.clone(),
+                        suspected: None,
+                    },
+                ),
+                (InstanceState::Active, None) => {}
                 (InstanceState::Building, Some(server_id)) => {
                     let boot = self
                         .ctx

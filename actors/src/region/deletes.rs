@@ -98,10 +98,13 @@ impl RegionState {
             .map(|(id, _)| id.clone())
             .or(attempt.server_id.clone())
         {
-            let footprint = self
-                .tracked
-                .remove(&server_id)
-                .map_or_else(Footprint::default, |t| t.footprint);
+            let footprint = match self.tracked.remove(&server_id) {
+                Some(t) => t.footprint,
+                None => self
+                    .watched
+                    .remove(&server_id)
+                    .map_or_else(Footprint::default, |w| w.footprint),
+            };
             if !self.deleting.contains_key(&server_id) {
                 self.start_delete(
                     server_id,
@@ -157,7 +160,8 @@ impl RegionState {
         }
     }
 
-    /// A gone-check was answered (`true`: 404).
+    /// A gone-check was answered (`true`: 404), for a deleted server or a
+    /// watched one suspected lost.
     pub(super) fn checked(
         &mut self,
         myself: &ActorRef<RegionMsg>,
@@ -165,6 +169,9 @@ impl RegionState {
         result: Result<bool, ProviderError>,
     ) {
         self.observe(result.as_ref().map(drop), None);
+        if self.watched.contains_key(server_id) {
+            return self.lost_checked(server_id, result);
+        }
         match result {
             Ok(true) => self.gone(server_id),
             Ok(false) => {

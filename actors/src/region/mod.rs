@@ -15,9 +15,12 @@ use tracing::{info, warn};
 mod adoption;
 mod deletes;
 mod leak_scan;
+mod lost;
 
 use adoption::Adopting;
 use deletes::{AfterDelete, Deleting};
+pub(crate) use lost::PollPlan;
+use lost::{Watched, plan_poll};
 
 use crate::breaker::{Breaker, Permit};
 use crate::leaks::LeakWatch;
@@ -89,6 +92,14 @@ pub(crate) struct RegionState {
     /// Attempts from before a restart whose server is not known yet, by
     /// attempt id.
     adopting: HashMap<String, Adopting>,
+    /// The servers of active instances, by server id.
+    watched: HashMap<String, Watched>,
+    /// When the last successful poll was asked (our clock): a watching
+    /// poll asks for changes since then.
+    last_poll: Option<DateTime<Utc>>,
+    /// A full listing is owed (after a start: changes made while nobody
+    /// watched are in no `changes-since` window).
+    full_poll_owed: bool,
     /// The provider's clock, for the poll's `changes-since`.
     clock: ProviderClock,
     deleting: HashMap<String, Deleting>,
@@ -405,7 +416,7 @@ impl RegionState {
         }
     }
 
-    fn poll_done(&mut self, myself: &ActorRef<RegionMsg>, servers: Vec<Server>) {
+    fn poll_done(&mut self, myself: &ActorRef<RegionMsg>, servers: Vec<Server>, full: bool) {
         let now = Instant::now();
         let by_id: HashMap<&str, &Server> = servers.iter().map(|s| (s.id.as_str(), s)).collect();
         // Building servers.
@@ -426,6 +437,17 @@ impl RegionState {
                         &t.instance_id,
                         &t.attempt_id,
                         OutcomeKind::Active { address },
+                    );
+                    self.watch(
+                        id,
+                        Watched {
+                            instance_id: t.instance_id,
+                            attempt_id: t.attempt_id,
+                            keypair: t.keypair,
+                            footprint: t.footprint,
+                            status: None,
+                            suspected: None,
+                        },
                     );
                 }
                 Some("ERROR") => {
@@ -453,6 +475,7 @@ impl RegionState {
         }
         // Attempts from before a restart.
         self.adopt_from(&servers);
+        self.watch_listing(myself, &servers, full);
         self.drive_deletes(myself);
     }
 }
@@ -480,6 +503,9 @@ impl Actor for RegionActor {
             creating: HashMap::new(),
             tracked: HashMap::new(),
             adopting: HashMap::new(),
+            watched: HashMap::new(),
+            last_poll: None,
+            full_poll_owed: true,
             clock: ProviderClock::default(),
             deleting: HashMap::new(),
             polling: false,
@@ -560,6 +586,7 @@ impl Actor for RegionActor {
                 state.observe(result.as_ref().map(drop), None);
                 match result {
                     Ok((servers, keypairs)) => {
+                        state.watch_listing(&myself, &servers, true);
                         state.leak_scan(servers, keypairs);
                         state.drive_deletes(&myself);
                     }
@@ -578,28 +605,35 @@ impl Actor for RegionActor {
                     .map(|t| t.attempt_at)
                     .chain(state.adopting.values().map(|a| a.attempt_at))
                     .min();
-                if let Some(oldest) = oldest
+                let watching = !state.watched.is_empty();
+                if (oldest.is_some() || watching)
                     && !state.polling
                     && let Some(compute) = state.compute()
                     && state.breaker.permit(Instant::now()) != Permit::Refused
                 {
                     state.polling = true;
-                    spawn_poll(
-                        compute,
-                        state.pacer.clone(),
+                    let plan = plan_poll(
+                        oldest,
+                        watching,
+                        state.last_poll,
+                        state.full_poll_owed,
+                        &state.clock,
                         state.owner().deployment_tag(),
-                        state.clock.changes_since(oldest),
-                        myself.clone(),
                     );
+                    spawn_poll(compute, state.pacer.clone(), plan, myself.clone());
                 }
             }
-            RegionMsg::PollDone(result, asked_at) => {
+            RegionMsg::PollDone(result, asked) => {
                 state.polling = false;
-                let elapsed = Instant::now().saturating_duration_since(asked_at);
+                let elapsed = Instant::now().saturating_duration_since(asked.at);
                 state.observe(result.as_ref().map(drop), Some(elapsed));
                 if let Ok(listing) = result {
                     state.clock.observe(listing.provider_date, Utc::now());
-                    state.poll_done(&myself, listing.servers);
+                    state.last_poll = Some(asked.wall);
+                    if asked.full {
+                        state.full_poll_owed = false;
+                    }
+                    state.poll_done(&myself, listing.servers, asked.full);
                 }
             }
             RegionMsg::Refresh { full } => {

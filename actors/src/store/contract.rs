@@ -57,6 +57,7 @@ pub fn request(client: &str, key: Option<&str>, count: u32) -> (LaunchRequest, V
         deadline: now + chrono::Duration::minutes(10),
         max_attempts: 5,
         created_at: now,
+        replace_lost: false,
     };
     let instances = (0..count)
         .map(|index| Instance {
@@ -71,6 +72,9 @@ pub fn request(client: &str, key: Option<&str>, count: u32) -> (LaunchRequest, V
             address: None,
             failure: None,
             expires_at: None,
+            provider_status: None,
+            deadline: None,
+            replaced: 0,
             created_at: now,
             updated_at: now,
         })

@@ -10,7 +10,7 @@ use super::{Page, message, redirect, render};
 use crate::views;
 
 const PAGE_SIZE: usize = 50;
-const STATES: [&str; 7] = [
+const STATES: [&str; 8] = [
     "pending",
     "scheduled",
     "building",
@@ -18,6 +18,7 @@ const STATES: [&str; 7] = [
     "deleting",
     "deleted",
     "failed",
+    "lost",
 ];
 
 /// `GET /instances`.

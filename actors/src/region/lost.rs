@@ -1,0 +1,315 @@
+//! Lost servers: what the daemon reports as active must be what the
+//! provider holds. A region watches the servers of its active instances in
+//! every poll (a `changes-since` listing shows a server deleted behind our
+//! back as DELETED; tags are gone by then, so that listing is not filtered
+//! by tag) and in every full listing (where a server of ours is missing).
+//! A listing only raises a suspicion; a GET answering 404 proves the loss,
+//! as for our own deletes. A server in another status (SHUTOFF, ERROR
+//! after ACTIVE) is reported as such.
+
+use chrono::{DateTime, Utc};
+use ractor::ActorRef;
+use tracing::info;
+
+use super::RegionState;
+use crate::ledger::Footprint;
+use crate::messages::{OutcomeKind, RegionMsg};
+use crate::openstack::{ProviderError, Server};
+use crate::provider_clock::ProviderClock;
+use crate::region_calls::{spawn_check_gone, spawn_delete_keypair};
+
+/// The server of an active instance.
+#[derive(Debug, Clone)]
+pub(super) struct Watched {
+    pub(super) instance_id: String,
+    pub(super) attempt_id: String,
+    pub(super) keypair: Option<String>,
+    pub(super) footprint: Footprint,
+    /// The provider's status when it is not ACTIVE, as last reported.
+    pub(super) status: Option<String>,
+    /// How the loss was suspected, while a GET is out to prove it.
+    pub(super) suspected: Option<&'static str>,
+}
+
+/// What one listing says of a watched server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Nothing new.
+    Same,
+    /// Maybe gone: ask for it by id (how it was suspected).
+    Suspect(&'static str),
+    /// In another status (`None`: ACTIVE again).
+    Status(Option<String>),
+}
+
+/// Judges a watched server whose last reported status was `known` (`None`:
+/// ACTIVE) by its status in a listing (`None`: not listed). A `full`
+/// listing shows every server of ours, so a missing one is suspect; a
+/// `changes-since` listing shows only what changed, so a missing one is not.
+pub(super) fn judge(known: Option<&str>, listed: Option<&str>, full: bool) -> Verdict {
+    match listed {
+        None if full => Verdict::Suspect("missing from a full listing"),
+        None => Verdict::Same,
+        Some("DELETED") => Verdict::Suspect("listed as DELETED"),
+        Some("ACTIVE") if known.is_some() => Verdict::Status(None),
+        Some("ACTIVE") => Verdict::Same,
+        Some(status) if known == Some(status) => Verdict::Same,
+        Some(status) => Verdict::Status(Some(status.to_owned())),
+    }
+}
+
+/// What a poll asks the provider for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PollPlan {
+    /// Tags every listed server carries.
+    pub tags: Vec<String>,
+    /// Only servers changed since then (provider's clock); all when `None`.
+    pub changes_since: Option<DateTime<Utc>>,
+}
+
+impl PollPlan {
+    /// Whether the listing shows every server of ours (missing = suspect).
+    pub fn is_full(&self) -> bool {
+        self.changes_since.is_none()
+    }
+}
+
+/// Plans a poll for a region waiting on attempts started at `oldest` at
+/// the earliest, watching active servers when `watching`, whose last
+/// successful poll was asked at `last_poll` (our clock). A full listing,
+/// filtered by our deployment tag, when one is owed (after a start) or the
+/// provider's clock is unknown; otherwise changes since the earlier of the
+/// two, unfiltered when watching (deleted servers lose their tags).
+pub(super) fn plan_poll(
+    oldest: Option<DateTime<Utc>>,
+    watching: bool,
+    last_poll: Option<DateTime<Utc>>,
+    full_owed: bool,
+    clock: &ProviderClock,
+    deployment_tag: String,
+) -> PollPlan {
+    let full = PollPlan {
+        tags: vec![deployment_tag.clone()],
+        changes_since: None,
+    };
+    if full_owed {
+        return full;
+    }
+    let since = match (oldest, watching.then_some(last_poll)) {
+        (_, Some(None)) => return full,
+        (Some(a), Some(Some(b))) => a.min(b),
+        (Some(a), None) => a,
+        (None, Some(Some(b))) => b,
+        (None, None) => return full,
+    };
+    match clock.changes_since(since) {
+        None => full,
+        Some(at) => PollPlan {
+            tags: if watching {
+                Vec::new()
+            } else {
+                vec![deployment_tag]
+            },
+            changes_since: Some(at),
+        },
+    }
+}
+
+impl RegionState {
+    /// A building server became ACTIVE: watch it from now on.
+    pub(super) fn watch(&mut self, server_id: String, watched: Watched) {
+        self.watched.insert(server_id, watched);
+    }
+
+    /// Compares what a listing shows with the watched servers.
+    pub(super) fn watch_listing(
+        &mut self,
+        myself: &ActorRef<RegionMsg>,
+        servers: &[Server],
+        full: bool,
+    ) {
+        let listed: std::collections::HashMap<&str, &Server> =
+            servers.iter().map(|s| (s.id.as_str(), s)).collect();
+        let mut suspects = Vec::new();
+        for (id, w) in self.watched.iter_mut() {
+            let server = listed.get(id.as_str());
+            match judge(w.status.as_deref(), server.map(|s| s.status.as_str()), full) {
+                Verdict::Same => {}
+                Verdict::Suspect(how) => {
+                    if w.suspected.is_none() {
+                        w.suspected = Some(how);
+                        suspects.push(id.clone());
+                    }
+                }
+                Verdict::Status(status) => {
+                    let detail = server
+                        .and_then(|s| s.fault.as_ref())
+                        .map(|f| f.message.clone());
+                    info!(account = %self.account.name, region = %self.region, server = %id, status = status.as_deref().unwrap_or("ACTIVE"), "active server changed status at the provider");
+                    w.status = status.clone();
+                    self.ctx
+                        .tell_dispatcher(crate::messages::DispatcherMsg::Outcome(
+                            crate::messages::Outcome {
+                                instance_id: w.instance_id.clone(),
+                                attempt_id: w.attempt_id.clone(),
+                                kind: OutcomeKind::ProviderStatus { status, detail },
+                            },
+                        ));
+                }
+            }
+        }
+        let Some(compute) = self.compute() else {
+            return;
+        };
+        for id in suspects {
+            spawn_check_gone(compute.clone(), self.pacer.clone(), id, myself.clone());
+        }
+    }
+
+    /// Whether a suspected server is gone came back (`true`: 404 or
+    /// DELETED).
+    pub(super) fn lost_checked(&mut self, server_id: &str, result: Result<bool, ProviderError>) {
+        let Some(w) = self.watched.get_mut(server_id) else {
+            return;
+        };
+        let how = w.suspected.take().unwrap_or("suspected");
+        if !matches!(result, Ok(true)) {
+            // Still there, or unknown: the next listing judges again.
+            return;
+        }
+        let w = self.watched.remove(server_id).expect("watched");
+        self.ledger.server_gone(w.footprint);
+        if let (Some(keypair), Some(compute)) = (w.keypair, self.compute()) {
+            spawn_delete_keypair(compute, self.pacer.clone(), keypair);
+        }
+        let noticed = if how == "missing from a full listing" {
+            "a full listing"
+        } else {
+            "a poll"
+        };
+        self.outcome(
+            &w.instance_id,
+            &w.attempt_id,
+            OutcomeKind::Lost {
+                how: format!(
+                    "noticed by {noticed} ({how}), confirmed by a 404 from {}",
+                    self.label()
+                ),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_suspects_only_what_it_would_show() {
+        // A changes-since listing leaves out what did not change.
+        assert_eq!(judge(None, None, false), Verdict::Same);
+        assert_eq!(
+            judge(None, None, true),
+            Verdict::Suspect("missing from a full listing")
+        );
+        assert_eq!(
+            judge(None, Some("DELETED"), false),
+            Verdict::Suspect("listed as DELETED")
+        );
+        assert_eq!(
+            judge(Some("SHUTOFF"), Some("DELETED"), true),
+            Verdict::Suspect("listed as DELETED")
+        );
+    }
+
+    #[test]
+    fn status_changes_are_reported_once_each_way() {
+        assert_eq!(judge(None, Some("ACTIVE"), false), Verdict::Same);
+        assert_eq!(
+            judge(None, Some("SHUTOFF"), false),
+            Verdict::Status(Some("SHUTOFF".into()))
+        );
+        assert_eq!(judge(Some("SHUTOFF"), Some("SHUTOFF"), true), Verdict::Same);
+        assert_eq!(
+            judge(Some("SHUTOFF"), Some("ERROR"), true),
+            Verdict::Status(Some("ERROR".into()))
+        );
+        assert_eq!(
+            judge(Some("ERROR"), Some("ACTIVE"), false),
+            Verdict::Status(None)
+        );
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    fn known_clock() -> ProviderClock {
+        let mut clock = ProviderClock::default();
+        clock.observe(Some(at("2026-12-01T10:00:00Z")), at("2026-12-01T10:00:00Z"));
+        clock
+    }
+
+    #[test]
+    fn watching_polls_changes_since_the_last_poll_without_a_tag_filter() {
+        let plan = plan_poll(
+            None,
+            true,
+            Some(at("2026-12-01T10:00:30Z")),
+            false,
+            &known_clock(),
+            "oms-d".into(),
+        );
+        assert!(plan.tags.is_empty(), "deleted servers have lost their tags");
+        assert_eq!(plan.changes_since, Some(at("2026-12-01T10:00:25Z")));
+        // The older of the two cursors wins.
+        let plan = plan_poll(
+            Some(at("2026-12-01T10:00:10Z")),
+            true,
+            Some(at("2026-12-01T10:00:30Z")),
+            false,
+            &known_clock(),
+            "oms-d".into(),
+        );
+        assert_eq!(plan.changes_since, Some(at("2026-12-01T10:00:05Z")));
+    }
+
+    #[test]
+    fn building_only_polls_by_tag_since_the_oldest_attempt() {
+        let plan = plan_poll(
+            Some(at("2026-12-01T10:00:10Z")),
+            false,
+            None,
+            false,
+            &known_clock(),
+            "oms-d".into(),
+        );
+        assert_eq!(plan.tags, vec!["oms-d".to_owned()]);
+        assert_eq!(plan.changes_since, Some(at("2026-12-01T10:00:05Z")));
+    }
+
+    #[test]
+    fn a_full_listing_after_a_start_or_before_the_clock_is_known() {
+        let owed = plan_poll(
+            Some(at("2026-12-01T10:00:10Z")),
+            true,
+            Some(at("2026-12-01T10:00:30Z")),
+            true,
+            &known_clock(),
+            "oms-d".into(),
+        );
+        assert!(owed.is_full());
+        assert_eq!(owed.tags, vec!["oms-d".to_owned()]);
+        let never_polled = plan_poll(None, true, None, false, &known_clock(), "oms-d".into());
+        assert!(never_polled.is_full());
+        let unknown_clock = plan_poll(
+            Some(at("2026-12-01T10:00:10Z")),
+            false,
+            None,
+            false,
+            &ProviderClock::default(),
+            "oms-d".into(),
+        );
+        assert!(unknown_clock.is_full());
+    }
+}
