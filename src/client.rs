@@ -172,24 +172,37 @@ pub async fn accounts(client: &ApiClient) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers accounts (each body as `POST /v1/accounts` takes it); if any
-/// name is taken, none is registered.
+/// Registers accounts (each body as `POST /v1/accounts` takes it). Every
+/// body is checked first (a dry run on the daemon: names taken, projects
+/// another account holds, invalid fields; and two bodies on one project):
+/// if any is refused, none is registered.
 pub async fn register(client: &ApiClient, bodies: &[Value]) -> anyhow::Result<()> {
-    let existing = client
-        .send(reqwest::Method::GET, "/v1/accounts", None)
-        .await?;
-    let taken: Vec<&str> = existing["accounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a["name"].as_str())
-        .filter(|name| bodies.iter().any(|b| b["name"] == *name))
-        .collect();
-    if !taken.is_empty() {
-        bail!(
-            "nothing imported: accounts already exist: {}",
-            taken.join(", ")
-        );
+    let mut refused = Vec::new();
+    let mut batch: Vec<oms_actors::model::Account> = Vec::new();
+    for body in bodies {
+        let name = body["name"].as_str().unwrap_or("?").to_owned();
+        let mut dry = body.clone();
+        dry["dry_run"] = Value::Bool(true);
+        if let Err(error) = client
+            .send(reqwest::Method::POST, "/v1/accounts", Some(&dry))
+            .await
+        {
+            refused.push(format!("{name}: {error:#}"));
+            continue;
+        }
+        if let Ok(mut account) = oms_web::account_from_body(body.clone()) {
+            account.id = name.clone();
+            if let Some(other) = oms_actors::one_project::declared_clash(&account, &batch) {
+                refused.push(format!(
+                    "{name}: {}",
+                    oms_actors::one_project::clash_message(&other.name)
+                ));
+            }
+            batch.push(account);
+        }
+    }
+    if !refused.is_empty() {
+        bail!("nothing imported:\n  {}", refused.join("\n  "));
     }
     for body in bodies {
         let answer = client

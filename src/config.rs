@@ -323,6 +323,7 @@ impl Config {
     pub fn check(&self, text: &str) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut names = std::collections::BTreeSet::new();
+        let mut built: Vec<oms_actors::model::Account> = Vec::new();
         for account in &self.accounts {
             if !names.insert(account.name.clone()) {
                 problems.push(problem_at(
@@ -331,12 +332,28 @@ impl Config {
                     format!("account {} is declared twice", account.name),
                 ));
             }
-            if let Err(message) = self.account(account) {
-                problems.push(problem_at(
+            match self.account(account) {
+                Err(message) => problems.push(problem_at(
                     text,
                     &account.name,
                     format!("account {}: {message}", account.name),
-                ));
+                )),
+                Ok(mut declared) => {
+                    declared.id = declared.name.clone();
+                    if let Some(other) = oms_actors::one_project::declared_clash(&declared, &built)
+                    {
+                        problems.push(problem_at(
+                            text,
+                            &account.name,
+                            format!(
+                                "account {}: {}",
+                                account.name,
+                                oms_actors::one_project::clash_message(&other.name)
+                            ),
+                        ));
+                    }
+                    built.push(declared);
+                }
             }
         }
         for profile in &self.profiles {
@@ -638,6 +655,41 @@ application_credential_secret = "s"
         assert!(problems[0].message.contains("nopass"));
         assert_eq!(problems[1].line, Some(16));
         assert!(config.account(&config.accounts[0]).is_ok());
+    }
+
+    #[test]
+    fn a_second_account_on_one_project_is_a_problem_naming_the_first() {
+        let text = r#"
+[[accounts]]
+name = "acme"
+auth_url = "https://k.example/v3"
+username = "u"
+project_name = "p"
+password = "pw"
+
+[[accounts]]
+name = "acme-again"
+auth_url = "https://K.example:443/v3/"
+username = "other"
+project_name = "p"
+password = "pw2"
+
+[[accounts]]
+name = "acme-r2"
+auth_url = "https://k.example/v3"
+username = "u"
+project_name = "q"
+password = "pw"
+"#;
+        let config = parse(text, &[]).unwrap();
+        let problems = config.check(text);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].line, Some(10));
+        assert!(
+            problems[0].message.contains("acme-again")
+                && problems[0].message.contains("same project as account acme"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -47,8 +47,15 @@ pub async fn apply(fleet: &Fleet, config: &Config) -> anyhow::Result<usize> {
                 continue;
             }
         }
-        info!(account = %account.name, "account applied from the configuration");
-        fleet.put_account(account).await?;
+        let name = account.name.clone();
+        match fleet.put_account(account).await {
+            Ok(_) => info!(account = %name, "account applied from the configuration"),
+            Err(oms_actors::FleetError::Conflict(problem)) => {
+                error!(account = %name, %problem, "account in the configuration refused");
+                bad += 1;
+            }
+            Err(other) => return Err(other.into()),
+        }
     }
     if let Some(file) = &config.admin_token_file {
         match config.read_secret(file) {

@@ -121,8 +121,8 @@ async fn an_operator_registers_an_account_and_follows_an_instance_in_the_browser
     for (id, value) in [
         ("name", "formed"),
         ("auth_url", auth_url.as_str()),
-        ("username", "demo"),
-        ("project_name", "demo"),
+        ("username", "admin"),
+        ("project_name", "admin"),
         ("password", "secret"),
     ] {
         let field = c.find(Locator::Id(id)).await.unwrap();
@@ -139,7 +139,7 @@ async fn an_operator_registers_an_account_and_follows_an_instance_in_the_browser
     wait_text(
         &c,
         "tr.region[data-region='north-2']",
-        "closed",
+        "healthy",
         Duration::from_secs(20),
     )
     .await;

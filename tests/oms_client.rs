@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::api::{Harness, start_with};
 use crate::support::eventually;
-use oms_sim::AppCredentialConfig;
+use oms_sim::{AppCredentialConfig, UserConfig};
 use oms_web::ApiConfig;
 
 fn oms(h: &Harness, args: &[&str]) -> Output {
@@ -33,12 +33,20 @@ fn account_names(h: &Harness) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clouds_yaml_imports_password_and_application_credential_clouds() {
+    // The harness registers the demo projects; these clouds are other
+    // projects of the same providers.
     let h = start_with(ApiConfig::default(), |p| {
+        p.users.push(UserConfig {
+            name: "ops".into(),
+            password: "secret".into(),
+            project: "ops".into(),
+            ..UserConfig::default()
+        });
         p.application_credentials.push(AppCredentialConfig {
             id: "ac-ci".into(),
             name: "ci".into(),
             secret: "ac-secret".into(),
-            user: "demo".into(),
+            user: "ops".into(),
         })
     })
     .await;
@@ -50,7 +58,7 @@ async fn clouds_yaml_imports_password_and_application_credential_clouds() {
     std::fs::write(
         &clouds,
         format!(
-            "clouds:\n  prod-north:\n    auth:\n      auth_url: {north}\n      username: demo\n      project_name: demo\n      user_domain_name: Default\n      project_domain_name: Default\n    regions:\n      - north-1\n      - name: north-2\n    identity_api_version: 3\n  ci-south:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {south}\n      application_credential_id: ac-ci\n    region_name: south-1\n"
+            "clouds:\n  prod-north:\n    auth:\n      auth_url: {north}\n      username: ops\n      project_name: ops\n      user_domain_name: Default\n      project_domain_name: Default\n    regions:\n      - north-1\n      - name: north-2\n    identity_api_version: 3\n  ci-south:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {south}\n      application_credential_id: ac-ci\n    region_name: south-1\n"
         ),
     )
     .unwrap();
@@ -134,7 +142,32 @@ async fn clouds_yaml_imports_password_and_application_credential_clouds() {
             secure.to_str().unwrap(),
         ],
     );
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exist"));
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("nothing imported") && said.contains("an account named prod-north exists"),
+        "{said}"
+    );
+    assert_eq!(account_names(&h).len(), 4);
+
+    // A cloud on a project another account holds (registered under
+    // another name) is refused, and so is the rest of its file.
+    let twice = dir.path().join("twice.yaml");
+    std::fs::write(
+        &twice,
+        format!(
+            "clouds:\n  fresh:\n    auth:\n      auth_url: {south}\n      username: admin\n      project_name: admin\n      password: secret\n  north-again:\n    auth:\n      auth_url: {north}\n      username: demo\n      project_name: demo\n      password: secret\n"
+        ),
+    )
+    .unwrap();
+    let refused = oms(&h, &["account", "import-clouds", twice.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("nothing imported")
+            && said.contains("north-again: 409")
+            && said.contains("same project as account north"),
+        "{said}"
+    );
     assert_eq!(account_names(&h).len(), 4);
 }
 

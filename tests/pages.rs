@@ -208,8 +208,8 @@ async fn an_account_registered_through_the_form_shows_its_regions() {
                 ("csrf", &csrf),
                 ("name", "formed"),
                 ("auth_url", "not a url"),
-                ("username", "demo"),
-                ("project_name", "demo"),
+                ("username", "admin"),
+                ("project_name", "admin"),
                 ("password", "secret"),
             ],
         )
@@ -227,8 +227,8 @@ async fn an_account_registered_through_the_form_shows_its_regions() {
                 ("csrf", &csrf),
                 ("name", "formed"),
                 ("auth_url", &auth_url),
-                ("username", "demo"),
-                ("project_name", "demo"),
+                ("username", "admin"),
+                ("project_name", "admin"),
                 ("password", "wrong"),
                 ("test_connection", "1"),
             ],
@@ -236,7 +236,8 @@ async fn an_account_registered_through_the_form_shows_its_regions() {
         .await;
     assert_eq!(wrong.status, 422);
     assert!(wrong.body.contains("connection test failed"));
-    let saved = b
+    // The demo project is the `north` account's already.
+    let twice = b
         .post(
             "/accounts/new",
             &[
@@ -245,6 +246,25 @@ async fn an_account_registered_through_the_form_shows_its_regions() {
                 ("auth_url", &auth_url),
                 ("username", "demo"),
                 ("project_name", "demo"),
+                ("password", "secret"),
+            ],
+        )
+        .await;
+    assert_eq!(twice.status, 422);
+    assert!(
+        twice.body.contains("same project as account north"),
+        "{}",
+        twice.body
+    );
+    let saved = b
+        .post(
+            "/accounts/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "formed"),
+                ("auth_url", &auth_url),
+                ("username", "admin"),
+                ("project_name", "admin"),
                 ("domain", "Default"),
                 ("password", "secret"),
                 ("test_connection", "1"),
@@ -317,8 +337,8 @@ async fn test_connection_button_and_account_editing() {
                 ("intent", "test"),
                 ("name", "probe"),
                 ("auth_url", &auth_url),
-                ("username", "demo"),
-                ("project_name", "demo"),
+                ("username", "admin"),
+                ("project_name", "admin"),
                 ("password", "secret"),
             ],
         )

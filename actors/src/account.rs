@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -14,9 +15,12 @@ use tracing::{error, info, warn};
 use crate::messages::FleetCtx;
 use crate::messages::RegionMsg;
 use crate::model::Account;
+use crate::one_project::clash_message;
 use crate::openstack::{ProviderError, Session};
 use crate::region::{RegionActor, RegionArgs};
 use crate::restart::{Decision, RestartHistory};
+use crate::root::RootMsg;
+use crate::status::{AccountHealth, AccountStatus};
 
 /// The actor.
 pub(crate) struct AccountSupervisor;
@@ -26,8 +30,8 @@ pub(crate) struct AccountSupervisor;
 pub(crate) enum AccountMsg {
     /// Authenticate and read the catalog.
     Connect,
-    /// The catalog's compute regions, or why not.
-    Connected(Result<Vec<String>, ProviderError>),
+    /// The catalog's compute regions and the token's project, or why not.
+    Connected(Result<(Vec<String>, Option<String>), ProviderError>),
     /// Start (again) the actor of a region.
     Spawn(String),
     /// Probe every region.
@@ -44,9 +48,33 @@ pub(crate) struct AccountState {
     regions: HashMap<String, ActorCell>,
     histories: HashMap<String, RestartHistory>,
     connect_failures: u32,
+    /// Why its regions take no launches: another account holds its project.
+    conflict: Option<String>,
 }
 
 impl AccountState {
+    fn publish(&self, health: AccountHealth, reason: Option<String>, project_id: Option<String>) {
+        self.ctx.accounts.publish(AccountStatus {
+            account_id: self.account.id.clone(),
+            account: self.account.name.clone(),
+            health,
+            reason,
+            since: Utc::now(),
+            project_id,
+            regions: self.regions.keys().cloned().collect(),
+        });
+    }
+
+    /// Connects again after a growing wait.
+    fn retry_connect(&mut self, myself: &ActorRef<AccountMsg>) -> Duration {
+        self.connect_failures += 1;
+        let delay = Duration::from_millis(500)
+            .saturating_mul(1 << self.connect_failures.min(7))
+            .min(Duration::from_secs(60));
+        myself.send_after(delay, || AccountMsg::Connect);
+        delay
+    }
+
     async fn spawn_region(
         &mut self,
         myself: &ActorRef<AccountMsg>,
@@ -60,6 +88,7 @@ impl AccountState {
             account: self.account.clone(),
             region: region.clone(),
             session: self.session.clone(),
+            conflict: self.conflict.clone(),
         };
         let name = self.ctx.names.region(&self.account.id, &region);
         if let Some(stale) = ractor::registry::where_is(name.clone()) {
@@ -111,14 +140,17 @@ impl Actor for AccountSupervisor {
         let session = Session::new(ctx.client.clone(), account.auth_spec());
         myself.send_interval(ctx.config.probe_interval, || AccountMsg::Probe);
         let _ = myself.send_message(AccountMsg::Connect);
-        Ok(AccountState {
+        let state = AccountState {
             ctx,
             account,
             session,
             regions: HashMap::new(),
             histories: HashMap::new(),
             connect_failures: 0,
-        })
+            conflict: None,
+        };
+        state.publish(AccountHealth::Connecting, None, None);
+        Ok(state)
     }
 
     async fn handle(
@@ -133,30 +165,68 @@ impl Actor for AccountSupervisor {
                 let wanted = state.account.regions.clone();
                 let me = myself.clone();
                 tokio::spawn(async move {
-                    let result = session.catalog().await.map(|catalog| {
-                        catalog
+                    let result = session.token().await.map(|token| {
+                        let regions = token
+                            .catalog
                             .regions("compute", session.spec().interface)
                             .into_iter()
                             .filter(|r| wanted.is_empty() || wanted.contains(r))
-                            .collect()
+                            .collect();
+                        (regions, token.project_id.clone())
                     });
                     let _ = me.send_message(AccountMsg::Connected(result));
                 });
             }
-            AccountMsg::Connected(Ok(regions)) => {
+            AccountMsg::Connected(Ok((regions, project_id))) => {
+                if regions.is_empty() {
+                    let reason = if state.account.regions.is_empty() {
+                        "no compute region in the catalog".to_owned()
+                    } else {
+                        format!(
+                            "none of the selected regions ({}) has compute in the catalog",
+                            state.account.regions.join(", ")
+                        )
+                    };
+                    let delay = state.retry_connect(&myself);
+                    warn!(account = %state.account.name, %reason, retry_in = ?delay, "account has no compute region");
+                    state.publish(AccountHealth::NoRegion, Some(reason), project_id);
+                    return Ok(());
+                }
                 state.connect_failures = 0;
-                info!(account = %state.account.name, regions = ?regions, "account connected");
+                if let Some(project) = &project_id {
+                    let claimed = state.ctx.claims.claim(&state.account, project, &regions);
+                    for displaced in claimed.displaced {
+                        // A younger account on this project ran first: it
+                        // connects again and finds the project held.
+                        if let Some(root) = ractor::registry::where_is(state.ctx.names.root()) {
+                            let root: ActorRef<RootMsg> = root.into();
+                            let _ = root.send_message(RootMsg::AccountChanged(displaced));
+                        }
+                    }
+                    state.conflict = claimed.held_by.as_deref().map(clash_message);
+                }
+                match &state.conflict {
+                    Some(reason) => {
+                        warn!(account = %state.account.name, %reason, "account refused: it takes no launches");
+                    }
+                    None => {
+                        info!(account = %state.account.name, regions = ?regions, "account connected")
+                    }
+                }
                 for region in regions {
                     state.spawn_region(&myself, region).await?;
                 }
+                let health = if state.conflict.is_some() {
+                    AccountHealth::Conflict
+                } else {
+                    AccountHealth::Connected
+                };
+                state.publish(health, state.conflict.clone(), project_id);
             }
             AccountMsg::Connected(Err(e)) => {
-                state.connect_failures += 1;
-                let delay = Duration::from_millis(500)
-                    .saturating_mul(1 << state.connect_failures.min(7))
-                    .min(Duration::from_secs(60));
+                let delay = state.retry_connect(&myself);
                 error!(account = %state.account.name, error = %e, retry_in = ?delay, "cannot authenticate or read the catalog");
-                myself.send_after(delay, || AccountMsg::Connect);
+                state.publish(AccountHealth::Failing, Some(e.to_string()), None);
             }
             AccountMsg::Spawn(region) => state.spawn_region(&myself, region).await?,
             AccountMsg::Probe => {
@@ -214,6 +284,8 @@ impl Actor for AccountSupervisor {
         for cell in state.regions.values() {
             cell.stop(Some("account supervisor stopped".into()));
         }
+        state.ctx.claims.release(&state.account.id);
+        state.ctx.accounts.remove(&state.account.id);
         Ok(())
     }
 }

@@ -134,7 +134,9 @@ impl DispatcherState {
                     priority: s.priority,
                     health: s.breaker,
                     headroom,
-                    unresolvable: if s.connected {
+                    unresolvable: if let Some(conflict) = s.conflict {
+                        Some(conflict)
+                    } else if s.connected {
                         unresolvable
                     } else {
                         Some("region not reached yet".into())

@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::openstack::Client;
 use crate::root::{RootMsg, RootSupervisor};
-use crate::status::{ProfileFit, RegionBoard, RegionStatus};
+use crate::status::{AccountHealth, AccountStatus, ProfileFit, RegionBoard, RegionStatus};
 use crate::store::{Inserted, InstanceFilter, Store, StoreError};
 
 /// Why a fleet operation failed.
@@ -36,6 +36,10 @@ pub enum FleetError {
     /// The client would hold more instances than it may.
     #[error("{0}")]
     LimitReached(String),
+    /// The change clashes with what exists (an account on a project
+    /// another account holds).
+    #[error("{0}")]
+    Conflict(String),
     /// The idempotency key was used with another body.
     #[error("idempotency key already used with a different request")]
     IdempotencyConflict,
@@ -128,6 +132,8 @@ impl Fleet {
         let ctx = FleetCtx {
             store,
             board: RegionBoard::default(),
+            accounts: Default::default(),
+            claims: Default::default(),
             config: Arc::new(config),
             client,
             names: Names::new(format!("oms-{}", new_id())),
@@ -346,6 +352,35 @@ impl Fleet {
         self.ctx.board.snapshot()
     }
 
+    /// How every account stands, in id order: its supervisor's view, or
+    /// `disabled` for an account the operator switched off.
+    pub fn account_statuses(&self) -> Result<Vec<AccountStatus>, FleetError> {
+        Ok(self
+            .ctx
+            .store
+            .list_accounts()?
+            .into_iter()
+            .map(|a| {
+                self.ctx
+                    .accounts
+                    .get(&a.id)
+                    .unwrap_or_else(|| AccountStatus {
+                        health: if a.enabled {
+                            AccountHealth::Connecting
+                        } else {
+                            AccountHealth::Disabled
+                        },
+                        reason: (!a.enabled).then(|| "disabled by the operator".to_owned()),
+                        since: a.created_at,
+                        project_id: None,
+                        regions: Vec::new(),
+                        account_id: a.id,
+                        account: a.name,
+                    })
+            })
+            .collect())
+    }
+
     /// Account id → name, for views that name providers.
     pub fn account_names(&self) -> Result<std::collections::HashMap<String, String>, FleetError> {
         Ok(self.ctx.store.account_names()?.into_iter().collect())
@@ -386,17 +421,36 @@ impl Fleet {
         )))
     }
 
-    /// Adds or replaces an account and (re)starts its supervisor.
+    /// Adds or replaces an account and (re)starts its supervisor; one on
+    /// another's project is refused ([`Fleet::check_account`]).
     pub async fn put_account(&self, mut account: Account) -> Result<Account, FleetError> {
         if account.id.is_empty() {
             account.id = new_id();
         }
+        self.check_account(&account)?;
         self.ctx.store.put_account(&account)?;
         self.ctx.store.flush().await?;
         let _ = self
             .root
             .send_message(RootMsg::AccountChanged(account.id.clone()));
         Ok(account)
+    }
+
+    /// Refuses an account on the project (Keystone, project, regions) of
+    /// another, as registrations declare them or as authentication found.
+    pub fn check_account(&self, account: &Account) -> Result<(), FleetError> {
+        let others = self.ctx.store.list_accounts()?;
+        let holder = crate::one_project::declared_clash(account, &others)
+            .map(|other| other.name.clone())
+            .or_else(|| self.ctx.claims.holder_of(account));
+        match holder {
+            Some(holder) => Err(FleetError::Conflict(format!(
+                "account {}: {}",
+                account.name,
+                crate::one_project::clash_message(&holder)
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Removes an account and stops its actors.

@@ -12,6 +12,7 @@ pub mod leaks;
 pub mod ledger;
 mod messages;
 pub mod model;
+pub mod one_project;
 pub mod openstack;
 mod ownership;
 pub mod pacer;

@@ -40,6 +40,8 @@ pub struct FleetConfig {
     pub leak_interval: Duration,
     /// How long something unknown must stay before it is collected.
     pub leak_grace: Duration,
+    /// How long a recovered region keeps showing its last error.
+    pub last_error_memory: Duration,
     /// Circuit breaker thresholds.
     pub breaker: BreakerConfig,
     /// Restart backoff and intensity of every supervisor.
@@ -71,6 +73,7 @@ impl Default for FleetConfig {
             adoption_grace: Duration::from_secs(60),
             leak_interval: Duration::from_secs(60),
             leak_grace: Duration::from_secs(120),
+            last_error_memory: Duration::from_secs(60),
             breaker: BreakerConfig::default(),
             restart: RestartPolicy::default(),
             probe_interval: Duration::from_secs(5),
@@ -167,6 +170,8 @@ impl Names {
 pub(crate) struct FleetCtx {
     pub store: Arc<dyn Store>,
     pub board: RegionBoard,
+    pub accounts: crate::status::AccountBoard,
+    pub claims: crate::one_project::ProjectClaims,
     pub config: Arc<FleetConfig>,
     pub client: Client,
     pub names: Names,

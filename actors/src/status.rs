@@ -76,8 +76,16 @@ pub struct RegionStatus {
     pub latency_ms: f64,
     /// Recent error rate (moving average, 0..1).
     pub error_rate: f64,
-    /// Last error seen.
+    /// Reached, breaker closed, and no failing call since the last
+    /// success: what operators and metrics call healthy.
+    pub healthy: bool,
+    /// Since when every call fails (a 5xx, a refused connection, a
+    /// timeout), until one succeeds.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Last error seen; it ages out once the region has recovered.
     pub last_error: Option<String>,
+    /// When it was seen.
+    pub last_error_at: Option<DateTime<Utc>>,
     /// Profiles by name.
     pub profiles: BTreeMap<String, ProfileFit>,
     /// Every flavor's shape, once the flavors were read: whether a profile
@@ -86,6 +94,9 @@ pub struct RegionStatus {
     pub flavors: Option<Arc<[FlavorShape]>>,
     /// Launch messages processed (for the dispatcher's bookkeeping).
     pub launches_seen: u64,
+    /// Why the region takes no launches although its account is enabled:
+    /// its project is another account's.
+    pub conflict: Option<String>,
     /// When this snapshot was taken.
     pub updated_at: DateTime<Utc>,
 }
@@ -163,5 +174,86 @@ impl RegionBoard {
             .values()
             .cloned()
             .collect()
+    }
+}
+
+/// How an account stands, as its supervisor last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountHealth {
+    /// Authenticating for the first time.
+    Connecting,
+    /// Authenticated; its regions run.
+    Connected,
+    /// Authentication or the catalog failed.
+    Failing,
+    /// Authenticated, but no compute region (of those it selects) is in
+    /// the catalog.
+    NoRegion,
+    /// Its project is another account's: it takes no launches.
+    Conflict,
+    /// Disabled by the operator.
+    Disabled,
+}
+
+impl AccountHealth {
+    /// Whether it can take launches.
+    pub fn is_up(self) -> bool {
+        self == AccountHealth::Connected
+    }
+}
+
+/// One account as its supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountStatus {
+    /// Account id.
+    pub account_id: String,
+    /// Account name.
+    pub account: String,
+    /// How it stands.
+    pub health: AccountHealth,
+    /// Why, when it is not connected.
+    pub reason: Option<String>,
+    /// Since when it stands so.
+    pub since: DateTime<Utc>,
+    /// The project Keystone scoped its token to.
+    pub project_id: Option<String>,
+    /// Compute regions it runs.
+    pub regions: Vec<String>,
+}
+
+/// The latest status of every account with a supervisor.
+#[derive(Debug, Clone, Default)]
+pub struct AccountBoard {
+    inner: Arc<RwLock<BTreeMap<String, AccountStatus>>>,
+}
+
+impl AccountBoard {
+    /// Publishes a status; `since` is kept while the health stays the same.
+    pub fn publish(&self, mut status: AccountStatus) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = inner.get(&status.account_id)
+            && old.health == status.health
+        {
+            status.since = old.since;
+        }
+        inner.insert(status.account_id.clone(), status);
+    }
+
+    /// Forgets an account.
+    pub fn remove(&self, account_id: &str) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account_id);
+    }
+
+    /// One account's status.
+    pub fn get(&self, account_id: &str) -> Option<AccountStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account_id)
+            .cloned()
     }
 }

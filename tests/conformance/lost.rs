@@ -1,12 +1,13 @@
 //! What the daemon says is what Nova holds: a server deleted with Nova's
 //! own API behind the daemon's back makes its instance `lost` (and takes
-//! its key pair along); a server stopped with `os-stop` shows SHUTOFF.
+//! its key pair along); a server stopped with `os-stop` shows SHUTOFF; a
+//! second account on the demo project is refused.
 
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::cloud::{REGIONS, login};
+use super::cloud::{REGIONS, auth_url, login};
 use super::daemon::{Daemon, Options, messages};
 
 const KEY: &str =
@@ -24,6 +25,39 @@ async fn a_server_deleted_behind_the_daemons_back_makes_its_instance_lost() {
             r["profiles"]["tiny"]["fit"] == "fits"
         })
         .await;
+
+    // The demo project is account `mini`'s: a second account on it (the
+    // same Keystone written another way, the project by id, as Keystone
+    // scoped mini's token) is refused, and nothing is registered.
+    let project_id = demo.project_id.clone();
+    for project in [
+        json!({"name": "demo", "domain": "Default"}),
+        json!({"id": project_id}),
+    ] {
+        let (status, body) = daemon
+            .call(
+                reqwest::Method::POST,
+                "/v1/accounts",
+                Some(json!({
+                    "name": "mini-again", "auth_url": format!("{}/", auth_url()),
+                    "user": {"name": "demo", "domain": "Default"},
+                    "project": project, "password": "secret",
+                })),
+            )
+            .await;
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("same project as account mini")),
+            "{body}"
+        );
+    }
+    let (_, accounts) = daemon
+        .call(reqwest::Method::GET, "/v1/accounts", None)
+        .await;
+    assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1);
+    assert_eq!(accounts["accounts"][0]["status"]["health"], "connected");
     let ids = Daemon::ids(
         &daemon
             .launch(json!({

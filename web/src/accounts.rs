@@ -90,6 +90,9 @@ pub(crate) struct CreateBody {
     pins: BTreeMap<String, Pin>,
     #[serde(default)]
     test_connection: bool,
+    /// Validate (and test, when asked) without registering.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 fn yes() -> bool {
@@ -132,6 +135,13 @@ pub(crate) fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
 
 /// Validates a registration into an account (and whether to test it).
 pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
+    let (account, test, _) = build_checked(body)?;
+    Ok((account, test))
+}
+
+/// Like [`build`], also saying whether the body asked for a dry run.
+fn build_checked(body: CreateBody) -> Result<(Account, bool, bool), ApiError> {
+    let dry_run = body.dry_run;
     if !valid_account_name(&body.name) {
         return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
     }
@@ -209,7 +219,16 @@ pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
         pins: body.pins,
         created_at: Utc::now(),
     };
-    Ok((account, body.test_connection))
+    Ok((account, body.test_connection, dry_run))
+}
+
+/// An account from a `POST /v1/accounts` body, or why not: what a client
+/// checks a batch with before it registers any of it.
+pub fn account_from_body(body: serde_json::Value) -> Result<Account, String> {
+    let body: CreateBody = serde_json::from_value(body).map_err(|e| e.to_string())?;
+    build(body)
+        .map(|(account, _)| account)
+        .map_err(|e| e.message)
 }
 
 /// Authenticates and lists compute regions, as a registration check.
@@ -237,15 +256,32 @@ pub(crate) async fn test_connection(account: &Account) -> Result<Vec<String>, Ap
 /// `GET /v1/accounts`.
 pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let accounts = call.api.fleet.accounts()?;
+    let statuses = call.api.fleet.account_statuses()?;
+    let views: Vec<serde_json::Value> = accounts
+        .iter()
+        .map(|a| with_status(views::account(a), &a.id, &statuses))
+        .collect();
     Ok(crate::json_response(
         StatusCode::OK,
-        &json!({"accounts": accounts.iter().map(views::account).collect::<Vec<_>>()}),
+        &json!({ "accounts": views }),
     ))
+}
+
+/// An account's view with how it stands (`status`).
+pub(crate) fn with_status(
+    mut view: serde_json::Value,
+    account_id: &str,
+    statuses: &[oms_actors::status::AccountStatus],
+) -> serde_json::Value {
+    if let Some(status) = statuses.iter().find(|s| s.account_id == account_id) {
+        view["status"] = views::account_status(status);
+    }
+    view
 }
 
 /// `POST /v1/accounts`.
 pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let (account, test) = build(body::json(call)?)?;
+    let (account, test, dry_run) = build_checked(body::json(call)?)?;
     let fleet = &call.api.fleet;
     if fleet.accounts()?.iter().any(|a| a.name == account.name) {
         return Err(ApiError::conflict(format!(
@@ -253,17 +289,25 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, Api
             account.name
         )));
     }
+    fleet.check_account(&account)?;
     let found = if test {
         Some(test_connection(&account).await?)
     } else {
         None
     };
-    let account = fleet.put_account(account).await?;
+    let (status, account) = if dry_run {
+        (StatusCode::OK, account)
+    } else {
+        (StatusCode::CREATED, fleet.put_account(account).await?)
+    };
     let mut view = views::account(&account);
     if let Some(found) = found {
         view["regions_found"] = json!(found);
     }
-    Ok(crate::json_response(StatusCode::CREATED, &view))
+    if dry_run {
+        view["dry_run"] = json!(true);
+    }
+    Ok(crate::json_response(status, &view))
 }
 
 fn find(call: &Call<'_>) -> Result<Account, ApiError> {
@@ -277,10 +321,11 @@ fn find(call: &Call<'_>) -> Result<Account, ApiError> {
 
 /// `GET /v1/accounts/{id}`.
 pub(crate) fn get(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    Ok(crate::json_response(
-        StatusCode::OK,
-        &views::account(&find(call)?),
-    ))
+    Ok(crate::json_response(StatusCode::OK, &{
+        let account = find(call)?;
+        let statuses = call.api.fleet.account_statuses()?;
+        with_status(views::account(&account), &account.id, &statuses)
+    }))
 }
 
 /// `PATCH /v1/accounts/{id}`.

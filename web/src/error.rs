@@ -146,7 +146,7 @@ impl From<FleetError> for ApiError {
                 "this Idempotency-Key was already used with a different request body",
             ),
             FleetError::Unavailable(why) => ApiError::unavailable(why),
-            FleetError::LimitReached(why) => ApiError::conflict(why),
+            FleetError::LimitReached(why) | FleetError::Conflict(why) => ApiError::conflict(why),
         }
     }
 }

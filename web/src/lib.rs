@@ -19,6 +19,8 @@ pub mod router;
 mod tokens;
 mod views;
 
+pub use accounts::account_from_body;
+
 use std::future::Future;
 use std::sync::Arc;
 

@@ -29,6 +29,7 @@ pub struct Metrics {
     lost: Family<Labels, Counter>,
     time_to_active: Histogram,
     region_healthy: Family<Labels, Gauge>,
+    account_up: Family<Labels, Gauge>,
     quota_used: Family<Labels, Gauge>,
     quota_limit: Family<Labels, Gauge>,
     in_flight: Family<Labels, Gauge>,
@@ -49,6 +50,7 @@ impl Metrics {
                 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
             ]),
             region_healthy: Family::default(),
+            account_up: Family::default(),
             quota_used: Family::default(),
             quota_limit: Family::default(),
             in_flight: Family::default(),
@@ -87,8 +89,13 @@ impl Metrics {
         );
         registry.register(
             "region_healthy",
-            "1 when the region's breaker is closed",
+            "1 when the region was reached, its breaker is closed and no call failed since the last success",
             metrics.region_healthy.clone(),
+        );
+        registry.register(
+            "account_up",
+            "1 when the account authenticated and runs its regions; 0 when it fails, has no compute region, clashes with another account's project or is disabled",
+            metrics.account_up.clone(),
         );
         registry.register(
             "region_instances_used",
@@ -186,6 +193,7 @@ impl Metrics {
     pub fn render(&self, fleet: &Fleet) -> String {
         for family in [
             &self.region_healthy,
+            &self.account_up,
             &self.quota_used,
             &self.quota_limit,
             &self.in_flight,
@@ -200,7 +208,7 @@ impl Metrics {
             ];
             self.region_healthy
                 .get_or_create(&labels)
-                .set(i64::from(region.breaker == BreakerState::Closed));
+                .set(i64::from(region.healthy && region.conflict.is_none()));
             self.quota_used
                 .get_or_create(&labels)
                 .set(region.used.instances);
@@ -211,6 +219,11 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(region.creating) + region.building as i64);
             self.latency.get_or_create(&labels).set(region.latency_ms);
+        }
+        for account in fleet.account_statuses().unwrap_or_default() {
+            self.account_up
+                .get_or_create(&vec![("account".into(), account.account.clone())])
+                .set(i64::from(account.health.is_up()));
         }
         let mut text = String::new();
         if encode(&mut text, &self.registry).is_err() {

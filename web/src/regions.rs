@@ -6,11 +6,19 @@ use warp::http::StatusCode;
 use crate::error::ApiError;
 use crate::router::Call;
 
-/// `GET /v1/regions`: every account-region's latest status.
+/// `GET /v1/regions`: every account-region's latest status, and how every
+/// account stands (one that fails to authenticate has no region to show).
 pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let accounts: Vec<serde_json::Value> = call
+        .api
+        .fleet
+        .account_statuses()?
+        .iter()
+        .map(crate::views::account_status)
+        .collect();
     Ok(crate::json_response(
         StatusCode::OK,
-        &json!({"regions": call.api.fleet.regions()}),
+        &json!({"regions": call.api.fleet.regions(), "accounts": accounts}),
     ))
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use oms_actors::model::{Account, AccountAuth, ApiToken, Event, Instance};
+use oms_actors::status::AccountStatus;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -125,6 +126,14 @@ pub(crate) fn account(a: &Account) -> Value {
         "limits": a.limits,
         "pins": a.pins,
         "created_at": a.created_at,
+    })
+}
+
+/// How an account stands: what its supervisor last found.
+pub(crate) fn account_status(s: &AccountStatus) -> Value {
+    json!({
+        "account": s.account, "health": s.health, "reason": s.reason, "since": s.since,
+        "project_id": s.project_id, "regions": s.regions,
     })
 }
 

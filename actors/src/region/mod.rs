@@ -55,6 +55,8 @@ pub(crate) struct RegionArgs {
     pub account: Account,
     pub region: String,
     pub session: Arc<Session>,
+    /// Why it takes no launches: another account holds its project.
+    pub conflict: Option<String>,
 }
 
 #[derive(Debug)]
@@ -77,6 +79,7 @@ pub(crate) struct RegionState {
     account: Account,
     region: String,
     session: Arc<Session>,
+    conflict: Option<String>,
     clients: Option<(ComputeClient, ImageClient)>,
     breaker: Breaker,
     ledger: Ledger,
@@ -112,7 +115,11 @@ pub(crate) struct RegionState {
     refreshes: u64,
     latency_ms: f64,
     error_rate: f64,
-    last_error: Option<String>,
+    /// The last failed call's error, and when (our clock).
+    last_error: Option<(String, DateTime<Utc>)>,
+    /// Since when every call fails: set by the first failure that says the
+    /// provider is unwell, cleared by the next success.
+    failing_since: Option<DateTime<Utc>>,
     launches_seen: u64,
 }
 
@@ -154,14 +161,28 @@ impl RegionState {
             0.0
         };
         self.error_rate = self.error_rate * (1.0 - EWMA) + failed * EWMA;
+        let wall = Utc::now();
         match result {
             // The call's task told the pacer already (region_calls::heed).
             Err(e) if e.class == Class::RateLimited => {}
             Err(e) => {
-                self.last_error = Some(e.to_string());
+                self.last_error = Some((e.to_string(), wall));
+                if class.counts_against_health() || class == Class::Unauthorized {
+                    self.failing_since.get_or_insert(wall);
+                }
                 self.pacer.calm();
             }
-            Ok(()) => self.pacer.calm(),
+            Ok(()) => {
+                self.failing_since = None;
+                self.pacer.calm();
+            }
+        }
+        // A recovered region's last error ages out.
+        if self.failing_since.is_none()
+            && let Some((_, at)) = &self.last_error
+            && (wall - *at).to_std().unwrap_or_default() > self.ctx.config.last_error_memory
+        {
+            self.last_error = None;
         }
         if let Some(state) = self.breaker.record(class, now) {
             info!(account = %self.account.name, region = %self.region, breaker = ?state, "breaker changed");
@@ -225,7 +246,12 @@ impl RegionState {
             paused: self.pacer.paused_until().is_some(),
             latency_ms: self.latency_ms,
             error_rate: self.error_rate,
-            last_error: self.last_error.clone(),
+            healthy: self.clients.is_some()
+                && self.failing_since.is_none()
+                && self.breaker.state(now) == crate::breaker::BreakerState::Closed,
+            failing_since: self.failing_since,
+            last_error: self.last_error.as_ref().map(|(e, _)| e.clone()),
+            last_error_at: self.last_error.as_ref().map(|(_, at)| *at),
             profiles: self
                 .profiles
                 .keys()
@@ -233,6 +259,7 @@ impl RegionState {
                 .collect(),
             flavors: self.flavors.clone(),
             launches_seen: self.launches_seen,
+            conflict: self.conflict.clone(),
             updated_at: Utc::now(),
         };
         self.ctx.board.publish(status);
@@ -273,6 +300,9 @@ impl RegionState {
         let compute = self.compute().ok_or("region not reached yet")?;
         if !self.account.accepts_launches() {
             return Err("account does not accept launches".into());
+        }
+        if let Some(conflict) = &self.conflict {
+            return Err(conflict.clone());
         }
         let resolved = match self.resolved.get(&order.request.profile) {
             Some(Ok(resolved)) => resolved.clone(),
@@ -458,7 +488,7 @@ impl RegionState {
                     self.breaker.record(Class::BuildFailed, now);
                     self.flavor_not_now
                         .insert(t.flavor_id.clone(), now + self.ctx.config.flavor_not_now);
-                    self.last_error = Some(format!("build failed: {fault}"));
+                    self.last_error = Some((format!("build failed: {fault}"), Utc::now()));
                     self.failed_server(id, t, Class::BuildFailed, format!("build_failed: {fault}"));
                 }
                 _ if timed_out => {
@@ -517,12 +547,14 @@ impl Actor for RegionActor {
             latency_ms: 0.0,
             error_rate: 0.0,
             last_error: None,
+            failing_since: None,
             launches_seen: 0,
             clients: None,
             ctx: args.ctx,
             account: args.account,
             region: args.region,
             session: args.session,
+            conflict: args.conflict,
         };
         if let Err(error) = state.rebuild() {
             state.ctx.skipped(crate::messages::Step::Rebuild);

@@ -11,6 +11,7 @@ use crate::views;
 
 /// `GET /accounts`.
 pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
+    let statuses = page.api.fleet.account_statuses().unwrap_or_default();
     let accounts: Vec<Value> = page
         .api
         .fleet
@@ -18,7 +19,7 @@ pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
         .unwrap_or_default()
         .iter()
         .map(|a| {
-            let mut view = views::account(a);
+            let mut view = crate::accounts::with_status(views::account(a), &a.id, &statuses);
             let mut actions = vec![
                 if a.enabled { json!({"action": "disable", "label": "Disable"}) } else { json!({"action": "enable", "label": "Enable"}) },
                 if a.drain { json!({"action": "undrain", "label": "Stop draining"}) } else { json!({"action": "drain", "label": "Drain"}) },
@@ -145,6 +146,9 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
         .any(|a| a.name == account.name)
     {
         return fail(format!("an account named {} exists", account.name));
+    }
+    if let Err(error) = fleet.check_account(&account) {
+        return fail(error.to_string());
     }
     if page.field("intent") == Some("test") {
         return match test_connection(&account).await {

@@ -60,26 +60,49 @@ pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
             let max = r.limit.map_or(0, |l| l.instances);
             used += r.used.instances;
             limit += max.max(0);
-            healthy += usize::from(r.breaker == BreakerState::Closed);
+            let up = r.healthy && r.conflict.is_none();
+            healthy += usize::from(up);
+            // In words, not breaker states: closed is healthy.
+            let health = match r.breaker {
+                BreakerState::Open => "down",
+                BreakerState::HalfOpen => "probing",
+                BreakerState::Closed if up => "healthy",
+                BreakerState::Closed if !r.connected => "connecting",
+                BreakerState::Closed => "failing",
+            };
             let percent = if max > 0 { (r.used.instances * 100 / max).clamp(0, 100) } else { 0 };
             json!({
                 "account": r.account, "region": r.region, "enabled": r.enabled, "drain": r.drain,
                 "breaker": serde_json::to_value(r.breaker).unwrap_or(Value::Null),
+                "health": health,
+                "failing_since": r.failing_since.map(|t| t.format("%H:%M:%S").to_string()),
+                "last_error_at": r.last_error_at.map(|t| t.format("%H:%M:%S").to_string()),
                 "used": r.used.instances, "limit": if max < 0 { "∞".to_owned() } else { max.to_string() },
                 "percent": percent, "reserved": r.reserved,
                 "in_flight": r.creating as usize + r.building,
                 "error_rate": format!("{:.0}", r.error_rate * 100.0),
                 "latency": format!("{:.0}", r.latency_ms),
-                "last_error": r.last_error,
+                "last_error": r.last_error, "conflict": r.conflict,
             })
         })
         .collect();
+    // Accounts without running regions (failing authentication, no
+    // compute region) would otherwise be missing from every total.
+    let accounts_down: Vec<Value> = page
+        .api
+        .fleet
+        .account_statuses()
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| !s.health.is_up())
+        .map(views::account_status)
+        .collect();
     let data = json!({
         "title": "Dashboard", "nav_dashboard": true, "live": true,
-        "regions": rows, "queue": queue,
+        "regions": rows, "queue": queue, "accounts_down": accounts_down,
         "totals": {"active": count(&[InstanceState::Active]), "building": count(&[InstanceState::Building, InstanceState::Scheduled]),
                    "pending": count(&[InstanceState::Pending]), "used": used, "limit": limit,
-                   "healthy": healthy, "regions": regions.len()},
+                   "healthy": healthy, "regions": regions.len(), "accounts_down": accounts_down.len()},
     });
     if page.fragment() {
         return render(page, "dashboard_live", data);
