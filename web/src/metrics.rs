@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use oms_actors::breaker::BreakerState;
 use oms_actors::{Fleet, FleetEvent};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
