@@ -107,6 +107,8 @@ pub struct FleetSection {
     pub leak_interval_secs: f64,
     /// Seconds something unknown must stay before it is collected.
     pub leak_grace_secs: f64,
+    /// Days finished instances and their events are kept.
+    pub retention_days: f64,
 }
 
 impl Default for FleetSection {
@@ -120,6 +122,7 @@ impl Default for FleetSection {
             adoption_grace_secs: d.adoption_grace.as_secs(),
             leak_interval_secs: d.leak_interval.as_secs_f64(),
             leak_grace_secs: d.leak_grace.as_secs_f64(),
+            retention_days: d.retention.as_secs_f64() / 86_400.0,
         }
     }
 }
@@ -390,6 +393,7 @@ impl Config {
             adoption_grace: Duration::from_secs(f.adoption_grace_secs),
             leak_interval: Duration::from_secs_f64(f.leak_interval_secs.max(0.1)),
             leak_grace: Duration::from_secs_f64(f.leak_grace_secs.max(0.0)),
+            retention: Duration::from_secs_f64(f.retention_days.max(0.0) * 86_400.0),
             ..FleetConfig::default()
         }
     }

@@ -46,7 +46,7 @@ async fn a_full_pool_queues_in_fifo_order_and_deadlines_fail_cleanly() {
     .await;
     let reason = failed[0].failure.clone().unwrap();
     assert!(reason.contains("deadline passed"), "{reason}");
-    assert!(reason.contains("no quota left"), "{reason}");
+    assert!(reason.contains("2 regions full"), "{reason}");
     assert_eq!(sim_servers(&sim), 6, "nothing extra on the provider");
     for instance in store.request_instances(&second.request.id).unwrap() {
         assert_eq!(instance.state, InstanceState::Pending);

@@ -17,6 +17,8 @@ mod fleet_health;
 mod fleet_launches;
 mod fleet_leaks;
 mod fleet_lost;
+mod fleet_retention;
+mod fleet_storms;
 mod fleet_supervision;
 mod kill;
 mod oms_client;

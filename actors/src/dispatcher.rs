@@ -19,6 +19,7 @@ use crate::messages::{
 use crate::model::{Attempt, Event, Instance, InstanceState, LaunchRequest, new_id};
 use crate::openstack::Class;
 use crate::placement::{Candidate, Policy, choose};
+use crate::refusals::{Outlook, Refusals};
 use crate::status::{ProfileFit, RegionKey, RegionStatus};
 use crate::store::InstanceFilter;
 
@@ -35,14 +36,17 @@ struct Waiting {
     excluded: Vec<(String, String, Option<Instant>)>,
     /// The last "why it waits" written to its timeline.
     last_wait_reason: Option<String>,
+    /// Regions that refused it, not offered again for a while.
+    refusals: Refusals,
 }
 
 /// The dispatcher's state.
 pub(crate) struct DispatcherState {
     ctx: FleetCtx,
     waiting: BTreeMap<String, Waiting>,
-    /// Exclusions of instances out being tried, given back if they return.
-    tried: HashMap<String, Vec<(String, String, Option<Instant>)>>,
+    /// What instances out being tried knew while waiting (where they
+    /// failed, who refused them), given back if they return.
+    tried: HashMap<String, Waiting>,
     requests: HashMap<String, Arc<LaunchRequest>>,
     /// Launches sent per region, to discount headroom the region has not
     /// reported yet.
@@ -75,26 +79,55 @@ impl DispatcherState {
         account_region: Option<String>,
         message: String,
     ) {
+        self.record_detailed(instance, state, account_region, message, None);
+    }
+
+    /// Like [`DispatcherState::record`], with the particulars behind the
+    /// message.
+    fn record_detailed(
+        &self,
+        instance: &mut Instance,
+        state: InstanceState,
+        account_region: Option<String>,
+        message: String,
+        detail: Option<String>,
+    ) {
         instance.state = state;
         instance.updated_at = Utc::now();
-        if let Err(error) = self.ctx.store.put_instance(instance) {
-            warn!(instance = %instance.id, %error, "cannot store instance");
-        }
         let event = Event {
             at: instance.updated_at,
             state,
             account_region: account_region.clone(),
             message: message.clone(),
+            detail,
         };
-        if let Err(error) = self.ctx.store.append_event(&instance.id, &event) {
-            warn!(instance = %instance.id, %error, "cannot store event");
+        // The change and its event together: a crash keeps both or neither.
+        if let Err(error) = self.ctx.store.transition(instance, &event) {
+            warn!(instance = %instance.id, %error, "cannot store the instance's change");
         }
         info!(instance = %instance.id, state = state.as_str(), account_region = account_region.as_deref().unwrap_or("-"), "{message}");
     }
 
-    fn fail(&mut self, mut instance: Instance, reason: String) {
+    /// An instance is done with placement (active or finished): what the
+    /// dispatcher kept of it, and of its request once no sibling waits or
+    /// is out being tried, leaves its memory.
+    fn forget(&mut self, instance: &Instance) {
         self.waiting.remove(&instance.id);
         self.tried.remove(&instance.id);
+        let prefix = format!("{}-", instance.request_id);
+        let siblings = self
+            .waiting
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(id, _)| id.starts_with(&prefix))
+            || self.tried.keys().any(|id| id.starts_with(&prefix));
+        if !siblings {
+            self.requests.remove(&instance.request_id);
+        }
+    }
+
+    fn fail(&mut self, mut instance: Instance, reason: String) {
+        self.forget(&instance);
         let _ = self.ctx.events.send(FleetEvent::Failed);
         instance.failure = Some(reason.clone());
         let place = instance.placement().map(|(a, r)| format!("{a}/{r}"));
@@ -199,8 +232,9 @@ impl DispatcherState {
                 .iter()
                 .partition(|(_, _, until)| until.is_none());
             let pair = |(a, r, _): &&(String, String, Option<Instant>)| (a.clone(), r.clone());
-            let excluded: Vec<(String, String)> = hard.iter().map(pair).collect();
+            let mut excluded: Vec<(String, String)> = hard.iter().map(pair).collect();
             let avoided: Vec<(String, String)> = soft.iter().map(pair).collect();
+            excluded.extend(waiting.refusals.blocked(&board, &request.profile, now));
             if !per_profile.contains_key(&request.profile) {
                 let built = self.candidates(&board, &request.profile);
                 per_profile.insert(request.profile.clone(), built);
@@ -214,19 +248,25 @@ impl DispatcherState {
                 decision = choose(policy, candidates, &request.hints, &[], &[]);
             }
             let Some(best) = decision.best else {
-                let reason = if candidates.is_empty() {
-                    "no account-region is registered".to_owned()
+                // A short line that stays the same while the picture does;
+                // the region-by-region detail goes with it.
+                let (reason, detail) = if candidates.is_empty() {
+                    ("no account-region is registered".to_owned(), None)
                 } else {
-                    format!("no region can take it now ({})", decision.explain())
+                    (
+                        format!("no region can take it now: {}", decision.summary()),
+                        Some(decision.explain()),
+                    )
                 };
                 if self.waiting[&id].last_wait_reason.as_ref() != Some(&reason) {
                     self.waiting.get_mut(&id).expect("waiting").last_wait_reason =
                         Some(reason.clone());
-                    self.record(
+                    self.record_detailed(
                         &mut instance,
                         InstanceState::Pending,
                         None,
                         format!("waiting: {reason}"),
+                        detail,
                     );
                 }
                 continue;
@@ -266,11 +306,10 @@ impl DispatcherState {
                 Some(place),
                 message,
             );
-            // Where it failed stays known while it is out being tried.
-            if let Some(waiting) = self.waiting.remove(&id)
-                && !waiting.excluded.is_empty()
-            {
-                self.tried.insert(id.clone(), waiting.excluded);
+            // Where it failed, and who refused it, stays known while it
+            // is out being tried.
+            if let Some(waiting) = self.waiting.remove(&id) {
+                self.tried.insert(id.clone(), waiting);
             }
             let boot_timeout = Duration::from_secs(
                 self.ctx
@@ -302,7 +341,8 @@ impl DispatcherState {
                     None,
                     format!("held back: {error}"),
                 );
-                self.waiting.insert(instance.id.clone(), Waiting::default());
+                let known = self.tried.remove(&instance.id).unwrap_or_default();
+                self.waiting.insert(instance.id.clone(), known);
             }
             return;
         }
@@ -344,13 +384,11 @@ impl DispatcherState {
             .as_ref()
             .map(|(a, r)| format!("{}/{r}", self.account_name(a)));
         self.record(&mut instance, InstanceState::Pending, label, reason);
-        let entry = self
-            .waiting
-            .entry(instance.id.clone())
-            .or_insert_with(|| Waiting {
-                excluded: self.tried.remove(&instance.id).unwrap_or_default(),
-                last_wait_reason: None,
-            });
+        let entry = self.waiting.entry(instance.id.clone()).or_insert_with(|| {
+            let mut known = self.tried.remove(&instance.id).unwrap_or_default();
+            known.last_wait_reason = None;
+            known
+        });
         if let (Some(until), Some((account, region))) = (exclude_for, place) {
             entry
                 .excluded
@@ -381,6 +419,9 @@ impl DispatcherState {
         let deleting = instance.state == InstanceState::Deleting;
         match outcome.kind {
             OutcomeKind::Created { server_id } => {
+                if let Some(known) = self.tried.get_mut(&instance.id) {
+                    known.refusals.reset();
+                }
                 if let Some(attempt) = instance.attempt.as_mut() {
                     attempt.server_id = Some(server_id.clone());
                 }
@@ -409,6 +450,7 @@ impl DispatcherState {
                     address.as_deref().unwrap_or("no address")
                 );
                 self.record(&mut instance, InstanceState::Active, place, message);
+                self.forget(&instance);
             }
             OutcomeKind::Active { .. } => {}
             OutcomeKind::Lost { how } if instance.state == InstanceState::Active => {
@@ -430,8 +472,7 @@ impl DispatcherState {
             }
             OutcomeKind::Lost { .. } | OutcomeKind::ProviderStatus { .. } => {}
             OutcomeKind::Deleted => {
-                self.waiting.remove(&instance.id);
-                self.tried.remove(&instance.id);
+                self.forget(&instance);
                 self.record(
                     &mut instance,
                     InstanceState::Deleted,
@@ -440,18 +481,30 @@ impl DispatcherState {
                 );
             }
             OutcomeKind::Refused(reason) if !deleting => {
-                // Our own back-pressure (creates in flight), not the
-                // provider's answer: the naive policy waits for the region.
-                let exclusion = match self.ctx.config.policy {
-                    Policy::Pooled => Some(Some(Duration::from_secs(2))),
-                    Policy::Naive => None,
-                };
-                self.back_to_waiting(
-                    instance,
-                    format!("region refused: {reason}"),
-                    exclusion,
-                    true,
-                );
+                // Nothing reached the provider. The region is not offered
+                // this instance again until what it publishes changes or
+                // a doubling wait passes ([`Refusals`]); the naive policy
+                // just waits for the region.
+                let refused_by = instance.placement();
+                let id = instance.id.clone();
+                let profile = instance.profile.clone();
+                self.back_to_waiting(instance, format!("region refused: {reason}"), None, true);
+                if self.ctx.config.policy == Policy::Pooled
+                    && let Some((account_id, region)) = refused_by
+                {
+                    let seen = self
+                        .ctx
+                        .board
+                        .snapshot()
+                        .iter()
+                        .find(|s| s.account_id == account_id && s.region == region)
+                        .map(|s| Outlook::of(s, &profile));
+                    if let Some(waiting) = self.waiting.get_mut(&id) {
+                        waiting
+                            .refusals
+                            .record(&account_id, &region, seen, Instant::now());
+                    }
+                }
             }
             OutcomeKind::Failed { class, message } if !deleting => {
                 let _ = self.ctx.events.send(FleetEvent::AttemptFailed { class });
@@ -472,6 +525,7 @@ impl DispatcherState {
             }
             OutcomeKind::Refused(_) | OutcomeKind::Failed { .. } => {
                 // The client deleted it meanwhile; nothing is left there.
+                self.forget(&instance);
                 self.record(
                     &mut instance,
                     InstanceState::Deleted,
@@ -529,8 +583,7 @@ impl DispatcherState {
         };
         match instance.state {
             InstanceState::Pending => {
-                self.waiting.remove(instance_id);
-                self.tried.remove(instance_id);
+                self.forget(&instance);
                 self.record(
                     &mut instance,
                     InstanceState::Deleted,

@@ -293,6 +293,7 @@ impl Fleet {
                     state: InstanceState::Pending,
                     account_region: None,
                     message: "accepted".into(),
+                    detail: None,
                 },
             )?;
         }

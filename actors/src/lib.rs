@@ -20,6 +20,7 @@ pub mod placement;
 pub mod profiles;
 mod provider_clock;
 mod reconciler;
+mod refusals;
 mod region;
 mod region_calls;
 pub mod restart;

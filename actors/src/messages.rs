@@ -28,6 +28,10 @@ pub struct FleetConfig {
     pub dispatch_interval: Duration,
     /// How often expired leases are looked for.
     pub lease_interval: Duration,
+    /// How long finished instances (and their events) are kept.
+    pub retention: Duration,
+    /// How often what is past its retention is purged.
+    pub purge_interval: Duration,
     /// How long a failed region is avoided by the instance that failed there.
     pub reroute_backoff: Duration,
     /// How long a flavor that failed to build is avoided in its region.
@@ -68,6 +72,8 @@ impl Default for FleetConfig {
             refresh_interval: Duration::from_secs(20),
             dispatch_interval: Duration::from_secs(1),
             lease_interval: Duration::from_secs(5),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            purge_interval: Duration::from_secs(3600),
             reroute_backoff: Duration::from_secs(30),
             flavor_not_now: Duration::from_secs(300),
             adoption_grace: Duration::from_secs(60),
@@ -124,6 +130,8 @@ pub enum Step {
     Rebuild,
     /// Ending expired leases.
     Leases,
+    /// Purging finished instances past their retention.
+    Purge,
 }
 
 impl Step {
@@ -133,6 +141,7 @@ impl Step {
             Step::LeakScan => "leak_scan",
             Step::Rebuild => "rebuild",
             Step::Leases => "leases",
+            Step::Purge => "purge",
         }
     }
 }

@@ -394,6 +394,9 @@ pub struct Event {
     pub account_region: Option<String>,
     /// What happened and why, in words.
     pub message: String,
+    /// The particulars behind a summary (every region passed over, why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Role of an API token.

@@ -65,6 +65,9 @@ pub enum PassedOver {
     Draining,
     /// Its breaker is open.
     BreakerOpen,
+    /// Its breaker is half-open: the region probes with its own calls, and
+    /// a launch would only burn an attempt.
+    Probing,
     /// No quota left for this profile.
     Full,
     /// The profile has no flavor or image here.
@@ -82,6 +85,7 @@ impl std::fmt::Display for PassedOver {
             PassedOver::Disabled => f.write_str("account disabled"),
             PassedOver::Draining => f.write_str("account draining"),
             PassedOver::BreakerOpen => f.write_str("circuit breaker open"),
+            PassedOver::Probing => f.write_str("recovering: being probed"),
             PassedOver::Full => f.write_str("no quota left"),
             PassedOver::Unresolvable(why) => write!(f, "profile not available: {why}"),
             PassedOver::NotNow(why) => write!(f, "not now: {why}"),
@@ -119,10 +123,69 @@ fn explain(named: &[(&Candidate, PassedOver)], total: usize) -> String {
     text
 }
 
+impl PassedOver {
+    /// A few words per kind, for summaries that count regions.
+    fn kind(&self) -> &'static str {
+        match self {
+            PassedOver::Hints => "excluded by hints",
+            PassedOver::Disabled => "disabled",
+            PassedOver::Draining => "draining",
+            PassedOver::BreakerOpen | PassedOver::Probing => "down",
+            PassedOver::Full => "full",
+            PassedOver::Unresolvable(_) => "cannot fit the profile",
+            PassedOver::NotNow(_) => "failing builds lately",
+            PassedOver::Excluded => "failed for this request",
+        }
+    }
+}
+
 impl Ranking<'_> {
     /// "account/region: reason; ..." for events, the first few by name.
     pub fn explain(&self) -> String {
         explain(&self.passed_over, self.passed_over.len())
+    }
+
+    /// "4 regions full, 2 down, 1 cannot fit the profile" ([`Tally`]).
+    pub fn summary(&self) -> String {
+        let mut tally = Tally::default();
+        for (_, why) in &self.passed_over {
+            tally.add(why);
+        }
+        tally.summary()
+    }
+}
+
+/// Regions passed over, counted by kind of reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally(Vec<(&'static str, usize)>);
+
+impl Tally {
+    fn add(&mut self, why: &PassedOver) {
+        match self.0.iter_mut().find(|(kind, _)| *kind == why.kind()) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((why.kind(), 1)),
+        }
+    }
+
+    /// "4 regions full, 2 down, 1 cannot fit the profile": why nothing was
+    /// usable, most first, in a line that stays the same while the picture
+    /// does (the per-region detail is [`Decision::explain`]).
+    pub fn summary(&self) -> String {
+        let mut counts = self.0.clone();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, n))| {
+                let noun = match (i, *n) {
+                    (0, 1) => " region",
+                    (0, _) => " regions",
+                    _ => "",
+                };
+                format!("{n}{noun} {kind}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -159,6 +222,8 @@ fn why_not(
         None
     } else if c.health == BreakerState::Open {
         Some(PassedOver::BreakerOpen)
+    } else if c.health == BreakerState::HalfOpen {
+        Some(PassedOver::Probing)
     } else if c.headroom < 1 {
         match &c.not_now {
             Some(why) => Some(PassedOver::NotNow(why.clone())),
@@ -237,12 +302,19 @@ pub struct Decision<'a> {
     named: Vec<(&'a Candidate, PassedOver)>,
     /// How many were passed over in all.
     passed_over: usize,
+    /// Them all, counted by kind.
+    tally: Tally,
 }
 
 impl Decision<'_> {
     /// The same explanation as [`Ranking::explain`].
     pub fn explain(&self) -> String {
         explain(&self.named, self.passed_over)
+    }
+
+    /// The same summary as [`Ranking::summary`].
+    pub fn summary(&self) -> String {
+        self.tally.summary()
     }
 }
 
@@ -259,11 +331,13 @@ pub fn choose<'a>(
         best: None,
         named: Vec::new(),
         passed_over: 0,
+        tally: Tally::default(),
     };
     for c in candidates {
         match why_not(policy, c, hints, excluded) {
             Some(why) => {
                 decision.passed_over += 1;
+                decision.tally.add(&why);
                 if decision.named.len() < EXPLAINED {
                     decision.named.push((c, why));
                 }
@@ -284,6 +358,40 @@ pub fn choose<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_counts_regions_by_why_most_first() {
+        let c = |region: &str| Candidate {
+            account_id: "a".into(),
+            account: "acme".into(),
+            region: region.into(),
+            enabled: true,
+            drain: false,
+            priority: 0,
+            health: BreakerState::Closed,
+            headroom: 0,
+            unresolvable: None,
+            not_now: None,
+            latency_ms: 1.0,
+        };
+        let list: Vec<Candidate> = (0..7).map(|i| c(&format!("r{i}"))).collect();
+        let ranking = Ranking {
+            ranked: vec![],
+            passed_over: vec![
+                (&list[0], PassedOver::Full),
+                (&list[1], PassedOver::BreakerOpen),
+                (&list[2], PassedOver::Full),
+                (&list[3], PassedOver::Unresolvable("no image".into())),
+                (&list[4], PassedOver::Full),
+                (&list[5], PassedOver::BreakerOpen),
+                (&list[6], PassedOver::Full),
+            ],
+        };
+        assert_eq!(
+            ranking.summary(),
+            "4 regions full, 2 down, 1 cannot fit the profile"
+        );
+    }
     use proptest::prelude::*;
 
     fn candidate(account: &str, region: &str) -> Candidate {
@@ -400,6 +508,7 @@ mod tests {
             let decision = choose(policy, &candidates, &hints, &excluded, &avoided);
             prop_assert_eq!(decision.best, ranking.ranked.first().copied());
             prop_assert_eq!(decision.explain(), ranking.explain());
+            prop_assert_eq!(decision.summary(), ranking.summary());
         }
 
         #[test]

@@ -90,6 +90,19 @@ impl Store for FailingStore {
     fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()> {
         self.inner.append_event(instance_id, event)
     }
+    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<()> {
+        self.inner.transition(instance, event)
+    }
+    fn purge_finished(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        if self.fail_listings.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk on fire".into()));
+        }
+        self.inner.purge_finished(before, limit)
+    }
     fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>> {
         self.inner.events(instance_id)
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 mod adoption;
 mod deletes;
@@ -22,7 +22,7 @@ use deletes::{AfterDelete, Deleting};
 pub(crate) use lost::PollPlan;
 use lost::{Watched, plan_poll};
 
-use crate::breaker::{Breaker, Permit};
+use crate::breaker::{Breaker, BreakerState, Permit};
 use crate::leaks::LeakWatch;
 use crate::ledger::{Footprint, Ledger};
 use crate::messages::{
@@ -184,8 +184,15 @@ impl RegionState {
         {
             self.last_error = None;
         }
+        let before = self.breaker.state(now);
         if let Some(state) = self.breaker.record(class, now) {
-            info!(account = %self.account.name, region = %self.region, breaker = ?state, "breaker changed");
+            // Going down and coming back are news; a failed probe of a
+            // region already down is not.
+            if before == BreakerState::Closed || state == BreakerState::Closed {
+                info!(account = %self.account.name, region = %self.region, breaker = ?state, "breaker changed");
+            } else {
+                debug!(account = %self.account.name, region = %self.region, breaker = ?state, "breaker changed");
+            }
         }
     }
 
@@ -707,7 +714,12 @@ impl Actor for RegionActor {
                 if clients.is_some() {
                     state.clients = clients;
                 }
+                let known = state.failing_since.is_some();
+                let said = state.last_error.as_ref().map(|(m, _)| m.clone());
                 state.observe(result.as_ref().map(drop), Some(elapsed));
+                // Every probe of a region that is down fails the same way:
+                // worth one warning, not one a second.
+                let repeated = known && said == state.last_error.as_ref().map(|(m, _)| m.clone());
                 match result {
                     Ok(discovery) => {
                         state.ledger.update(&discovery.limits, discovery.asked_at);
@@ -719,7 +731,11 @@ impl Actor for RegionActor {
                         }
                     }
                     Err(error) => {
-                        warn!(account = %state.account.name, region = %state.region, %error, "refresh failed");
+                        if repeated {
+                            debug!(account = %state.account.name, region = %state.region, %error, "refresh failed again");
+                        } else {
+                            warn!(account = %state.account.name, region = %state.region, %error, "refresh failed");
+                        }
                         state.want_full = true;
                         if state.clients.is_none() {
                             // Not connected yet: try again soon.

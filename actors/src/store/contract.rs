@@ -291,6 +291,7 @@ fn events_keep_their_order(store: &dyn Store) {
                     state: InstanceState::Pending,
                     account_region: None,
                     message: format!("event {n}"),
+                    detail: None,
                 },
             )
             .unwrap();
@@ -303,6 +304,7 @@ fn events_keep_their_order(store: &dyn Store) {
                 state: InstanceState::Active,
                 account_region: Some("alpha/r1".into()),
                 message: "other".into(),
+                detail: Some("why, region by region".into()),
             },
         )
         .unwrap();
@@ -338,6 +340,104 @@ fn tokens_found_by_hash(store: &dyn Store) {
     assert_eq!(store.list_tokens().unwrap().len(), 1);
 }
 
+fn a_transition_writes_the_instance_and_its_event(store: &dyn Store) {
+    let (request, mut instances) = request("trans", None, 1);
+    store.insert_request(&request, &instances).unwrap();
+    let instance = &mut instances[0];
+    instance.state = InstanceState::Failed;
+    let event = Event {
+        at: Utc::now(),
+        state: InstanceState::Failed,
+        account_region: None,
+        message: "gave up".into(),
+        detail: None,
+    };
+    store.transition(instance, &event).unwrap();
+    assert_eq!(
+        store.get_instance(&instance.id).unwrap().unwrap().state,
+        InstanceState::Failed
+    );
+    assert_eq!(store.events(&instance.id).unwrap(), vec![event]);
+    let live = store.list_instances(&InstanceFilter::live()).unwrap();
+    assert!(live.iter().all(|i| i.id != instance.id));
+}
+
+fn finished_instances_are_purged_after_their_retention(store: &dyn Store) {
+    let now = Utc::now();
+    let long_ago = now - chrono::Duration::days(40);
+    let event = |message: &str| Event {
+        at: long_ago,
+        state: InstanceState::Deleted,
+        account_region: None,
+        message: message.into(),
+        detail: None,
+    };
+    // One request all finished long ago, with an idempotency key.
+    let (old, mut old_instances) = request("purge", Some("k-old"), 2);
+    store.insert_request(&old, &old_instances).unwrap();
+    for (i, instance) in old_instances.iter_mut().enumerate() {
+        instance.state = [InstanceState::Deleted, InstanceState::Lost][i];
+        instance.updated_at = long_ago;
+        store.transition(instance, &event("gone")).unwrap();
+    }
+    // One with a finished and a live instance; one finished lately.
+    let (mixed, mut mixed_instances) = request("purge", Some("k-mixed"), 2);
+    store.insert_request(&mixed, &mixed_instances).unwrap();
+    mixed_instances[0].state = InstanceState::Failed;
+    mixed_instances[0].updated_at = long_ago;
+    store
+        .transition(&mixed_instances[0], &event("failed"))
+        .unwrap();
+    mixed_instances[1].state = InstanceState::Active;
+    mixed_instances[1].updated_at = long_ago;
+    store.put_instance(&mixed_instances[1]).unwrap();
+    let (recent, mut recent_instances) = request("purge", None, 1);
+    store.insert_request(&recent, &recent_instances).unwrap();
+    recent_instances[0].state = InstanceState::Deleted;
+    store.put_instance(&recent_instances[0]).unwrap();
+
+    let cutoff = now - chrono::Duration::days(30);
+    // At most `limit` per call.
+    assert_eq!(store.purge_finished(cutoff, 1).unwrap(), 1);
+    assert_eq!(store.purge_finished(cutoff, 100).unwrap(), 2);
+    assert_eq!(store.purge_finished(cutoff, 100).unwrap(), 0);
+
+    for instance in old_instances.iter().chain(&mixed_instances[..1]) {
+        assert!(store.get_instance(&instance.id).unwrap().is_none());
+        assert!(store.events(&instance.id).unwrap().is_empty());
+    }
+    assert!(store.get_request(&old.id).unwrap().is_none());
+    assert!(
+        store
+            .find_request_by_key("purge", "k-old")
+            .unwrap()
+            .is_none(),
+        "its idempotency key is free again"
+    );
+    // A request with an instance left stays, and so do the live and the
+    // recent instances.
+    assert!(store.get_request(&mixed.id).unwrap().is_some());
+    assert!(
+        store
+            .find_request_by_key("purge", "k-mixed")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get_instance(&mixed_instances[1].id)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get_instance(&recent_instances[0].id)
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.get_request(&recent.id).unwrap().is_some());
+}
+
 async fn run(store: &dyn Store) {
     accounts_round_trip_with_secrets(store);
     profiles_round_trip(store);
@@ -346,6 +446,8 @@ async fn run(store: &dyn Store) {
     live_filter_follows_state_changes(store);
     events_keep_their_order(store);
     tokens_found_by_hash(store);
+    a_transition_writes_the_instance_and_its_event(store);
+    finished_instances_are_purged_after_their_retention(store);
     store.flush().await.unwrap();
 }
 

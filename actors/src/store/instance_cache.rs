@@ -50,6 +50,11 @@ impl InstanceCache {
             .insert(instance.id.as_bytes().to_vec(), Arc::new(instance.clone()));
     }
 
+    /// Forgets a removed record; call while holding [`Self::writing`].
+    pub(crate) fn removed(&self, key: &[u8]) {
+        self.records.remove(key);
+    }
+
     /// The decoded record under `key`, if kept.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Arc<Instance>> {
         self.records.get(key)

@@ -2,6 +2,8 @@
 //! process. For tests and `oms demo`.
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
@@ -166,6 +168,48 @@ impl Store for MemoryStore {
             .or_default()
             .push(event.clone());
         Ok(())
+    }
+
+    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<()> {
+        let mut tables = self.tables();
+        tables
+            .instances
+            .insert(instance.id.clone(), instance.clone());
+        tables
+            .events
+            .entry(instance.id.clone())
+            .or_default()
+            .push(event.clone());
+        Ok(())
+    }
+
+    fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
+        let mut tables = self.tables();
+        let old: Vec<(String, String)> = tables
+            .instances
+            .values()
+            .filter(|i| i.state.is_terminal() && i.updated_at < before)
+            .take(limit)
+            .map(|i| (i.id.clone(), i.request_id.clone()))
+            .collect();
+        for (id, _) in &old {
+            tables.instances.remove(id);
+            tables.events.remove(id);
+        }
+        for (_, request_id) in &old {
+            let prefix = format!("{request_id}-");
+            let left = tables
+                .instances
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|(id, _)| id.starts_with(&prefix));
+            if !left && let Some(request) = tables.requests.remove(request_id) {
+                if let Some(key) = request.idempotency_key {
+                    tables.idempotency.remove(&(request.client, key));
+                }
+            }
+        }
+        Ok(old.len())
     }
 
     fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>> {

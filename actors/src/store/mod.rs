@@ -19,6 +19,8 @@ mod contract;
 use std::future::Future;
 use std::pin::Pin;
 
+use chrono::{DateTime, Utc};
+
 use crate::model::{Account, ApiToken, Event, Instance, InstanceState, LaunchRequest, Profile};
 
 pub use memory::MemoryStore;
@@ -175,6 +177,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Appends to an instance's timeline.
     fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()>;
+    /// Writes an instance and appends the event of its change in one
+    /// transaction: a crash keeps both or neither.
+    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<()>;
+    /// Removes finished instances (deleted, failed, lost) last changed
+    /// before `before` with their events, and the requests (and their
+    /// idempotency keys) left with no instance; at most `limit` instances
+    /// per call. How many instances went.
+    fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize>;
     /// An instance's timeline, oldest first.
     fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>>;
 

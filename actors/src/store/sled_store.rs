@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -442,6 +443,89 @@ impl Store for SledStore {
         let key = [instance_id.as_bytes(), &[0], &seq.to_be_bytes()].concat();
         self.events.insert(key, encode(event)?).map_err(backend)?;
         Ok(())
+    }
+
+    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<()> {
+        let bytes = encode(instance)?;
+        let event_bytes = encode(event)?;
+        let key = instance.id.as_bytes();
+        let seq = self.db.generate_id().map_err(backend)?;
+        let event_key = [key, &[0], &seq.to_be_bytes()].concat();
+        let is_live = !instance.state.is_terminal();
+        let _writes = self.cache.writing();
+        (&self.instances, &self.live, &self.events)
+            .transaction(|(instances, live, events)| {
+                instances.insert(key, bytes.as_slice())?;
+                if is_live {
+                    live.insert(key, &[])?;
+                } else {
+                    live.remove(key)?;
+                }
+                events.insert(event_key.as_slice(), event_bytes.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(transaction_failed)?;
+        self.cache.written(instance);
+        Ok(())
+    }
+
+    fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
+        let mut old: Vec<(sled::IVec, String)> = Vec::new();
+        for entry in self.instances.iter() {
+            let (key, value) = entry.map_err(backend)?;
+            let instance: Instance = decode("instances", &value)?;
+            if instance.state.is_terminal() && instance.updated_at < before {
+                old.push((key, instance.request_id));
+                if old.len() >= limit {
+                    break;
+                }
+            }
+        }
+        for (key, _) in &old {
+            let prefix = [key.as_ref(), &[0]].concat();
+            let events: Vec<sled::IVec> = self
+                .events
+                .scan_prefix(&prefix)
+                .keys()
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            // An instance and its timeline go together, or not at all.
+            let _writes = self.cache.writing();
+            (&self.instances, &self.live, &self.events)
+                .transaction(|(instances, live, timeline)| {
+                    instances.remove(key)?;
+                    live.remove(key)?;
+                    for event in &events {
+                        timeline.remove(event)?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(())
+                })
+                .map_err(transaction_failed)?;
+            self.cache.removed(key);
+        }
+        let mut requests: Vec<&String> = old.iter().map(|(_, r)| r).collect();
+        requests.dedup();
+        for request_id in requests {
+            let left = self
+                .instances
+                .scan_prefix(format!("{request_id}-").as_bytes())
+                .next()
+                .is_some();
+            if left {
+                continue;
+            }
+            if let Some(request) = self.get_request(request_id)? {
+                if let Some(key) = &request.idempotency_key {
+                    self.idempotency
+                        .remove(idempotency_key(&request.client, key))
+                        .map_err(backend)?;
+                }
+                self.requests
+                    .remove(request_id.as_bytes())
+                    .map_err(backend)?;
+            }
+        }
+        Ok(old.len())
     }
 
     fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>> {
