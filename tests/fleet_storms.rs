@@ -35,10 +35,10 @@ impl Write for Lines {
     }
 }
 
-/// Seconds every region stays down (`OMS_STORM_SECS`, 60 by default).
+/// Seconds every region stays down (`STORM_SECS`, 60 by default).
 fn down_for() -> Duration {
     Duration::from_secs(
-        std::env::var("OMS_STORM_SECS")
+        std::env::var("STORM_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(60),

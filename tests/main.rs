@@ -7,6 +7,7 @@ mod api_guards;
 mod api_instances;
 mod api_secrets;
 mod browser;
+mod chaos_soak;
 mod client_against_sim;
 mod client_bad_answers;
 mod conformance;
