@@ -2,7 +2,8 @@
 //! (oldest request first, so nothing starves), placed one pass at a time
 //! with the pure placement function. It writes every decision to the store
 //! and flushes before any region acts on it, and it never waits on a
-//! provider: regions report back with outcomes.
+//! provider: regions report back with outcomes, which the pure
+//! [`crate::transitions::decide`] turns into transitions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,17 +12,17 @@ use std::time::Duration;
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::messages::{
-    Chaos, DispatcherMsg, FleetCtx, FleetEvent, LaunchOrder, Outcome, OutcomeKind, RegionMsg,
+    Chaos, DispatcherMsg, FleetCtx, FleetEvent, LaunchOrder, Outcome, RegionMsg,
 };
 use crate::model::{Attempt, Event, Instance, InstanceState, LaunchRequest, new_id};
-use crate::openstack::Class;
 use crate::placement::{Candidate, Policy, choose};
 use crate::refusals::{Outlook, Refusals};
 use crate::status::{ProfileFit, RegionKey, RegionStatus};
 use crate::store::InstanceFilter;
+use crate::transitions::{Exclusion, Transition, decide};
 
 /// Every how many ticks scheduled instances are checked for a dead region.
 const ORPHAN_SCAN_EVERY: u64 = 5;
@@ -100,12 +101,22 @@ impl DispatcherState {
             account_region: account_region.clone(),
             message: message.clone(),
             detail,
+            repeated: 0,
+            last_at: None,
         };
         // The change and its event together: a crash keeps both or neither.
-        if let Err(error) = self.ctx.store.transition(instance, &event) {
-            warn!(instance = %instance.id, %error, "cannot store the instance's change");
+        match self.ctx.store.transition(instance, &event) {
+            // Counted into the last event: said once already.
+            Ok(true) => {
+                debug!(instance = %instance.id, state = state.as_str(), account_region = account_region.as_deref().unwrap_or("-"), "{message} (again)")
+            }
+            Ok(false) => {
+                info!(instance = %instance.id, state = state.as_str(), account_region = account_region.as_deref().unwrap_or("-"), "{message}")
+            }
+            Err(error) => {
+                warn!(instance = %instance.id, %error, "cannot store the instance's change")
+            }
         }
-        info!(instance = %instance.id, state = state.as_str(), account_region = account_region.as_deref().unwrap_or("-"), "{message}");
     }
 
     /// An instance is done with placement (active or finished): what the
@@ -405,6 +416,7 @@ impl DispatcherState {
             .map_or_else(|| account_id.to_owned(), |s| s.account)
     }
 
+    /// Carries out what [`decide`] makes of a region's news.
     fn outcome(&mut self, outcome: Outcome) {
         let Ok(Some(mut instance)) = self.ctx.store.get_instance(&outcome.instance_id) else {
             return;
@@ -416,9 +428,18 @@ impl DispatcherState {
         let place = instance
             .placement()
             .map(|(a, r)| format!("{}/{r}", self.account_name(&a)));
-        let deleting = instance.state == InstanceState::Deleting;
-        match outcome.kind {
-            OutcomeKind::Created { server_id } => {
+        let config = &self.ctx.config;
+        match decide(
+            outcome.kind,
+            instance.state,
+            config.policy,
+            config.reroute_backoff,
+        ) {
+            Transition::Ignore => {}
+            Transition::Created {
+                server_id,
+                deleting,
+            } => {
                 if let Some(known) = self.tried.get_mut(&instance.id) {
                     known.refusals.reset();
                 }
@@ -437,7 +458,7 @@ impl DispatcherState {
                     format!("server {server_id} created; building"),
                 );
             }
-            OutcomeKind::Active { address } if !deleting => {
+            Transition::Active { address } => {
                 instance.address = address.clone();
                 let request = self.request(&instance.request_id);
                 instance.expires_at = request
@@ -452,14 +473,11 @@ impl DispatcherState {
                 self.record(&mut instance, InstanceState::Active, place, message);
                 self.forget(&instance);
             }
-            OutcomeKind::Active { .. } => {}
-            OutcomeKind::Lost { how } if instance.state == InstanceState::Active => {
-                self.lost(instance, place, how)
-            }
-            OutcomeKind::ProviderStatus { status, detail }
-                if instance.state == InstanceState::Active
-                    && instance.provider_status != status =>
-            {
+            Transition::Lost { how } => self.lost(instance, place, how),
+            Transition::ProviderStatus { status, detail } => {
+                if instance.provider_status == status {
+                    return;
+                }
                 let message = match (&status, detail) {
                     (None, _) => "server ACTIVE again at the provider".to_owned(),
                     (Some(status), None) => format!("server {status} at the provider"),
@@ -470,28 +488,33 @@ impl DispatcherState {
                 instance.provider_status = status;
                 self.record(&mut instance, InstanceState::Active, place, message);
             }
-            OutcomeKind::Lost { .. } | OutcomeKind::ProviderStatus { .. } => {}
-            OutcomeKind::Deleted => {
+            Transition::Deleted { why } => {
                 self.forget(&instance);
-                self.record(
-                    &mut instance,
-                    InstanceState::Deleted,
-                    place,
-                    "server deleted".into(),
-                );
+                self.record(&mut instance, InstanceState::Deleted, place, why.into());
             }
-            OutcomeKind::Refused(reason) if !deleting => {
-                // Nothing reached the provider. The region is not offered
-                // this instance again until what it publishes changes or
-                // a doubling wait passes ([`Refusals`]); the naive policy
-                // just waits for the region.
-                let refused_by = instance.placement();
+            Transition::Retry {
+                why,
+                exclusion,
+                refund,
+                refused,
+                class,
+            } => {
+                if let Some(class) = class {
+                    let _ = self.ctx.events.send(FleetEvent::AttemptFailed { class });
+                }
+                let refused_by = refused.then(|| instance.placement()).flatten();
                 let id = instance.id.clone();
                 let profile = instance.profile.clone();
-                self.back_to_waiting(instance, format!("region refused: {reason}"), None, true);
-                if self.ctx.config.policy == Policy::Pooled
-                    && let Some((account_id, region)) = refused_by
-                {
+                let exclusion = match exclusion {
+                    Exclusion::None => None,
+                    Exclusion::For(wait) => Some(Some(wait)),
+                    Exclusion::Always => Some(None),
+                };
+                self.back_to_waiting(instance, why, exclusion, refund);
+                // Nothing reached the provider: the region is not offered
+                // this instance again until what it publishes changes or a
+                // doubling wait passes ([`Refusals`]).
+                if let Some((account_id, region)) = refused_by {
                     let seen = self
                         .ctx
                         .board
@@ -505,33 +528,6 @@ impl DispatcherState {
                             .record(&account_id, &region, seen, Instant::now());
                     }
                 }
-            }
-            OutcomeKind::Failed { class, message } if !deleting => {
-                let _ = self.ctx.events.send(FleetEvent::AttemptFailed { class });
-                let exclusion = match (self.ctx.config.policy, class) {
-                    // The naive strategy moves on after any error.
-                    (Policy::Naive, _) | (_, Class::BadRequest) => Some(None),
-                    (_, Class::Quota | Class::RateLimited) => None,
-                    _ => Some(Some(self.ctx.config.reroute_backoff)),
-                };
-                // A 429 created nothing: it does not use up an attempt.
-                let refund = class == Class::RateLimited;
-                self.back_to_waiting(
-                    instance,
-                    format!("attempt failed: {message}"),
-                    exclusion,
-                    refund,
-                );
-            }
-            OutcomeKind::Refused(_) | OutcomeKind::Failed { .. } => {
-                // The client deleted it meanwhile; nothing is left there.
-                self.forget(&instance);
-                self.record(
-                    &mut instance,
-                    InstanceState::Deleted,
-                    place,
-                    "deleted before it was built".into(),
-                );
             }
         }
     }

@@ -294,6 +294,8 @@ impl Fleet {
                     account_region: None,
                     message: "accepted".into(),
                     detail: None,
+                    repeated: 0,
+                    last_at: None,
                 },
             )?;
         }

@@ -27,6 +27,7 @@ pub mod restart;
 mod root;
 pub mod status;
 pub mod store;
+mod transitions;
 
 pub use fleet::{ChaosTarget, Fleet, FleetError, Launched, NewLaunch};
 pub use messages::{Chaos, FleetConfig, FleetEvent, Step};

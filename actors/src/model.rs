@@ -397,6 +397,28 @@ pub struct Event {
     /// The particulars behind a summary (every region passed over, why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How many more times the same thing happened right after (one event
+    /// with a count, not a timeline of identical lines).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeated: u32,
+    /// When it last happened, if it repeated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+impl Event {
+    /// Whether `next` says the same as this event (state, place, words).
+    pub fn is_repeated_by(&self, next: &Event) -> bool {
+        self.state == next.state
+            && self.account_region == next.account_region
+            && self.message == next.message
+    }
+
+    /// Counts `next`, which says the same, into this event.
+    pub fn absorb(&mut self, next: &Event) {
+        self.repeated += 1;
+        self.last_at = Some(next.at);
+    }
 }
 
 /// Role of an API token.

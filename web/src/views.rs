@@ -96,7 +96,8 @@ pub(crate) fn instance<'a>(
 
 /// One event of a timeline.
 pub(crate) fn event(e: &Event) -> Value {
-    json!({"at": e.at, "status": e.state.as_str(), "where": e.account_region, "message": e.message, "detail": e.detail})
+    json!({"at": e.at, "status": e.state.as_str(), "where": e.account_region, "message": e.message,
+           "detail": e.detail, "repeated": e.repeated, "last_at": e.last_at})
 }
 
 /// An account without its secret.

@@ -292,6 +292,8 @@ fn events_keep_their_order(store: &dyn Store) {
                     account_region: None,
                     message: format!("event {n}"),
                     detail: None,
+                    repeated: 0,
+                    last_at: None,
                 },
             )
             .unwrap();
@@ -305,6 +307,8 @@ fn events_keep_their_order(store: &dyn Store) {
                 account_region: Some("alpha/r1".into()),
                 message: "other".into(),
                 detail: Some("why, region by region".into()),
+                repeated: 0,
+                last_at: None,
             },
         )
         .unwrap();
@@ -351,13 +355,32 @@ fn a_transition_writes_the_instance_and_its_event(store: &dyn Store) {
         account_region: None,
         message: "gave up".into(),
         detail: None,
+        repeated: 0,
+        last_at: None,
     };
     store.transition(instance, &event).unwrap();
     assert_eq!(
         store.get_instance(&instance.id).unwrap().unwrap().state,
         InstanceState::Failed
     );
-    assert_eq!(store.events(&instance.id).unwrap(), vec![event]);
+    assert_eq!(store.events(&instance.id).unwrap(), vec![event.clone()]);
+    // The same thing again is counted into that event, not appended.
+    let again = Event {
+        at: Utc::now(),
+        ..event.clone()
+    };
+    store.transition(instance, &again).unwrap();
+    store.transition(instance, &again).unwrap();
+    let events = store.events(&instance.id).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].repeated, 2);
+    assert_eq!(events[0].last_at, Some(again.at));
+    let other = Event {
+        message: "something else".into(),
+        ..again
+    };
+    store.transition(instance, &other).unwrap();
+    assert_eq!(store.events(&instance.id).unwrap().len(), 2);
     let live = store.list_instances(&InstanceFilter::live()).unwrap();
     assert!(live.iter().all(|i| i.id != instance.id));
 }
@@ -371,6 +394,8 @@ fn finished_instances_are_purged_after_their_retention(store: &dyn Store) {
         account_region: None,
         message: message.into(),
         detail: None,
+        repeated: 0,
+        last_at: None,
     };
     // One request all finished long ago, with an idempotency key.
     let (old, mut old_instances) = request("purge", Some("k-old"), 2);

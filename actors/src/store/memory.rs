@@ -170,17 +170,22 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<()> {
+    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool> {
         let mut tables = self.tables();
         tables
             .instances
             .insert(instance.id.clone(), instance.clone());
-        tables
-            .events
-            .entry(instance.id.clone())
-            .or_default()
-            .push(event.clone());
-        Ok(())
+        let timeline = tables.events.entry(instance.id.clone()).or_default();
+        match timeline.last_mut() {
+            Some(last) if last.is_repeated_by(event) => {
+                last.absorb(event);
+                Ok(true)
+            }
+            _ => {
+                timeline.push(event.clone());
+                Ok(false)
+            }
+        }
     }
 
     fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {

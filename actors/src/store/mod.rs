@@ -178,8 +178,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends to an instance's timeline.
     fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()>;
     /// Writes an instance and appends the event of its change in one
-    /// transaction: a crash keeps both or neither.
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<()>;
+    /// transaction: a crash keeps both or neither. An event that says the
+    /// same as the instance's last one is counted into it
+    /// ([`Event::absorb`]) instead of appended; then the answer is true.
+    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool>;
     /// Removes finished instances (deleted, failed, lost) last changed
     /// before `before` with their events, and the requests (and their
     /// idempotency keys) left with no instance; at most `limit` instances

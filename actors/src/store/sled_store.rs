@@ -445,12 +445,30 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<()> {
+    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool> {
         let bytes = encode(instance)?;
-        let event_bytes = encode(event)?;
         let key = instance.id.as_bytes();
-        let seq = self.db.generate_id().map_err(backend)?;
-        let event_key = [key, &[0], &seq.to_be_bytes()].concat();
+        // Only the dispatcher writes an instance's timeline, one change at
+        // a time: the last event read here is still the last when written.
+        let prefix = [key, &[0]].concat();
+        let last = self.events.scan_prefix(&prefix).next_back();
+        let mut repeated = None;
+        if let Some(entry) = last {
+            let (last_key, value) = entry.map_err(backend)?;
+            let mut last: Event = decode("events", &value)?;
+            if last.is_repeated_by(event) {
+                last.absorb(event);
+                repeated = Some((last_key.to_vec(), encode(&last)?));
+            }
+        }
+        let absorbed = repeated.is_some();
+        let (event_key, event_bytes) = match repeated {
+            Some(rewritten) => rewritten,
+            None => {
+                let seq = self.db.generate_id().map_err(backend)?;
+                ([key, &[0], &seq.to_be_bytes()].concat(), encode(event)?)
+            }
+        };
         let is_live = !instance.state.is_terminal();
         let _writes = self.cache.writing();
         (&self.instances, &self.live, &self.events)
@@ -466,7 +484,7 @@ impl Store for SledStore {
             })
             .map_err(transaction_failed)?;
         self.cache.written(instance);
-        Ok(())
+        Ok(absorbed)
     }
 
     fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
