@@ -24,7 +24,7 @@ use oms_actors::openstack::{
 };
 use serde_json::{Value, json};
 
-use crate::support::binary::{ADMIN, Proc, all_instances, private_file, sim_state, start};
+use crate::support::binary::{ADMIN, Proc, all_instances, private_file, sim_state, start_sim};
 use crate::support::{client, password};
 
 const PROVIDERS: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
@@ -212,19 +212,7 @@ async fn chaos_soak_keeps_every_invariant() {
     }
     let sim_config = dir.path().join("sim.toml");
     std::fs::write(&sim_config, sim_toml).unwrap();
-    let (_sim, sim_lines) = start(&["sim", "--config", sim_config.to_str().unwrap()], 5);
-    let control = sim_lines[0]
-        .trim_start_matches("control  ")
-        .trim_end_matches("/_sim/state")
-        .to_owned();
-    let auth_urls: Vec<String> = sim_lines[1..]
-        .iter()
-        .map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let at = words.iter().position(|w| *w == "auth_url").unwrap();
-            words[at + 1].to_owned()
-        })
-        .collect();
+    let (_sim, control, auth_urls) = start_sim(&sim_config, PROVIDERS.len());
     private_file(&dir.path().join("admin-token"), ADMIN);
     private_file(&dir.path().join("demo-password"), "secret");
     let http = reqwest::Client::builder()

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::support::binary::{
-    all_instances, private_file, serve, sim_keypairs, sim_servers, sim_state, start,
+    all_instances, private_file, serve, sim_keypairs, sim_servers, sim_state, start_sim,
 };
 use crate::support::eventually;
 use serde_json::{Value, json};
@@ -34,19 +34,7 @@ async fn three_sigkills_lose_nothing_duplicate_nothing_leak_nothing() {
         }
     }
     std::fs::write(&sim_config, sim_toml).unwrap();
-    let (_sim, sim_lines) = start(&["sim", "--config", sim_config.to_str().unwrap()], 4);
-    let control = sim_lines[0]
-        .trim_start_matches("control  ")
-        .trim_end_matches("/_sim/state")
-        .to_owned();
-    let auth_urls: Vec<String> = sim_lines[1..]
-        .iter()
-        .map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let at = words.iter().position(|w| *w == "auth_url").unwrap();
-            words[at + 1].to_owned()
-        })
-        .collect();
+    let (_sim, control, auth_urls) = start_sim(&sim_config, 3);
 
     private_file(&dir.path().join("admin-token"), ADMIN);
     private_file(&dir.path().join("demo-password"), "secret");

@@ -33,6 +33,28 @@ pub fn start(args: &[&str], lines: usize) -> (Proc, Vec<String>) {
     (Proc(child), read)
 }
 
+/// `oms sim --config FILE` with `providers` providers: the process, the
+/// control URL (without `/_sim/state`) and each provider's auth URL.
+pub fn start_sim(config: &std::path::Path, providers: usize) -> (Proc, String, Vec<String>) {
+    let (sim, lines) = start(
+        &["sim", "--config", config.to_str().unwrap()],
+        1 + providers,
+    );
+    let control = lines[0]
+        .trim_start_matches("control  ")
+        .trim_end_matches("/_sim/state")
+        .to_owned();
+    let auth_urls = lines[1..]
+        .iter()
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "auth_url").unwrap();
+            words[at + 1].to_owned()
+        })
+        .collect();
+    (sim, control, auth_urls)
+}
+
 /// `oms serve --config FILE`, and the API's base URL.
 pub fn serve(config: &str) -> (Proc, String) {
     let (proc, lines) = start(&["serve", "--config", config], 1);
