@@ -699,6 +699,7 @@ async fn chaos_soak_keeps_every_invariant() {
         .collect();
     // Leak collection and deletions finish within their grace.
     let mut strays = Vec::new();
+    let mut not_one: Vec<String> = Vec::new();
     for _ in 0..40 {
         let state = sim_state(&control).await;
         strays.clear();
@@ -728,14 +729,21 @@ async fn chaos_soak_keeps_every_invariant() {
                 }
             }
         }
-        let one_each = active
+        not_one = active
             .keys()
-            .all(|id| active_servers.get(id).copied() == Some(1));
-        if strays.is_empty() && one_each {
+            .filter(|id| active_servers.get(*id).copied() != Some(1))
+            .map(|id| format!("{id}: {:?}", active_servers.get(id)))
+            .collect();
+        if strays.is_empty() && not_one.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    ledger.check(
+        "every active instance has exactly one ACTIVE server of ours",
+        not_one.is_empty(),
+        || not_one.join(", "),
+    );
     ledger.check(
         "every server and key pair of ours belongs to an active instance",
         strays.is_empty(),

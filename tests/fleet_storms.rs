@@ -88,6 +88,11 @@ async fn a_waiting_instance_with_every_region_down_stays_quiet() {
     let events = store.events(&id).unwrap();
     let instance = store.get_instance(&id).unwrap().unwrap();
     let timeline: Vec<String> = events.iter().map(|e| e.message.clone()).collect();
+    eprintln!(
+        "{} events and {logged} log lines in {:?}: {timeline:#?}",
+        events.len(),
+        down_for()
+    );
     assert!(
         events.len() < 20,
         "{} events in {:?}: {timeline:#?}",

@@ -58,8 +58,12 @@ pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
         .iter()
         .map(|r| {
             let max = r.limit.map_or(0, |l| l.instances);
-            used += r.used.instances;
-            limit += max.max(0);
+            // A region whose project another account holds would count
+            // the same quota twice.
+            if r.conflict.is_none() {
+                used += r.used.instances;
+                limit += max.max(0);
+            }
             let up = r.healthy && r.conflict.is_none();
             healthy += usize::from(up);
             // In words, not breaker states: closed is healthy.
