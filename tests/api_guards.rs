@@ -307,3 +307,39 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_is_case_insensitive_and_two_credentials_are_refused() {
+    let h = start(ApiConfig::default()).await;
+    let client = h.token("ci", Role::Client, None).await;
+    for scheme in ["bearer", "BEARER"] {
+        let header = format!("{scheme} {client}");
+        let answer = h
+            .raw(
+                "GET",
+                "/v1/instances",
+                None,
+                None,
+                None,
+                &[("Authorization", header.as_str())],
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{scheme}: {}", answer.text);
+    }
+    // The client's token and the admin's: ambiguous, so neither is used.
+    let before = h.census();
+    let admin = format!("Bearer {}", h.admin);
+    let answer = h
+        .raw(
+            "POST",
+            "/v1/tokens",
+            Some(&client),
+            Some("application/json"),
+            Some(br#"{"name": "sneaky", "role": "admin"}"#.to_vec()),
+            &[("Authorization", admin.as_str())],
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert_eq!(answer.body["error"]["code"], "bad_request");
+    assert_eq!(h.census(), before, "nothing was created");
+}

@@ -82,9 +82,12 @@ pub async fn create_token(
 /// Resolves an `Authorization` header to a principal.
 pub fn authenticate(store: &dyn Store, header: Option<&str>) -> Result<Principal, ApiError> {
     let header = header.ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    // Authentication schemes are case-insensitive (RFC 9110, 11.1).
     let value = header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .trim_start()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, value)| value.trim())
         .filter(|v| v.starts_with(TOKEN_PREFIX) && v.len() > TOKEN_PREFIX.len())
         .ok_or_else(|| {
             ApiError::unauthorized("malformed Authorization header; expected `Bearer oms_...`")
@@ -151,6 +154,10 @@ mod tests {
         let header = format!("Bearer {}", value.expose_secret());
         let principal = authenticate(&store, Some(&header)).unwrap();
         assert_eq!(principal.name, "ci");
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            let header = format!("{scheme} {}", value.expose_secret());
+            assert_eq!(authenticate(&store, Some(&header)).unwrap().name, "ci");
+        }
         assert!(!token.hash.contains(value.expose_secret()));
         token.revoked = true;
         store.put_token(&token).unwrap();
@@ -164,6 +171,7 @@ mod tests {
             None,
             Some("Basic abc"),
             Some("Bearer"),
+            Some("Bearers oms_abc"),
             Some("Bearer oms_"),
             Some("Bearer xyz"),
         ] {

@@ -349,9 +349,12 @@ async fn run(
     let principal = match route.access {
         Access::Public => None,
         Access::Client | Access::Admin => {
-            let header = headers
-                .get(warp::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
+            // Two credentials are ambiguous: refuse rather than pick one.
+            let mut given = headers.get_all(warp::http::header::AUTHORIZATION).iter();
+            let header = given.next().and_then(|v| v.to_str().ok());
+            if given.next().is_some() {
+                return Err(ApiError::bad_request("more than one Authorization header"));
+            }
             let principal = authenticate(api.fleet.store().as_ref(), header)?;
             if route.access == Access::Admin && !principal.is_admin() {
                 return Err(ApiError::forbidden("this route needs an admin token"));
