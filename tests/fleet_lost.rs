@@ -11,7 +11,8 @@ use crate::support::fleet::{all_reach, ask, fast_config, fleet_on, sim_of, sim_r
 use crate::support::{compute, eventually, server_action};
 use oms_actors::model::{Instance, InstanceState};
 use oms_actors::store::{InstanceFilter, Store};
-use oms_actors::{Fleet, FleetConfig};
+use oms_actors::{Fleet, FleetConfig, NewLaunch};
+use oms_sim::Simulator;
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn ci";
@@ -59,12 +60,10 @@ fn server_deletions(sim: &oms_sim::Simulator) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_active_server_deleted_behind_our_back_makes_its_instance_lost() {
+/// One region, and `launch` active in it.
+async fn running(launch: NewLaunch) -> (Simulator, Fleet, Arc<dyn Store>, Vec<Instance>) {
     let sim = sim_of(&["p"], |p| p.regions.truncate(1)).await;
     let (fleet, store) = fleet_on(&sim, config()).await;
-    let mut launch = ask("ci", 2);
-    launch.public_key = Some(KEY.into());
     let launched = fleet.launch(launch).await.unwrap();
     let active = all_reach(
         &store,
@@ -72,6 +71,16 @@ async fn an_active_server_deleted_behind_our_back_makes_its_instance_lost() {
         InstanceState::Active,
         Duration::from_secs(30),
     )
+    .await;
+    (sim, fleet, store, active)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_server_deleted_behind_our_back_makes_its_instance_lost() {
+    let (sim, fleet, store, active) = running(NewLaunch {
+        public_key: Some(KEY.into()),
+        ..ask("ci", 2)
+    })
     .await;
     assert_eq!(keypairs(&sim).len(), 2);
 
@@ -109,19 +118,12 @@ async fn an_active_server_deleted_behind_our_back_makes_its_instance_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_instance_is_placed_again_when_its_request_asks() {
-    let sim = sim_of(&["p"], |p| p.regions.truncate(1)).await;
-    let (fleet, store) = fleet_on(&sim, config()).await;
-    let mut launch = ask("ci", 1);
-    launch.replace_lost = true;
-    let launched = fleet.launch(launch).await.unwrap();
-    let first = all_reach(
-        &store,
-        &launched.request.id,
-        InstanceState::Active,
-        Duration::from_secs(30),
-    )
-    .await
-    .remove(0);
+    let (sim, fleet, store, mut active) = running(NewLaunch {
+        replace_lost: true,
+        ..ask("ci", 1)
+    })
+    .await;
+    let first = active.remove(0);
     let gone = server_of(&first);
     compute(&sim, "p-1")
         .await
@@ -151,17 +153,8 @@ async fn a_lost_instance_is_placed_again_when_its_request_asks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_stopped_at_the_provider_shows_shutoff_until_it_runs_again() {
-    let sim = sim_of(&["p"], |p| p.regions.truncate(1)).await;
-    let (fleet, store) = fleet_on(&sim, config()).await;
-    let launched = fleet.launch(ask("ci", 1)).await.unwrap();
-    let instance = all_reach(
-        &store,
-        &launched.request.id,
-        InstanceState::Active,
-        Duration::from_secs(30),
-    )
-    .await
-    .remove(0);
+    let (sim, fleet, store, mut active) = running(ask("ci", 1)).await;
+    let instance = active.remove(0);
     let server = server_of(&instance);
 
     assert_eq!(server_action(&sim, "p-1", &server, "os-stop").await, 202);
@@ -205,16 +198,7 @@ async fn a_server_stopped_at_the_provider_shows_shutoff_until_it_runs_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_deleted_while_the_daemon_was_down_is_noticed_after_its_start() {
-    let sim = sim_of(&["p"], |p| p.regions.truncate(1)).await;
-    let (fleet, store) = fleet_on(&sim, config()).await;
-    let launched = fleet.launch(ask("ci", 2)).await.unwrap();
-    let active = all_reach(
-        &store,
-        &launched.request.id,
-        InstanceState::Active,
-        Duration::from_secs(30),
-    )
-    .await;
+    let (sim, fleet, store, active) = running(ask("ci", 2)).await;
     fleet.shutdown().await;
 
     compute(&sim, "p-1")

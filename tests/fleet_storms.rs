@@ -110,10 +110,10 @@ async fn a_waiting_instance_with_every_region_down_stays_quiet() {
     let waiting = events
         .iter()
         .rev()
-        .find(|e| e.message.starts_with("waiting:"));
-    if let Some(waiting) = waiting {
-        assert!(waiting.message.len() < 120, "{}", waiting.message);
-    }
+        .find(|e| e.message.starts_with("waiting:"))
+        .expect("the instance says why it waits");
+    assert!(waiting.message.len() < 120, "{}", waiting.message);
+    assert!(waiting.detail.is_some(), "the detail goes beside it");
 
     // Back up: it is placed without waiting out a long back-off.
     for region in ["p-1", "p-2"] {

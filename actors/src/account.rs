@@ -68,9 +68,11 @@ impl AccountState {
     /// Connects again after a growing wait.
     fn retry_connect(&mut self, myself: &ActorRef<AccountMsg>) -> Duration {
         self.connect_failures += 1;
-        let delay = Duration::from_millis(500)
-            .saturating_mul(1 << self.connect_failures.min(7))
-            .min(Duration::from_secs(60));
+        let delay = crate::restart::backoff(
+            Duration::from_millis(500),
+            self.connect_failures,
+            Duration::from_secs(60),
+        );
         myself.send_after(delay, || AccountMsg::Connect);
         delay
     }

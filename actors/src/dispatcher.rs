@@ -371,7 +371,7 @@ impl DispatcherState {
                 _ => self.back_to_waiting(
                     order.instance,
                     "region actor not running".into(),
-                    None,
+                    Exclusion::None,
                     true,
                 ),
             }
@@ -384,7 +384,7 @@ impl DispatcherState {
         &mut self,
         mut instance: Instance,
         reason: String,
-        exclude_for: Option<Option<Duration>>,
+        exclusion: Exclusion,
         refund: bool,
     ) {
         let place = instance.placement();
@@ -400,10 +400,13 @@ impl DispatcherState {
             known.last_wait_reason = None;
             known
         });
-        if let (Some(until), Some((account, region))) = (exclude_for, place) {
-            entry
-                .excluded
-                .push((account, region, until.map(|d| Instant::now() + d)));
+        let until = match exclusion {
+            Exclusion::None => return,
+            Exclusion::For(wait) => Some(Instant::now() + wait),
+            Exclusion::Always => None,
+        };
+        if let Some((account, region)) = place {
+            entry.excluded.push((account, region, until));
         }
     }
 
@@ -505,11 +508,6 @@ impl DispatcherState {
                 let refused_by = refused.then(|| instance.placement()).flatten();
                 let id = instance.id.clone();
                 let profile = instance.profile.clone();
-                let exclusion = match exclusion {
-                    Exclusion::None => None,
-                    Exclusion::For(wait) => Some(Some(wait)),
-                    Exclusion::Always => Some(None),
-                };
                 self.back_to_waiting(instance, why, exclusion, refund);
                 // Nothing reached the provider: the region is not offered
                 // this instance again until what it publishes changes or a
@@ -518,10 +516,8 @@ impl DispatcherState {
                     let seen = self
                         .ctx
                         .board
-                        .snapshot()
-                        .iter()
-                        .find(|s| s.account_id == account_id && s.region == region)
-                        .map(|s| Outlook::of(s, &profile));
+                        .get(&account_id, &region)
+                        .map(|s| Outlook::of(&s, &profile));
                     if let Some(waiting) = self.waiting.get_mut(&id) {
                         waiting
                             .refusals
@@ -645,7 +641,7 @@ impl DispatcherState {
                 self.back_to_waiting(
                     instance,
                     "region no longer running".into(),
-                    Some(None),
+                    Exclusion::Always,
                     true,
                 );
             }

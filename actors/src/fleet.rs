@@ -358,11 +358,13 @@ impl Fleet {
     /// How every account stands, in id order: its supervisor's view, or
     /// `disabled` for an account the operator switched off.
     pub fn account_statuses(&self) -> Result<Vec<AccountStatus>, FleetError> {
-        Ok(self
-            .ctx
-            .store
-            .list_accounts()?
-            .into_iter()
+        Ok(self.account_statuses_of(&self.ctx.store.list_accounts()?))
+    }
+
+    /// Like [`Fleet::account_statuses`], for accounts the caller has read.
+    pub fn account_statuses_of(&self, accounts: &[Account]) -> Vec<AccountStatus> {
+        accounts
+            .iter()
             .map(|a| {
                 self.ctx
                     .accounts
@@ -377,11 +379,11 @@ impl Fleet {
                         since: a.created_at,
                         project_id: None,
                         regions: Vec::new(),
-                        account_id: a.id,
-                        account: a.name,
+                        account_id: a.id.clone(),
+                        account: a.name.clone(),
                     })
             })
-            .collect())
+            .collect()
     }
 
     /// Account id → name, for views that name providers.

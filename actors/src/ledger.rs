@@ -31,6 +31,12 @@ impl Footprint {
         }
     }
 
+    /// One server whose flavor is not known (adopted, or rebuilt after a
+    /// restart): it counts as an instance only.
+    pub fn unknown_flavor() -> Footprint {
+        Footprint::server(0, 0)
+    }
+
     fn add(self, other: Footprint) -> Footprint {
         Footprint {
             instances: self.instances + other.instances,

@@ -123,7 +123,8 @@ pub struct ProjectClaims {
 
 impl ProjectClaims {
     /// Records that `account` authenticated into `project_id` and uses
-    /// `regions` (its catalog's, after its own selection).
+    /// `regions` (its catalog's, after its own selection; never empty: an
+    /// account with no region claims nothing).
     pub fn claim(&self, account: &Account, project_id: &str, regions: &[String]) -> Claimed {
         let mine = Claim {
             name: account.name.clone(),
@@ -138,10 +139,7 @@ impl ProjectClaims {
             let same = *id != account.id
                 && other.keystone == mine.keystone
                 && other.project_id == mine.project_id
-                && regions_overlap(&other.regions, &mine.regions)
-                // Both know their regions: an empty list is none here.
-                && !other.regions.is_empty()
-                && !mine.regions.is_empty();
+                && regions_overlap(&other.regions, &mine.regions);
             if !same {
                 continue;
             }
@@ -187,8 +185,7 @@ impl ProjectClaims {
                 **id != account.id
                     && c.keystone == keystone
                     && c.project_id == project_id
-                    && (account.regions.is_empty()
-                        || account.regions.iter().any(|r| c.regions.contains(r)))
+                    && regions_overlap(&account.regions, &c.regions)
             })
             .map(|(_, c)| c.name.clone())
     }

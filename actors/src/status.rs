@@ -166,6 +166,15 @@ impl RegionBoard {
             .retain(|(a, _), _| a != account_id);
     }
 
+    /// One region's latest status.
+    pub fn get(&self, account_id: &str, region: &str) -> Option<RegionStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(account_id.to_owned(), region.to_owned()))
+            .cloned()
+    }
+
     /// Every region, ordered by account id and name.
     pub fn snapshot(&self) -> Vec<RegionStatus> {
         self.inner

@@ -135,13 +135,6 @@ pub(crate) fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
 
 /// Validates a registration into an account (and whether to test it).
 pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
-    let (account, test, _) = build_checked(body)?;
-    Ok((account, test))
-}
-
-/// Like [`build`], also saying whether the body asked for a dry run.
-fn build_checked(body: CreateBody) -> Result<(Account, bool, bool), ApiError> {
-    let dry_run = body.dry_run;
     if !valid_account_name(&body.name) {
         return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
     }
@@ -219,7 +212,7 @@ fn build_checked(body: CreateBody) -> Result<(Account, bool, bool), ApiError> {
         pins: body.pins,
         created_at: Utc::now(),
     };
-    Ok((account, body.test_connection, dry_run))
+    Ok((account, body.test_connection))
 }
 
 /// An account from a `POST /v1/accounts` body, or why not: what a client
@@ -256,7 +249,7 @@ pub(crate) async fn test_connection(account: &Account) -> Result<Vec<String>, Ap
 /// `GET /v1/accounts`.
 pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let accounts = call.api.fleet.accounts()?;
-    let statuses = call.api.fleet.account_statuses()?;
+    let statuses = call.api.fleet.account_statuses_of(&accounts);
     let views: Vec<serde_json::Value> = accounts
         .iter()
         .map(|a| with_status(views::account(a), &a.id, &statuses))
@@ -281,7 +274,9 @@ pub(crate) fn with_status(
 
 /// `POST /v1/accounts`.
 pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let (account, test, dry_run) = build_checked(body::json(call)?)?;
+    let body: CreateBody = body::json(call)?;
+    let dry_run = body.dry_run;
+    let (account, test) = build(body)?;
     let fleet = &call.api.fleet;
     if fleet.accounts()?.iter().any(|a| a.name == account.name) {
         return Err(ApiError::conflict(format!(
@@ -321,11 +316,15 @@ fn find(call: &Call<'_>) -> Result<Account, ApiError> {
 
 /// `GET /v1/accounts/{id}`.
 pub(crate) fn get(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    Ok(crate::json_response(StatusCode::OK, &{
-        let account = find(call)?;
-        let statuses = call.api.fleet.account_statuses()?;
-        with_status(views::account(&account), &account.id, &statuses)
-    }))
+    let account = find(call)?;
+    let statuses = call
+        .api
+        .fleet
+        .account_statuses_of(std::slice::from_ref(&account));
+    Ok(crate::json_response(
+        StatusCode::OK,
+        &with_status(views::account(&account), &account.id, &statuses),
+    ))
 }
 
 /// `PATCH /v1/accounts/{id}`.

@@ -53,11 +53,7 @@ impl RegionState {
             match found {
                 Some(server) => {
                     self.adopting.remove(&attempt_id);
-                    let footprint = Footprint {
-                        instances: 1,
-                        cores: 0,
-                        ram: 0,
-                    };
+                    let footprint = Footprint::unknown_flavor();
                     if cancel {
                         self.start_delete(
                             server.id.clone(),
@@ -147,22 +143,19 @@ impl RegionState {
                         AfterDelete::Deleted,
                     ),
                 ),
-                (InstanceState::Active, Some(server_id)) => self.watch(
-                    server_id,
-                    Watched {
-                        instance_id: instance.id.clone(),
-                        attempt_id: attempt.id.clone(),
-                        keypair: attempt.keypair.clone(),
-                        // Its flavor is not known here; one instance is.
-                        footprint: Footprint {
-                            instances: 1,
-                            cores: 0,
-                            ram: 0,
+                (InstanceState::Active, Some(server_id)) => {
+                    self.watched.insert(
+                        server_id,
+                        Watched {
+                            instance_id: instance.id.clone(),
+                            attempt_id: attempt.id.clone(),
+                            keypair: attempt.keypair.clone(),
+                            footprint: Footprint::unknown_flavor(),
+                            status: instance.provider_status.clone(),
+                            suspected: None,
                         },
-                        status: instance.provider_status.clone(),
-                        suspected: None,
-                    },
-                ),
+                    );
+                }
                 (InstanceState::Active, None) => {}
                 (InstanceState::Building, Some(server_id)) => {
                     let boot = self
@@ -180,7 +173,7 @@ impl RegionState {
                             started: since,
                             attempt_at: attempt.started_at,
                             boot_timeout: Duration::from_secs(boot),
-                            footprint: Footprint::default(),
+                            footprint: Footprint::unknown_flavor(),
                             flavor_id: String::new(),
                             keypair: attempt.keypair.clone(),
                         },

@@ -103,7 +103,7 @@ impl RegionState {
                 None => self
                     .watched
                     .remove(&server_id)
-                    .map_or_else(Footprint::default, |w| w.footprint),
+                    .map_or_else(Footprint::unknown_flavor, |w| w.footprint),
             };
             if !self.deleting.contains_key(&server_id) {
                 self.start_delete(
@@ -112,15 +112,7 @@ impl RegionState {
                         instance_id,
                         attempt.id.clone(),
                         attempt.keypair.clone(),
-                        if footprint == Footprint::default() {
-                            Footprint {
-                                instances: 1,
-                                cores: 0,
-                                ram: 0,
-                            }
-                        } else {
-                            footprint
-                        },
+                        footprint,
                         AfterDelete::Deleted,
                     ),
                 );

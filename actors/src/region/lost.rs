@@ -28,7 +28,26 @@ pub(super) struct Watched {
     /// The provider's status when it is not ACTIVE, as last reported.
     pub(super) status: Option<String>,
     /// How the loss was suspected, while a GET is out to prove it.
-    pub(super) suspected: Option<&'static str>,
+    pub(super) suspected: Option<Suspicion>,
+}
+
+/// Why a watched server may be gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Suspicion {
+    /// A full listing of ours did not show it.
+    Missing,
+    /// A `changes-since` listing showed it DELETED.
+    ListedDeleted,
+}
+
+impl Suspicion {
+    /// How it was noticed, for the instance's timeline.
+    fn how(self) -> &'static str {
+        match self {
+            Suspicion::Missing => "noticed by a full listing (missing from it)",
+            Suspicion::ListedDeleted => "noticed by a poll (listed as DELETED)",
+        }
+    }
 }
 
 /// What one listing says of a watched server.
@@ -36,8 +55,8 @@ pub(super) struct Watched {
 pub(super) enum Verdict {
     /// Nothing new.
     Same,
-    /// Maybe gone: ask for it by id (how it was suspected).
-    Suspect(&'static str),
+    /// Maybe gone: ask for it by id.
+    Suspect(Suspicion),
     /// In another status (`None`: ACTIVE again).
     Status(Option<String>),
 }
@@ -48,9 +67,9 @@ pub(super) enum Verdict {
 /// `changes-since` listing shows only what changed, so a missing one is not.
 pub(super) fn judge(known: Option<&str>, listed: Option<&str>, full: bool) -> Verdict {
     match listed {
-        None if full => Verdict::Suspect("missing from a full listing"),
+        None if full => Verdict::Suspect(Suspicion::Missing),
         None => Verdict::Same,
-        Some("DELETED") => Verdict::Suspect("listed as DELETED"),
+        Some("DELETED") => Verdict::Suspect(Suspicion::ListedDeleted),
         Some("ACTIVE") if known.is_some() => Verdict::Status(None),
         Some("ACTIVE") => Verdict::Same,
         Some(status) if known == Some(status) => Verdict::Same,
@@ -116,11 +135,6 @@ pub(super) fn plan_poll(
 }
 
 impl RegionState {
-    /// A building server became ACTIVE: watch it from now on.
-    pub(super) fn watch(&mut self, server_id: String, watched: Watched) {
-        self.watched.insert(server_id, watched);
-    }
-
     /// Compares what a listing shows with the watched servers.
     pub(super) fn watch_listing(
         &mut self,
@@ -131,13 +145,14 @@ impl RegionState {
         let listed: std::collections::HashMap<&str, &Server> =
             servers.iter().map(|s| (s.id.as_str(), s)).collect();
         let mut suspects = Vec::new();
+        let mut changed = Vec::new();
         for (id, w) in self.watched.iter_mut() {
             let server = listed.get(id.as_str());
             match judge(w.status.as_deref(), server.map(|s| s.status.as_str()), full) {
                 Verdict::Same => {}
-                Verdict::Suspect(how) => {
+                Verdict::Suspect(why) => {
                     if w.suspected.is_none() {
-                        w.suspected = Some(how);
+                        w.suspected = Some(why);
                         suspects.push(id.clone());
                     }
                 }
@@ -147,16 +162,16 @@ impl RegionState {
                         .map(|f| f.message.clone());
                     info!(account = %self.account.name, region = %self.region, server = %id, status = status.as_deref().unwrap_or("ACTIVE"), "active server changed status at the provider");
                     w.status = status.clone();
-                    self.ctx
-                        .tell_dispatcher(crate::messages::DispatcherMsg::Outcome(
-                            crate::messages::Outcome {
-                                instance_id: w.instance_id.clone(),
-                                attempt_id: w.attempt_id.clone(),
-                                kind: OutcomeKind::ProviderStatus { status, detail },
-                            },
-                        ));
+                    changed.push((
+                        w.instance_id.clone(),
+                        w.attempt_id.clone(),
+                        OutcomeKind::ProviderStatus { status, detail },
+                    ));
                 }
             }
+        }
+        for (instance_id, attempt_id, kind) in changed {
+            self.outcome(&instance_id, &attempt_id, kind);
         }
         let Some(compute) = self.compute() else {
             return;
@@ -172,7 +187,7 @@ impl RegionState {
         let Some(w) = self.watched.get_mut(server_id) else {
             return;
         };
-        let how = w.suspected.take().unwrap_or("suspected");
+        let suspicion = w.suspected.take();
         if !matches!(result, Ok(true)) {
             // Still there, or unknown: the next listing judges again.
             return;
@@ -182,19 +197,12 @@ impl RegionState {
         if let (Some(keypair), Some(compute)) = (w.keypair, self.compute()) {
             spawn_delete_keypair(compute, self.pacer.clone(), keypair);
         }
-        let noticed = if how == "missing from a full listing" {
-            "a full listing"
-        } else {
-            "a poll"
-        };
+        let how = suspicion.map_or("noticed", Suspicion::how);
         self.outcome(
             &w.instance_id,
             &w.attempt_id,
             OutcomeKind::Lost {
-                how: format!(
-                    "noticed by {noticed} ({how}), confirmed by a 404 from {}",
-                    self.label()
-                ),
+                how: format!("{how}, confirmed by a 404 from {}", self.label()),
             },
         );
     }
@@ -210,15 +218,15 @@ mod tests {
         assert_eq!(judge(None, None, false), Verdict::Same);
         assert_eq!(
             judge(None, None, true),
-            Verdict::Suspect("missing from a full listing")
+            Verdict::Suspect(Suspicion::Missing)
         );
         assert_eq!(
             judge(None, Some("DELETED"), false),
-            Verdict::Suspect("listed as DELETED")
+            Verdict::Suspect(Suspicion::ListedDeleted)
         );
         assert_eq!(
             judge(Some("SHUTOFF"), Some("DELETED"), true),
-            Verdict::Suspect("listed as DELETED")
+            Verdict::Suspect(Suspicion::ListedDeleted)
         );
     }
 

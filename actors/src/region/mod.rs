@@ -147,8 +147,10 @@ impl RegionState {
 
     /// Feeds one call's outcome to the breaker, the pacer and the averages.
     /// `elapsed` is `None` for calls whose duration was not measured; they
-    /// leave the latency average alone.
-    fn observe(&mut self, result: Result<(), &ProviderError>, elapsed: Option<Duration>) {
+    /// leave the latency average alone. True when the call failed exactly
+    /// as the calls before it: every probe of a region that is down does,
+    /// and that is worth one warning, not one a second.
+    fn observe(&mut self, result: Result<(), &ProviderError>, elapsed: Option<Duration>) -> bool {
         let now = Instant::now();
         let class = result.map_or_else(|e| e.class, |()| Class::Ok);
         if let Some(elapsed) = elapsed {
@@ -162,11 +164,15 @@ impl RegionState {
         };
         self.error_rate = self.error_rate * (1.0 - EWMA) + failed * EWMA;
         let wall = Utc::now();
+        let mut repeat = false;
         match result {
             // The call's task told the pacer already (region_calls::heed).
             Err(e) if e.class == Class::RateLimited => {}
             Err(e) => {
-                self.last_error = Some((e.to_string(), wall));
+                let said = e.to_string();
+                repeat = self.failing_since.is_some()
+                    && self.last_error.as_ref().is_some_and(|(m, _)| *m == said);
+                self.last_error = Some((said, wall));
                 if class.counts_against_health() || class == Class::Unauthorized {
                     self.failing_since.get_or_insert(wall);
                 }
@@ -194,6 +200,7 @@ impl RegionState {
                 debug!(account = %self.account.name, region = %self.region, breaker = ?state, "breaker changed");
             }
         }
+        repeat
     }
 
     fn fit(&self, profile: &str, now: Instant) -> ProfileFit {
@@ -255,7 +262,7 @@ impl RegionState {
             error_rate: self.error_rate,
             healthy: self.clients.is_some()
                 && self.failing_since.is_none()
-                && self.breaker.state(now) == crate::breaker::BreakerState::Closed,
+                && self.breaker.state(now) == BreakerState::Closed,
             failing_since: self.failing_since,
             last_error: self.last_error.as_ref().map(|(e, _)| e.clone()),
             last_error_at: self.last_error.as_ref().map(|(_, at)| *at),
@@ -363,11 +370,7 @@ impl RegionState {
             .filter_map(|r| r.as_ref().ok())
             .find(|r| r.flavor.id == flavor_id)
             .map(|r| Footprint::server(r.flavor.vcpus, r.flavor.ram))
-            .unwrap_or(Footprint {
-                instances: 1,
-                cores: 0,
-                ram: 0,
-            })
+            .unwrap_or_else(Footprint::unknown_flavor)
     }
 
     fn start_delete(&mut self, server_id: String, entry: Deleting) {
@@ -475,7 +478,7 @@ impl RegionState {
                         &t.attempt_id,
                         OutcomeKind::Active { address },
                     );
-                    self.watch(
+                    self.watched.insert(
                         id,
                         Watched {
                             instance_id: t.instance_id,
@@ -714,12 +717,7 @@ impl Actor for RegionActor {
                 if clients.is_some() {
                     state.clients = clients;
                 }
-                let known = state.failing_since.is_some();
-                let said = state.last_error.as_ref().map(|(m, _)| m.clone());
-                state.observe(result.as_ref().map(drop), Some(elapsed));
-                // Every probe of a region that is down fails the same way:
-                // worth one warning, not one a second.
-                let repeated = known && said == state.last_error.as_ref().map(|(m, _)| m.clone());
+                let repeated = state.observe(result.as_ref().map(drop), Some(elapsed));
                 match result {
                     Ok(discovery) => {
                         state.ledger.update(&discovery.limits, discovery.asked_at);

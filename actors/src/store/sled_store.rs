@@ -491,6 +491,10 @@ impl Store for SledStore {
         let mut old: Vec<(sled::IVec, String)> = Vec::new();
         for entry in self.instances.iter() {
             let (key, value) = entry.map_err(backend)?;
+            // Live records (the working set) are never purged: not decoded.
+            if self.live.contains_key(&key).map_err(backend)? {
+                continue;
+            }
             let instance: Instance = decode("instances", &value)?;
             if instance.state.is_terminal() && instance.updated_at < before {
                 old.push((key, instance.request_id));

@@ -11,12 +11,9 @@ use crate::views;
 
 /// `GET /accounts`.
 pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
-    let statuses = page.api.fleet.account_statuses().unwrap_or_default();
-    let accounts: Vec<Value> = page
-        .api
-        .fleet
-        .accounts()
-        .unwrap_or_default()
+    let accounts = page.api.fleet.accounts().unwrap_or_default();
+    let statuses = page.api.fleet.account_statuses_of(&accounts);
+    let accounts: Vec<Value> = accounts
         .iter()
         .map(|a| {
             let mut view = crate::accounts::with_status(views::account(a), &a.id, &statuses);
