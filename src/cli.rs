@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use oms_actors::model::Role;
+use oms_actors::tokens::NewToken;
 use secrecy::ExposeSecret;
 
 use anyhow::Context as _;
@@ -119,6 +120,10 @@ pub enum TokenAction {
         /// Most instances the client may hold.
         #[arg(long)]
         instance_limit: Option<u32>,
+        /// Id of an earlier token of this name that this one rotates (a
+        /// name is its client's identity and belongs to one line of tokens).
+        #[arg(long)]
+        continues: Option<String>,
     },
     /// List tokens (never their values).
     List,
@@ -330,13 +335,19 @@ async fn token(state_dir: PathBuf, action: TokenAction) -> anyhow::Result<()> {
             name,
             role,
             instance_limit,
+            continues,
         } => {
             let role = match role {
                 RoleArg::Admin => Role::Admin,
                 RoleArg::Client => Role::Client,
             };
-            let (token, value) =
-                oms_web::create_token(store.as_ref(), &name, role, instance_limit).await?;
+            let new = NewToken {
+                name: name.clone(),
+                role,
+                instance_limit,
+                continues,
+            };
+            let (token, value) = oms_actors::tokens::issue(store.as_ref(), new).await?;
             eprintln!(
                 "created token {} ({name}); its value is shown once:",
                 token.id
@@ -354,14 +365,7 @@ async fn token(state_dir: PathBuf, action: TokenAction) -> anyhow::Result<()> {
             }
         }
         TokenAction::Revoke { id } => {
-            let mut token = store
-                .list_tokens()?
-                .into_iter()
-                .find(|t| t.id == id)
-                .ok_or_else(|| anyhow::anyhow!("no token {id}"))?;
-            token.revoked = true;
-            store.put_token(&token)?;
-            store.flush().await?;
+            oms_actors::tokens::revoke(store.as_ref(), &id).await?;
             println!("revoked {id}");
         }
     }

@@ -13,7 +13,7 @@ use chrono::Utc;
 use oms_actors::FleetConfig;
 use oms_actors::model::{Account, AccountAuth, Pin, Profile, RegionLimits};
 use oms_actors::openstack::{ApplicationCredentialRef, Domain, IdentityVersion, Interface, Named};
-use oms_web::ApiConfig;
+use oms_web::{ApiConfig, SecureCookies};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -35,6 +35,8 @@ pub struct Config {
     pub admin_token_file: Option<PathBuf>,
     /// API limits.
     pub api: ApiSection,
+    /// The operator pages.
+    pub web: WebSection,
     /// Actor tree timings.
     pub fleet: FleetSection,
     /// Profiles to create or update on start and reload.
@@ -55,6 +57,7 @@ impl Default for Config {
             log_json: false,
             admin_token_file: None,
             api: ApiSection::default(),
+            web: WebSection::default(),
             fleet: FleetSection::default(),
             profiles: Vec::new(),
             accounts: Vec::new(),
@@ -87,6 +90,15 @@ impl Default for ApiSection {
             client_burst: d.client_burst,
         }
     }
+}
+
+/// `[web]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSection {
+    /// `"auto"`: the session cookie is `Secure` when a TLS terminator
+    /// sends `X-Forwarded-Proto: https`; `"always"`: whatever it sends.
+    pub secure_cookies: SecureCookies,
 }
 
 /// `[fleet]`.
@@ -405,6 +417,7 @@ impl Config {
             body_limit: self.api.body_limit,
             client_rate_per_sec: self.api.client_rate_per_sec,
             client_burst: self.api.client_burst,
+            secure_cookies: self.web.secure_cookies,
             ..ApiConfig::default()
         }
     }

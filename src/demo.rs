@@ -11,6 +11,7 @@ use chrono::Utc;
 use oms_actors::model::{Account, AccountAuth, Profile, RegionLimits, Role};
 use oms_actors::openstack::{Domain, IdentityVersion, Interface, Named};
 use oms_actors::store::{MemoryStore, Store};
+use oms_actors::tokens::NewToken;
 use oms_actors::{FleetConfig, NewLaunch};
 use oms_sim::{Faults, Outage, SimConfig, Simulator};
 use oms_web::ApiConfig;
@@ -97,7 +98,15 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
         };
         daemon.fleet.put_account(account).await?;
     }
-    let (_, admin) = oms_web::create_token(store.as_ref(), "demo-admin", Role::Admin, None).await?;
+    let (_, admin) = daemon
+        .fleet
+        .issue_token(NewToken {
+            name: "demo-admin".into(),
+            role: Role::Admin,
+            instance_limit: None,
+            continues: None,
+        })
+        .await?;
     let base = format!("http://{}", daemon.addr);
     println!(
         "OpenMultiStack demo: 3 simulated providers × 2 regions, {FLAPPING} flapping in and out of maintenance"

@@ -64,7 +64,7 @@ pub async fn apply(fleet: &Fleet, config: &Config) -> anyhow::Result<usize> {
                     id: CONFIG_ADMIN.into(),
                     name: CONFIG_ADMIN.into(),
                     role: Role::Admin,
-                    hash: oms_web::hash_token(&value),
+                    hash: oms_actors::tokens::hash_token(&value),
                     instance_limit: None,
                     revoked: false,
                     created_at: Utc::now(),

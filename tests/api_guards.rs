@@ -343,3 +343,26 @@ async fn bearer_is_case_insensitive_and_two_credentials_are_refused() {
     assert_eq!(answer.body["error"]["code"], "bad_request");
     assert_eq!(h.census(), before, "nothing was created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_answer_carries_the_security_headers() {
+    let h = start(ApiConfig::default()).await;
+    for (method, path, token) in [
+        ("GET", "/healthz", None),
+        ("GET", "/v1/instances", Some(h.admin.as_str())),
+        ("GET", "/v1/instances", None),
+        ("GET", "/v1/nothing-here", None),
+        ("PUT", "/v1/instances", Some(h.admin.as_str())),
+    ] {
+        let answer = h.call(method, path, token, None).await;
+        let label = format!("{method} {path} ({})", answer.status);
+        assert_eq!(
+            answer.headers["x-content-type-options"], "nosniff",
+            "{label}"
+        );
+        assert_eq!(answer.headers["referrer-policy"], "no-referrer", "{label}");
+        let csp = answer.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'"), "{label}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{label}: {csp}");
+    }
+}

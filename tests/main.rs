@@ -6,6 +6,7 @@ mod support;
 mod api_guards;
 mod api_instances;
 mod api_secrets;
+mod api_tokens;
 mod browser;
 mod chaos_soak;
 mod client_against_sim;

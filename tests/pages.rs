@@ -89,10 +89,13 @@ impl<'a> Browser<'a> {
     }
 
     async fn sign_in(&self) {
+        self.sign_in_with(&self.h.admin.clone()).await;
+    }
+
+    async fn sign_in_with(&self, admin: &str) {
         let csrf = self.csrf("/login").await;
-        let admin = self.h.admin.clone();
         let signed = self
-            .post("/login", &[("csrf", &csrf), ("token", &admin)])
+            .post("/login", &[("csrf", &csrf), ("token", admin)])
             .await;
         assert_eq!(signed.status, 303);
         assert_eq!(signed.location.as_deref(), Some("/"));
@@ -130,6 +133,131 @@ async fn without_a_session_every_page_redirects_to_sign_in() {
     assert!(refused.body.contains("not a valid admin token"));
     // Static assets need no session.
     assert_eq!(b.get("/static/style.css").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_token_a_session_signed_in_with_ends_the_session() {
+    let h = start(ApiConfig::default()).await;
+    let ops = h.token("ops", oms_actors::model::Role::Admin, None).await;
+    let b = Browser::new(&h);
+    b.sign_in_with(&ops).await;
+    let dashboard = b.get("/").await;
+    assert_eq!(dashboard.status, 200);
+    assert!(
+        dashboard.body.contains("ops"),
+        "the page names who is signed in"
+    );
+    let id = h
+        .store
+        .list_tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "ops")
+        .unwrap()
+        .id;
+    let revoked = h
+        .call("DELETE", &format!("/v1/tokens/{id}"), Some(&h.admin), None)
+        .await;
+    assert_eq!(revoked.status, 204);
+    for path in ["/", "/tokens"] {
+        let got = b.get(path).await;
+        assert_eq!(
+            (got.status, got.location.as_deref()),
+            (303, Some("/login")),
+            "{path} after the revocation"
+        );
+    }
+    // Nor can the old session mint a token with a form it loaded before.
+    let csrf_field = "csrf";
+    let minted = b
+        .post("/tokens", &[(csrf_field, "stale"), ("name", "sneaky")])
+        .await;
+    assert_eq!(minted.location.as_deref(), Some("/login"));
+    assert!(
+        !h.store
+            .list_tokens()
+            .unwrap()
+            .iter()
+            .any(|t| t.name == "sneaky"),
+        "no token minted by a dead session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_run_no_inline_script_and_carry_security_headers() {
+    let h = start(ApiConfig::default()).await;
+    let b = Browser::new(&h);
+    b.sign_in().await;
+    let cookie = b.cookie.lock().unwrap().clone().unwrap();
+    for path in ["/", "/instances", "/accounts", "/tokens", "/login"] {
+        let response = b
+            .http
+            .get(format!("{}{path}", h.base))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers().clone();
+        let csp = headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains("<script>"), "{path} has an inline script");
+        assert!(!body.contains("onsubmit="), "{path} has an inline handler");
+        assert!(!body.contains("confirm('"), "{path} builds script text");
+    }
+    for script in ["/static/confirm.js", "/static/live.js"] {
+        let got = h.raw("GET", script, None, None, None, &[]).await;
+        assert_eq!(got.status, 200, "{script}");
+        assert!(
+            got.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{script}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_when_configured_or_forwarded_over_https() {
+    let plain = start(ApiConfig::default()).await;
+    let login = plain.raw("GET", "/login", None, None, None, &[]).await;
+    let cookie = login.headers["set-cookie"].to_str().unwrap();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let forwarded = plain
+        .raw(
+            "GET",
+            "/login",
+            None,
+            None,
+            None,
+            &[("X-Forwarded-Proto", "https")],
+        )
+        .await;
+    assert!(
+        forwarded.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+    let always = start(ApiConfig {
+        secure_cookies: oms_web::SecureCookies::Always,
+        ..ApiConfig::default()
+    })
+    .await;
+    let login = always.raw("GET", "/login", None, None, None, &[]).await;
+    assert!(
+        login.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

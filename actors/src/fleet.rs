@@ -14,12 +14,14 @@ use sha2::{Digest, Sha256};
 
 use crate::messages::{Chaos, DispatcherMsg, FleetConfig, FleetCtx, FleetEvent, Names, RegionMsg};
 use crate::model::{
-    Account, Event, Instance, InstanceState, LaunchRequest, PlacementHints, Profile, new_id,
+    Account, ApiToken, Event, Instance, InstanceState, LaunchRequest, PlacementHints, Profile,
+    new_id,
 };
 use crate::openstack::Client;
 use crate::root::{RootMsg, RootSupervisor};
 use crate::status::{AccountHealth, AccountStatus, ProfileFit, RegionBoard, RegionStatus};
 use crate::store::{Inserted, InstanceFilter, Store, StoreError};
+use crate::tokens::{NewToken, TokenError};
 
 /// Why a fleet operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,17 @@ pub enum FleetError {
     /// The actor tree is not running.
     #[error("the fleet is not running: {0}")]
     Unavailable(String),
+}
+
+impl From<TokenError> for FleetError {
+    fn from(error: TokenError) -> FleetError {
+        match error {
+            TokenError::Store(e) => FleetError::Store(e),
+            TokenError::Invalid(why) => FleetError::Invalid(why),
+            TokenError::Conflict(why) => FleetError::Conflict(why),
+            TokenError::NotFound => FleetError::NotFound("token".into()),
+        }
+    }
 }
 
 /// A client's ask for instances, before it is accepted.
@@ -158,9 +171,53 @@ impl Fleet {
             .is_ok_and(|r| matches!(r, ractor::rpc::CallResult::Success(true)))
     }
 
-    /// The store, for reads the facade does not wrap (tokens).
+    /// The store, for the daemon's own start-up and for tests; the API
+    /// and the pages go through the methods below.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.ctx.store
+    }
+
+    /// Every API token, revoked ones included (values are never stored).
+    pub fn tokens(&self) -> Result<Vec<ApiToken>, FleetError> {
+        Ok(self.ctx.store.list_tokens()?)
+    }
+
+    /// Issues a token ([`crate::tokens::issue`]); its value is returned
+    /// once and exists nowhere else.
+    pub async fn issue_token(
+        &self,
+        new: NewToken,
+    ) -> Result<(ApiToken, secrecy::SecretString), FleetError> {
+        Ok(crate::tokens::issue(self.ctx.store.as_ref(), new).await?)
+    }
+
+    /// Revokes a token: it authenticates no more and sessions signed in
+    /// with it end.
+    pub async fn revoke_token(&self, id: &str) -> Result<ApiToken, FleetError> {
+        Ok(crate::tokens::revoke(self.ctx.store.as_ref(), id).await?)
+    }
+
+    /// The live token whose value is `value`, if any.
+    pub fn authenticate(&self, value: &str) -> Result<Option<ApiToken>, FleetError> {
+        Ok(crate::tokens::live_by_value(
+            self.ctx.store.as_ref(),
+            value,
+        )?)
+    }
+
+    /// Whether token `id` exists and is not revoked.
+    pub fn token_live(&self, id: &str) -> Result<bool, FleetError> {
+        Ok(crate::tokens::find(self.ctx.store.as_ref(), id)?.is_some_and(|t| !t.revoked))
+    }
+
+    /// One account (secrets included: callers must not show them).
+    pub fn account(&self, id: &str) -> Result<Option<Account>, FleetError> {
+        Ok(self.ctx.store.get_account(id)?)
+    }
+
+    /// One profile.
+    pub fn profile(&self, name: &str) -> Result<Option<Profile>, FleetError> {
+        Ok(self.ctx.store.get_profile(name)?)
     }
 
     /// Launch events as they happen, for metrics.

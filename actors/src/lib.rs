@@ -27,6 +27,7 @@ pub mod restart;
 mod root;
 pub mod status;
 pub mod store;
+pub mod tokens;
 mod transitions;
 
 pub use fleet::{ChaosTarget, Fleet, FleetError, Launched, NewLaunch};

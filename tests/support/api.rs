@@ -7,11 +7,27 @@ use oms_actors::Fleet;
 use oms_actors::model::Role;
 use oms_actors::store::Store;
 use oms_sim::Simulator;
-use oms_web::{Api, ApiConfig, create_token};
+use oms_web::{Api, ApiConfig};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::fleet::{fast_config, fleet_on, sim_of};
+
+/// Issues a token straight into `store`.
+pub async fn issue(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    instance_limit: Option<u32>,
+) -> (oms_actors::model::ApiToken, secrecy::SecretString) {
+    let new = oms_actors::tokens::NewToken {
+        name: name.into(),
+        role,
+        instance_limit,
+        continues: None,
+    };
+    oms_actors::tokens::issue(store, new).await.unwrap()
+}
 
 /// A running API.
 pub struct Harness {
@@ -44,9 +60,7 @@ pub async fn start_with(
     let sim = sim_of(&["north", "south"], adjust).await;
     let (fleet, store) = fleet_on(&sim, fast_config()).await;
     let fleet = Arc::new(fleet);
-    let (_, admin) = create_token(store.as_ref(), "root", Role::Admin, None)
-        .await
-        .unwrap();
+    let (_, admin) = issue(store.as_ref(), "root", Role::Admin, None).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let api = Api::new(fleet.clone(), config);
@@ -64,9 +78,7 @@ pub async fn start_with(
 impl Harness {
     /// A new token of `role` named `name`.
     pub async fn token(&self, name: &str, role: Role, limit: Option<u32>) -> String {
-        let (_, value) = create_token(self.store.as_ref(), name, role, limit)
-            .await
-            .unwrap();
+        let (_, value) = issue(self.store.as_ref(), name, role, limit).await;
         value.expose_secret().to_owned()
     }
 

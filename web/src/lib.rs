@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use warp::Filter;
 use warp::http::StatusCode;
 
-pub use auth::{Principal, create_token, hash_token};
+pub use auth::Principal;
 pub use error::ApiError;
 
 /// Limits of the API.
@@ -47,6 +47,20 @@ pub struct ApiConfig {
     pub client_burst: u32,
     /// Largest page of a listing.
     pub max_page: usize,
+    /// When the session cookie is marked `Secure`.
+    pub secure_cookies: SecureCookies,
+}
+
+/// When the session cookie carries `Secure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecureCookies {
+    /// When the request came over HTTPS as a TLS terminator says
+    /// (`X-Forwarded-Proto: https`).
+    #[default]
+    Auto,
+    /// Always: for deployments behind TLS whose terminator does not say.
+    Always,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +71,7 @@ impl Default for ApiConfig {
             client_rate_per_sec: 20,
             client_burst: 100,
             max_page: 500,
+            secure_cookies: SecureCookies::Auto,
         }
     }
 }
@@ -148,16 +163,37 @@ pub fn filter(
                 async move {
                     let limit = api.config.body_limit;
                     let stream = Box::pin(stream);
-                    match read_body(stream, limit).await {
+                    let mut response = match read_body(stream, limit).await {
                         Ok(body) => {
                             router::dispatch(api, method, path.as_str(), &query, headers, body)
                                 .await
                         }
                         Err(error) => error.into_response(),
-                    }
+                    };
+                    security_headers(&mut response);
+                    response
                 }
             },
         )
+}
+
+/// Headers every answer carries, pages and API alike: no MIME sniffing,
+/// no referrer, no framing; answers that set no policy of their own (the
+/// API's JSON) get one that allows nothing.
+pub(crate) fn security_headers(response: &mut warp::reply::Response) {
+    use warp::http::HeaderValue;
+    let headers = response.headers_mut();
+    headers.insert(
+        "X-Content-Type-Options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("Referrer-Policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("X-Frame-Options", HeaderValue::from_static("DENY"));
+    headers
+        .entry("Content-Security-Policy")
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

@@ -355,7 +355,7 @@ async fn run(
             if given.next().is_some() {
                 return Err(ApiError::bad_request("more than one Authorization header"));
             }
-            let principal = authenticate(api.fleet.store().as_ref(), header)?;
+            let principal = authenticate(&api.fleet, header)?;
             if route.access == Access::Admin && !principal.is_admin() {
                 return Err(ApiError::forbidden("this route needs an admin token"));
             }

@@ -1,12 +1,12 @@
 //! `/v1/tokens` (admin): create (the value is shown once), list, revoke.
 
 use oms_actors::model::Role;
+use oms_actors::tokens::NewToken;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use warp::http::StatusCode;
 
-use crate::auth::create_token;
 use crate::body;
 use crate::error::ApiError;
 use crate::router::Call;
@@ -18,11 +18,13 @@ struct TokenBody {
     name: String,
     role: Role,
     instance_limit: Option<u32>,
+    /// Id of the earlier token of this name that this one rotates.
+    continues: Option<String>,
 }
 
 /// `GET /v1/tokens`.
 pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let tokens = call.api.fleet.store().list_tokens()?;
+    let tokens = call.api.fleet.tokens()?;
     Ok(crate::json_response(
         StatusCode::OK,
         &json!({"tokens": tokens.iter().map(views::token).collect::<Vec<_>>()}),
@@ -32,22 +34,16 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
 /// `POST /v1/tokens`.
 pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let body: TokenBody = body::json(call)?;
-    let name_ok = !body.name.is_empty()
-        && body.name.len() <= 64
-        && body
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !name_ok {
-        return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
-    }
-    let (token, value) = create_token(
-        call.api.fleet.store().as_ref(),
-        &body.name,
-        body.role,
-        body.instance_limit,
-    )
-    .await?;
+    let (token, value) = call
+        .api
+        .fleet
+        .issue_token(NewToken {
+            name: body.name,
+            role: body.role,
+            instance_limit: body.instance_limit,
+            continues: body.continues,
+        })
+        .await?;
     let mut view = views::token(&token);
     view["token"] = json!(value.expose_secret());
     Ok(crate::json_response(StatusCode::CREATED, &view))
@@ -55,16 +51,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, Api
 
 /// `DELETE /v1/tokens/{id}`.
 pub(crate) async fn revoke(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let store = call.api.fleet.store();
-    let id = &call.params[0];
-    let mut token = store
-        .list_tokens()?
-        .into_iter()
-        .find(|t| t.id == *id)
-        .ok_or_else(|| ApiError::not_found(format!("token {id} not found")))?;
-    token.revoked = true;
-    store.put_token(&token)?;
-    store.flush().await?;
+    call.api.fleet.revoke_token(&call.params[0]).await?;
     let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)

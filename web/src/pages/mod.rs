@@ -79,10 +79,9 @@ impl Page<'_> {
 pub(crate) fn render(page: &Page<'_>, template: &str, mut data: Value) -> warp::reply::Response {
     if let Some(map) = data.as_object_mut() {
         map.insert("csrf".into(), json!(page.csrf()));
-        map.insert(
-            "signed_in".into(),
-            json!(page.session.as_ref().is_some_and(|s| s.admin.is_some())),
-        );
+        let admin = page.session.as_ref().and_then(|s| s.admin.as_ref());
+        map.insert("signed_in".into(), json!(admin.is_some()));
+        map.insert("signed_in_as".into(), json!(admin.map(|a| &a.name)));
         map.insert("refresh_ms".into(), json!(3000));
     }
     match PAGES.render(template, &data) {
@@ -109,6 +108,12 @@ pub(crate) fn message(
     response
 }
 
+/// Scripts and styles only from our own static files: no inline script,
+/// no inline style, no framing, forms only to ourselves.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
 fn html_response(status: StatusCode, html: String) -> warp::reply::Response {
     let mut response = warp::reply::Response::new(html.into());
     *response.status_mut() = status;
@@ -122,14 +127,8 @@ fn html_response(status: StatusCode, html: String) -> warp::reply::Response {
         warp::http::HeaderValue::from_static("no-store"),
     );
     headers.insert(
-        "X-Frame-Options",
-        warp::http::HeaderValue::from_static("DENY"),
-    );
-    headers.insert(
         "Content-Security-Policy",
-        warp::http::HeaderValue::from_static(
-            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self'",
-        ),
+        warp::http::HeaderValue::from_static(PAGE_POLICY),
     );
     response
 }
@@ -155,6 +154,8 @@ fn static_file(name: &str) -> Option<warp::reply::Response> {
     let file = Templates::get(&format!("static/{name}"))?;
     let content_type = if name.ends_with(".css") {
         "text/css; charset=utf-8"
+    } else if name.ends_with(".js") {
+        "text/javascript; charset=utf-8"
     } else {
         "application/octet-stream"
     };
@@ -210,8 +211,10 @@ pub(crate) async fn dispatch(
         segments,
         query: decode(query),
         form,
-        session: api.sessions.find(cookie),
-        secure: forwarded_https,
+        session: api
+            .sessions
+            .find(cookie, |id| api.fleet.token_live(id).unwrap_or(false)),
+        secure: forwarded_https || api.config.secure_cookies == crate::SecureCookies::Always,
     };
     Some(route(&mut page).await)
 }
@@ -302,9 +305,15 @@ async fn login(page: &mut Page<'_>) -> warp::reply::Response {
     };
     let token = page.field("token").unwrap_or_default().trim().to_owned();
     let header = format!("Bearer {token}");
-    match authenticate(page.api.fleet.store().as_ref(), Some(&header)) {
+    match authenticate(&page.api.fleet, Some(&header)) {
         Ok(principal) if principal.role == Role::Admin => {
-            let signed = page.api.sessions.sign_in(&session, principal.name);
+            let signed = page.api.sessions.sign_in(
+                &session,
+                session::SignedIn {
+                    token_id: principal.token_id,
+                    name: principal.name,
+                },
+            );
             redirect("/", Some(signed.cookie(page.secure)))
         }
         _ => {

@@ -1,8 +1,10 @@
 //! The dashboard and the tokens page.
 
+use oms_actors::FleetError;
 use oms_actors::breaker::BreakerState;
 use oms_actors::model::{InstanceState, Role};
 use oms_actors::store::InstanceFilter;
+use oms_actors::tokens::NewToken;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use warp::http::StatusCode;
@@ -123,8 +125,7 @@ pub(crate) fn tokens(
     let tokens: Vec<Value> = page
         .api
         .fleet
-        .store()
-        .list_tokens()
+        .tokens()
         .unwrap_or_default()
         .iter()
         .map(views::token)
@@ -139,18 +140,6 @@ pub(crate) fn tokens(
 /// `POST /tokens`.
 pub(crate) async fn create_token(page: &Page<'_>) -> warp::reply::Response {
     let name = page.field("name").unwrap_or_default().trim().to_owned();
-    let name_ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !name_ok {
-        return tokens(
-            page,
-            None,
-            Some("Name: 1 to 64 of letters, digits, - _ .".into()),
-        );
-    }
     let role = if page.field("role") == Some("admin") {
         Role::Admin
     } else {
@@ -173,40 +162,48 @@ pub(crate) async fn create_token(page: &Page<'_>) -> warp::reply::Response {
         },
         None => None,
     };
-    match crate::auth::create_token(page.api.fleet.store().as_ref(), &name, role, limit).await {
+    let continues = page
+        .field("continues")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
+    let new = NewToken {
+        name: name.clone(),
+        role,
+        instance_limit: limit,
+        continues,
+    };
+    match page.api.fleet.issue_token(new).await {
         Ok((_, value)) => tokens(
             page,
             Some(json!({"name": name, "value": value.expose_secret()})),
             None,
         ),
-        Err(error) => message(
+        Err(FleetError::Invalid(why) | FleetError::Conflict(why)) => tokens(page, None, Some(why)),
+        Err(_) => message(
             page,
             StatusCode::INTERNAL_SERVER_ERROR,
             "Error",
-            &error.to_string(),
+            "The token could not be stored.",
         ),
     }
 }
 
 /// `POST /tokens/{id}/revoke`.
 pub(crate) async fn revoke_token(page: &Page<'_>, id: &str) -> warp::reply::Response {
-    let store = page.api.fleet.store();
-    let Some(mut token) = store
-        .list_tokens()
-        .unwrap_or_default()
-        .into_iter()
-        .find(|t| t.id == id)
-    else {
-        return message(page, StatusCode::NOT_FOUND, "Not found", "No such token.");
-    };
-    token.revoked = true;
-    if store.put_token(&token).is_err() || store.flush().await.is_err() {
-        return message(
-            page,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Error",
-            "The token could not be revoked.",
-        );
+    match page.api.fleet.revoke_token(id).await {
+        Ok(_) => {}
+        Err(FleetError::NotFound(_)) => {
+            return message(page, StatusCode::NOT_FOUND, "Not found", "No such token.");
+        }
+        Err(_) => {
+            return message(
+                page,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                "The token could not be revoked.",
+            );
+        }
     }
     redirect("/tokens", None)
 }

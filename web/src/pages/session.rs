@@ -1,5 +1,8 @@
 //! Operator sessions: a random id in an HttpOnly, SameSite=Strict cookie,
 //! a CSRF token per session, expiry. Signing in replaces the session id.
+//! A session is bound to the admin token it signed in with: revoking the
+//! token ends it at the next request, and it ends anyway `ABSOLUTE` after
+//! sign-in however busy it is.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,8 @@ use tokio::time::Instant;
 pub const COOKIE: &str = "oms_session";
 /// How long a session lives without use.
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
+/// How long a session lives at most, used or not.
+pub const ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
 /// How long a sign-in form stays valid.
 pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -24,9 +29,20 @@ pub struct Session {
     pub id: String,
     /// Token every form must carry.
     pub csrf: String,
-    /// Signed in as this admin token's name.
-    pub admin: Option<String>,
+    /// The admin token this session signed in with.
+    pub admin: Option<SignedIn>,
     expires: Instant,
+    /// The end of the absolute lifetime, for signed-in sessions.
+    ends: Option<Instant>,
+}
+
+/// Who a session signed in as.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The token's id: the session lives while the token does.
+    pub token_id: String,
+    /// The token's name.
+    pub name: String,
 }
 
 fn random() -> String {
@@ -46,8 +62,14 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The session named by the cookie header, if live; its expiry slides.
-    pub fn find(&self, cookie_header: Option<&str>) -> Option<Session> {
+    /// The session named by the cookie header, if live and its token
+    /// (`token_live`) still is; its idle expiry slides up to the absolute
+    /// end.
+    pub fn find(
+        &self,
+        cookie_header: Option<&str>,
+        token_live: impl Fn(&str) -> bool,
+    ) -> Option<Session> {
         let id = cookie_header?
             .split(';')
             .filter_map(|c| c.trim().split_once('='))
@@ -57,8 +79,12 @@ impl Sessions {
         let mut map = self.map();
         map.retain(|_, s| s.expires > now);
         let session = map.get_mut(&id)?;
-        if session.admin.is_some() {
-            session.expires = now + IDLE;
+        if let Some(admin) = &session.admin {
+            if !token_live(&admin.token_id) {
+                map.remove(&id);
+                return None;
+            }
+            session.expires = (now + IDLE).min(session.ends.unwrap_or(now));
         }
         Some(session.clone())
     }
@@ -73,6 +99,7 @@ impl Sessions {
             csrf: random(),
             admin: None,
             expires: now + SIGN_IN_WINDOW,
+            ends: None,
         };
         let mut map = self.map();
         map.retain(|_, s| s.expires > now);
@@ -81,14 +108,16 @@ impl Sessions {
     }
 
     /// Signs in: the old id is dropped and a new one issued.
-    pub fn sign_in(&self, old: &Session, admin: String) -> Session {
+    pub fn sign_in(&self, old: &Session, admin: SignedIn) -> Session {
         let mut map = self.map();
         map.remove(&old.id);
+        let now = Instant::now();
         let session = Session {
             id: random(),
             csrf: random(),
             admin: Some(admin),
-            expires: Instant::now() + IDLE,
+            expires: now + IDLE,
+            ends: Some(now + ABSOLUTE),
         };
         map.insert(session.id.clone(), session.clone());
         session
@@ -120,4 +149,58 @@ impl Session {
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_cookie() -> String {
     format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed_in(sessions: &Sessions) -> (Session, String) {
+        let anonymous = sessions.start();
+        let session = sessions.sign_in(
+            &anonymous,
+            SignedIn {
+                token_id: "t1".into(),
+                name: "root".into(),
+            },
+        );
+        let cookie = format!("{COOKIE}={}", session.id);
+        (session, cookie)
+    }
+
+    #[tokio::test]
+    async fn revoking_the_token_ends_the_session() {
+        let sessions = Sessions::default();
+        let (_, cookie) = signed_in(&sessions);
+        assert!(sessions.find(Some(&cookie), |id| id == "t1").is_some());
+        assert!(sessions.find(Some(&cookie), |_| false).is_none());
+        // Gone for good, even if the check would pass again.
+        assert!(sessions.find(Some(&cookie), |_| true).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn use_does_not_extend_a_session_past_its_absolute_end() {
+        let sessions = Sessions::default();
+        let (_, cookie) = signed_in(&sessions);
+        let step = IDLE / 2;
+        let mut waited = Duration::ZERO;
+        while waited + step < ABSOLUTE {
+            tokio::time::advance(step).await;
+            waited += step;
+            assert!(
+                sessions.find(Some(&cookie), |_| true).is_some(),
+                "{waited:?}"
+            );
+        }
+        tokio::time::advance(ABSOLUTE - waited + Duration::from_secs(1)).await;
+        assert!(sessions.find(Some(&cookie), |_| true).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_session_expires() {
+        let sessions = Sessions::default();
+        let (_, cookie) = signed_in(&sessions);
+        tokio::time::advance(IDLE + Duration::from_secs(1)).await;
+        assert!(sessions.find(Some(&cookie), |_| true).is_none());
+    }
 }
