@@ -3,6 +3,8 @@
 //! unknown routes and methods, rate limits, and the OpenAPI document kept
 //! true to the routes.
 
+use std::time::Duration;
+
 use crate::support::api::{Harness, start};
 use oms_actors::model::Role;
 use oms_web::ApiConfig;
@@ -365,4 +367,40 @@ async fn every_api_answer_carries_the_security_headers() {
         assert!(csp.contains("default-src 'none'"), "{label}: {csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{label}: {csp}");
     }
+}
+
+/// What a client does to its own connection is not a server error.
+#[tokio::test]
+async fn clients_that_hang_up_or_send_garbage_are_logged_at_debug() {
+    use tokio::io::AsyncWriteExt;
+    let logs = crate::support::Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This runtime has one thread, so the server's tasks log here too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = start(ApiConfig::default()).await;
+    let addr = h.base.trim_start_matches("http://").to_owned();
+    for sent in [
+        &b"POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro"[..],
+        b"GET /v1/regions HTTP/1.1\r\nHost: x\r\n",
+        b"\x16\x03\x01 this is not HTTP\r\n\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        drop(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server still answers.
+    assert_eq!(h.call("GET", "/healthz", None, None).await.status, 200);
+    let text = logs.text();
+    assert!(text.contains("connection ended abnormally"), "{text}");
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }

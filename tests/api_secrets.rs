@@ -3,12 +3,11 @@
 //! (beyond the one that hands them out) and in no log line, with every
 //! route driven and logging at its most verbose.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::api::start_with;
-use crate::support::eventually;
+use crate::support::pages::Browser;
+use crate::support::{Captured, eventually};
 use oms_sim::AppCredentialConfig;
 use oms_web::ApiConfig;
 use oms_web::router::ROUTES;
@@ -16,27 +15,16 @@ use serde_json::json;
 
 const PASSWORD: &str = "Pw-7f3a9c1e-provider-password";
 const APP_SECRET: &str = "Ac-52d0e8b4-application-secret";
+const PAGE_PASSWORD: &str = "Pp-3e8c71a0-typed-on-a-page";
 const ROTATED: &str = "Rt-9b1f6a2d-rotated-password";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_responses_or_logs() {
     let logs = Captured::default();
     let writer = logs.clone();
+    // The daemon's own filter, at its most verbose.
     tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
+        .with_env_filter(openmultistack::telemetry::filter("trace"))
         .with_writer(move || writer.clone())
         .init();
 
@@ -152,11 +140,59 @@ async fn no_secret_appears_in_responses_or_logs() {
         None,
     )
     .await;
+
+    // The pages: sign in, create a token, register an account with a
+    // password, and read every page.
+    let b = Browser::new(&h);
+    b.sign_in().await;
+    let csrf = b.csrf("/tokens").await;
+    let made = b
+        .post(
+            "/tokens",
+            &[("csrf", &csrf), ("name", "paged"), ("role", "client")],
+        )
+        .await;
+    let marker = "copy it now, it is not shown again: <code>";
+    let at = made.body.find(marker).expect("the new token is shown once") + marker.len();
+    let paged = made.body[at..at + made.body[at..].find('<').unwrap()].to_owned();
+    assert!(paged.starts_with("oms_"), "{paged}");
+    let csrf = b.csrf("/accounts/new").await;
+    let auth_url = h.sim.providers()[1].auth_url.clone();
+    b.post(
+        "/accounts/new",
+        &[
+            ("csrf", &csrf),
+            ("name", "paged-account"),
+            ("auth_url", &auth_url),
+            ("username", "demo"),
+            ("password", PAGE_PASSWORD),
+            ("domain", "Default"),
+            ("project_name", "demo"),
+        ],
+    )
+    .await;
+    let mut pages = String::new();
+    for path in [
+        "/",
+        "/instances",
+        &format!("/instances/{instance}"),
+        "/accounts",
+        "/tokens",
+    ] {
+        pages.push_str(&b.get(path).await.body);
+        pages.push_str(&b.get(&format!("{path}?fragment=1")).await.body);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let logs = logs.text();
     assert!(logs.len() > 1000, "the logs were not captured");
+    assert!(
+        logs.contains("TRACE") && logs.contains("DEBUG"),
+        "the logs were not at their most verbose"
+    );
     for (what, secret) in [
+        ("token made on the tokens page", paged.as_str()),
+        ("password typed on the registration page", PAGE_PASSWORD),
         ("provider password", PASSWORD),
         ("application credential secret", APP_SECRET),
         ("rotated password", ROTATED),
@@ -166,6 +202,7 @@ async fn no_secret_appears_in_responses_or_logs() {
     ] {
         assert!(!responses.contains(secret), "{what} in a response");
         assert!(!logs.contains(secret), "{what} in the logs");
+        assert!(!pages.contains(secret), "{what} on a page");
     }
     assert!(!responses.contains("12345"), "a rejected value was echoed");
 }

@@ -10,13 +10,23 @@ use crate::support::eventually;
 use oms_sim::{AppCredentialConfig, UserConfig};
 use oms_web::ApiConfig;
 
+/// Runs `oms` at its most verbose logging: the token it was given never
+/// shows in what it writes.
 fn oms(h: &Harness, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oms"))
+    let output = Command::new(env!("CARGO_BIN_EXE_oms"))
         .args(args)
         .env("OMS_URL", &h.base)
         .env("OMS_TOKEN", &h.admin)
+        .env("RUST_LOG", "trace")
         .output()
-        .unwrap()
+        .unwrap();
+    for (stream, text) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        assert!(
+            !String::from_utf8_lossy(text).contains(&h.admin),
+            "oms {args:?} wrote its token to {stream}"
+        );
+    }
+    output
 }
 
 fn account_names(h: &Harness) -> Vec<String> {
@@ -203,11 +213,19 @@ async fn launch_list_and_delete_from_the_command_line() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
-    assert!(
-        std::fs::read_to_string(&key)
-            .unwrap()
-            .contains("OPENSSH PRIVATE KEY")
-    );
+    let private = std::fs::read_to_string(&key).unwrap();
+    assert!(private.contains("OPENSSH PRIVATE KEY"));
+    let key_body: String = private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    for stream in [&launched.stdout, &launched.stderr] {
+        let text: String = String::from_utf8_lossy(stream).lines().collect();
+        assert!(
+            !text.contains(&key_body),
+            "the private key went to a stream"
+        );
+    }
     eventually(Duration::from_secs(30), "listed active", || async {
         let listed = oms(&h, &["list", "--status", "active"]);
         (String::from_utf8_lossy(&listed.stdout).lines().count() == 2).then_some(())

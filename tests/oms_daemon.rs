@@ -93,6 +93,7 @@ async fn a_command_line_token_opens_the_api_of_oms_serve() {
             "--role",
             "admin",
         ])
+        .env("RUST_LOG", "trace")
         .output()
         .unwrap();
     assert!(
@@ -102,6 +103,10 @@ async fn a_command_line_token_opens_the_api_of_oms_serve() {
     );
     let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("oms_"));
+    assert!(
+        !String::from_utf8_lossy(&created.stderr).contains(&token),
+        "the value goes to stdout only, never into the log"
+    );
 
     let (serve, lines) = start(
         &["serve", "--state-dir", state, "--listen", "127.0.0.1:0"],

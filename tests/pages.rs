@@ -4,103 +4,10 @@
 
 use std::time::Duration;
 
-use crate::support::api::{Harness, start};
+use crate::support::api::start;
 use crate::support::eventually;
+use crate::support::pages::Browser;
 use oms_web::ApiConfig;
-
-struct Browser<'a> {
-    h: &'a Harness,
-    cookie: std::sync::Mutex<Option<String>>,
-    http: reqwest::Client,
-}
-
-struct Got {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl<'a> Browser<'a> {
-    fn new(h: &'a Harness) -> Browser<'a> {
-        Browser {
-            h,
-            cookie: std::sync::Mutex::new(None),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        form: Option<&[(&str, &str)]>,
-    ) -> Got {
-        let mut request = self.http.request(method, format!("{}{path}", self.h.base));
-        if let Some(cookie) = self.cookie.lock().unwrap().clone() {
-            request = request.header("Cookie", cookie);
-        }
-        if let Some(form) = form {
-            let body = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(form)
-                .finish();
-            request = request
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(body);
-        }
-        let response = request.send().await.unwrap();
-        if let Some(set) = response.headers().get("set-cookie") {
-            let set = set.to_str().unwrap();
-            assert!(
-                set.contains("HttpOnly") && set.contains("SameSite=Strict"),
-                "{set}"
-            );
-            *self.cookie.lock().unwrap() = Some(set.split(';').next().unwrap().to_owned());
-        }
-        Got {
-            status: response.status().as_u16(),
-            location: response
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_owned()),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Got {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Got {
-        self.send(reqwest::Method::POST, path, Some(form)).await
-    }
-
-    /// The CSRF token of the page at `path`.
-    async fn csrf(&self, path: &str) -> String {
-        let page = self.get(path).await;
-        let at = page
-            .body
-            .find("name=\"csrf\" value=\"")
-            .expect("a form with a csrf field");
-        let rest = &page.body[at + 19..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    }
-
-    async fn sign_in(&self) {
-        self.sign_in_with(&self.h.admin.clone()).await;
-    }
-
-    async fn sign_in_with(&self, admin: &str) {
-        let csrf = self.csrf("/login").await;
-        let signed = self
-            .post("/login", &[("csrf", &csrf), ("token", admin)])
-            .await;
-        assert_eq!(signed.status, 303);
-        assert_eq!(signed.location.as_deref(), Some("/"));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_session_every_page_redirects_to_sign_in() {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod binary;
 pub mod failing_store;
 pub mod fleet;
+pub mod pages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,4 +146,25 @@ pub async fn server_action(sim: &Simulator, region: &str, server_id: &str, actio
         .expect("action answered")
         .status()
         .as_u16()
+}
+
+/// Log output kept in memory, for tests that read what was logged.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -16,23 +16,23 @@ mod pages;
 mod profiles;
 mod regions;
 pub mod router;
+mod server;
 mod tokens;
 mod views;
 
 pub use accounts::account_from_body;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use oms_actors::Fleet;
-use tokio::net::TcpListener;
 use warp::Filter;
 use warp::http::StatusCode;
 
 pub use auth::Principal;
 pub use error::ApiError;
+pub use server::serve;
 
 /// Limits of the API.
 #[derive(Debug, Clone)]
@@ -194,17 +194,4 @@ pub(crate) fn security_headers(response: &mut warp::reply::Response) {
         .or_insert(HeaderValue::from_static(
             "default-src 'none'; frame-ancestors 'none'",
         ));
-}
-
-/// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    api: Api,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(filter(api))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
 }
