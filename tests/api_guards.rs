@@ -404,3 +404,58 @@ async fn clients_that_hang_up_or_send_garbage_are_logged_at_debug() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_options_allow_and_long_targets_follow_http() {
+    let h = start(ApiConfig::default()).await;
+    let admin = Some(h.admin.as_str());
+    for route in ROUTES.iter().filter(|r| r.method == "GET") {
+        let path = concrete(route.path);
+        let get = h.call("GET", &path, admin, None).await;
+        let head = h.call("HEAD", &path, admin, None).await;
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        assert!(head.text.is_empty(), "HEAD {path} has a body");
+        assert_eq!(
+            head.headers.get("content-type"),
+            get.headers.get("content-type"),
+            "HEAD {path}"
+        );
+    }
+    for (path, methods) in [
+        ("/v1/instances", "POST, GET, HEAD, OPTIONS"),
+        ("/v1/instances/x", "GET, DELETE, HEAD, OPTIONS"),
+        ("/v1/tokens/x", "DELETE, OPTIONS"),
+    ] {
+        let options = h.call("OPTIONS", path, None, None).await;
+        assert_eq!(options.status, 204, "OPTIONS {path}");
+        assert_eq!(options.headers["allow"], methods, "OPTIONS {path}");
+        let refused = h.call("PUT", path, admin, None).await;
+        assert_eq!(refused.status, 405, "PUT {path}");
+        assert_eq!(refused.headers["allow"], methods, "PUT {path}");
+        assert_eq!(refused.body["error"]["code"], "method_not_allowed");
+    }
+    // A method name nobody knows is not a metrics label.
+    let odd = h.call("RND123", "/v1/instances", admin, None).await;
+    assert_eq!(odd.status, 405);
+    let metrics = h.call("GET", "/metrics", None, None).await.text;
+    assert!(!metrics.contains("RND123"));
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+
+    // A long target: JSON 414, not hyper's empty one.
+    let long = format!("/v1/instances?name={}", "x".repeat(10_000));
+    let answer = h.call("GET", &long, admin, None).await;
+    assert_eq!(answer.status, 414);
+    assert_eq!(answer.body["error"]["code"], "uri_too_long");
+    // A long id is refused before any lookup, and not echoed.
+    let id = "y".repeat(5_000);
+    for method in ["GET", "DELETE"] {
+        let answer = h
+            .call(method, &format!("/v1/instances/{id}"), admin, None)
+            .await;
+        assert_eq!(answer.status, 404, "{method}");
+        assert!(answer.text.len() < 200, "{method}: {}", answer.text);
+    }
+    let nowhere = h.call("GET", &format!("/v1/{id}"), admin, None).await;
+    assert_eq!(nowhere.status, 404);
+    assert!(nowhere.text.len() < 200, "{}", nowhere.text);
+}

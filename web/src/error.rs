@@ -18,6 +18,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait, for 429.
     pub retry_after: Option<u64>,
+    /// The methods the path takes, for 405.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -27,6 +29,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -50,12 +53,25 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// 405: the path exists, not with this method.
+    /// 405: the path exists, not with this method (the reply carries
+    /// `Allow`).
     pub fn method_not_allowed(allowed: &str) -> ApiError {
+        ApiError {
+            allow: Some(allowed.to_owned()),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("method not allowed here; allowed: {allowed}"),
+            )
+        }
+    }
+
+    /// 414: the request target is longer than we read.
+    pub fn uri_too_long(limit: usize) -> ApiError {
         ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("method not allowed here; allowed: {allowed}"),
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the path and query are longer than {limit} bytes"),
         )
     }
 
@@ -119,6 +135,13 @@ impl ApiError {
                 "WWW-Authenticate",
                 warp::http::HeaderValue::from_static("Bearer realm=\"openmultistack\""),
             );
+        }
+        if let Some(value) = self
+            .allow
+            .as_deref()
+            .and_then(|a| warp::http::HeaderValue::from_str(a).ok())
+        {
+            headers.insert(warp::http::header::ALLOW, value);
         }
         if let Some(seconds) = self.retry_after
             && let Ok(value) = warp::http::HeaderValue::from_str(&seconds.to_string())

@@ -76,6 +76,10 @@ impl Default for ApiConfig {
     }
 }
 
+/// Longest path plus query read; longer targets get a JSON 414 (hyper
+/// itself answers only beyond 64 KiB, with an empty body).
+pub const MAX_TARGET: usize = 8 * 1024;
+
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct Api {
@@ -163,12 +167,17 @@ pub fn filter(
                 async move {
                     let limit = api.config.body_limit;
                     let stream = Box::pin(stream);
-                    let mut response = match read_body(stream, limit).await {
-                        Ok(body) => {
-                            router::dispatch(api, method, path.as_str(), &query, headers, body)
-                                .await
+                    let target = path.as_str().len() + query.len();
+                    let mut response = if target > MAX_TARGET {
+                        ApiError::uri_too_long(MAX_TARGET).into_response()
+                    } else {
+                        match read_body(stream, limit).await {
+                            Ok(body) => {
+                                router::dispatch(api, method, path.as_str(), &query, headers, body)
+                                    .await
+                            }
+                            Err(error) => error.into_response(),
                         }
-                        Err(error) => error.into_response(),
                     };
                     security_headers(&mut response);
                     response

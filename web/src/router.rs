@@ -299,6 +299,22 @@ fn decode_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Longest id a path may carry: longer ones are refused before any
+/// lookup, and never echoed back.
+pub const MAX_ID: usize = 64;
+
+/// A 204 to `OPTIONS`, saying which methods the path takes.
+fn options(allowed: &str) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    if let Ok(value) = warp::http::HeaderValue::from_str(allowed) {
+        response
+            .headers_mut()
+            .insert(warp::http::header::ALLOW, value);
+    }
+    response
+}
+
 /// Matches, authenticates, authorizes, rate-limits and runs a request.
 pub(crate) async fn dispatch(
     api: Api,
@@ -319,17 +335,30 @@ pub(crate) async fn dispatch(
         .iter()
         .filter_map(|r| matches(r.path, path).map(|p| (r, p)))
         .collect();
-    let route_label = candidates
-        .iter()
-        .find(|(r, _)| r.method == method.as_str())
-        .map_or("unmatched", |(r, _)| r.path);
+    // HEAD is GET without the body (hyper leaves the body out).
+    let wanted = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    let found = candidates.iter().find(|(r, _)| r.method == wanted);
+    let route_label = found.map_or("unmatched", |(r, _)| r.path);
     let metrics = api.metrics.clone();
-    let result = match candidates.iter().find(|(r, _)| r.method == method.as_str()) {
-        None if candidates.is_empty() => Err(ApiError::not_found(format!("no route {path}"))),
-        None => {
-            let allowed: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
-            Err(ApiError::method_not_allowed(&allowed.join(", ")))
+    let allowed = || {
+        let mut methods: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
+        if methods.contains(&"GET") {
+            methods.push("HEAD");
         }
+        methods.push("OPTIONS");
+        methods.join(", ")
+    };
+    let result = match found {
+        None if candidates.is_empty() => Err(ApiError::not_found("no such route")),
+        None if method == Method::OPTIONS => Ok(options(&allowed())),
+        None => Err(ApiError::method_not_allowed(&allowed())),
+        Some((_, params)) if params.iter().any(|p| p.len() > MAX_ID) => Err(ApiError::not_found(
+            format!("no such id (ids are at most {MAX_ID} characters)"),
+        )),
         Some((route, params)) => run(api, route, params.clone(), query, &headers, body).await,
     };
     let response = result.unwrap_or_else(ApiError::into_response);

@@ -182,6 +182,12 @@ pub(crate) async fn dispatch(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Option<warp::reply::Response> {
+    // HEAD is GET without the body (hyper leaves the body out).
+    let method = if method == Method::HEAD {
+        Method::GET
+    } else {
+        method
+    };
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if let ["static", name] = segments.as_slice() {
         return static_file(name);
