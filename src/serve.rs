@@ -69,8 +69,7 @@ pub async fn apply(fleet: &Fleet, config: &Config) -> anyhow::Result<usize> {
                     revoked: false,
                     created_at: Utc::now(),
                 };
-                fleet.store().put_token(&token)?;
-                fleet.store().flush().await?;
+                fleet.install_token(&token).await?;
             }
             Err(problem) => error!(%problem, "admin_token_file unusable"),
         }

@@ -99,7 +99,7 @@ async fn expect_refused(
     body: &[u8],
     status: u16,
 ) {
-    let before = h.census();
+    let before = (h.census(), h.settings());
     let answer = h
         .raw(
             method,
@@ -114,7 +114,7 @@ async fn expect_refused(
         answer.status,
         status,
         "{method} {path} {:?}: {}",
-        String::from_utf8_lossy(body),
+        String::from_utf8_lossy(&body[..body.len().min(300)]),
         answer.text
     );
     assert!(answer.body["error"]["code"].is_string(), "{}", answer.text);
@@ -123,14 +123,23 @@ async fn expect_refused(
         "{}",
         answer.text
     );
-    assert_eq!(h.census(), before, "{method} {path} changed the store");
+    assert_eq!(
+        (h.census(), h.settings()),
+        before,
+        "{method} {path} changed the store"
+    );
+    // Nothing long is echoed back.
+    assert!(answer.text.len() < 600, "{method} {path}: {}", answer.text);
 }
+
+const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGn0e6u0tWc0bkKxCFPbVvNp8R3tJHQQ7RBDnBbWD3Bn test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_every_write_route_is_refused_and_changes_nothing() {
     let h = start(ApiConfig {
         max_count: 10,
-        body_limit: 4096,
+        body_limit: 8192,
         ..ApiConfig::default()
     })
     .await;
@@ -149,11 +158,34 @@ async fn bad_input_on_every_write_route_is_refused_and_changes_nothing() {
         expect_refused(&h, method, path, json, b"not json", 400).await;
         expect_refused(&h, method, path, Some("text/plain"), b"{}", 415).await;
         expect_refused(&h, method, path, None, b"{}", 415).await;
-        expect_refused(&h, method, path, json, &vec![b' '; 5000], 413).await;
+        expect_refused(&h, method, path, json, &vec![b' '; 9000], 413).await;
         expect_refused(&h, method, path, json, b"[]", 422).await;
         expect_refused(&h, method, path, json, b"{\"unexpected\": true}", 422).await;
+        // Two keys of one name: parsers disagree on which wins.
+        expect_refused(
+            &h,
+            method,
+            path,
+            json,
+            b"{\"name\": \"a\", \"name\": \"b\"}",
+            400,
+        )
+        .await;
+        expect_refused(&h, method, path, json, b"{\"name\": \"a\\u0000b\"}", 400).await;
     }
+    // The finding: a duplicate role made an admin token.
+    expect_refused(
+        &h,
+        "POST",
+        "/v1/tokens",
+        json,
+        br#"{"name": "sneaky", "role": "client", "role": "admin"}"#,
+        400,
+    )
+    .await;
     let launch = |body: Value| serde_json::to_vec(&body).unwrap();
+    // Over the list bound, under this test's body limit.
+    let many_regions: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
     for (body, status) in [
         (json!({"profile": "no-such-profile"}), 422),
         (json!({"profile": "small", "count": 0}), 422),
@@ -172,6 +204,36 @@ async fn bad_input_on_every_write_route_is_refused_and_changes_nothing() {
         ),
         (json!({"profile": "small", "name_prefix": "Bad Name"}), 422),
         (json!({"profile": "small", "expires_in": 0}), 422),
+        (json!({"profile": "small", "expires_in": u64::MAX}), 422),
+        (json!({"profile": "small", "deadline": u64::MAX}), 422),
+        (json!({"profile": "small", "deadline": 0}), 422),
+        (json!({"profile": "small", "max_attempts": 0}), 422),
+        (json!({"profile": "small", "max_attempts": 1_000_000}), 422),
+        (json!({"profile": "x".repeat(2_000)}), 422),
+        (
+            json!({"profile": "small", "placement": {"deny_regions": many_regions.clone()}}),
+            422,
+        ),
+        (
+            json!({"profile": "small", "placement": {"allow_providers": ["a\nb"]}}),
+            422,
+        ),
+        (
+            json!({"profile": "small", "public_key": format!("{PUBLIC_KEY}\n{PUBLIC_KEY}")}),
+            422,
+        ),
+        (
+            json!({"profile": "small", "public_key": format!("{PUBLIC_KEY}\rcommand=\"x\"")}),
+            422,
+        ),
+        (
+            json!({"flavor": {"min_vcpus": u32::MAX, "min_ram_mb": 1, "min_disk_gb": 1}, "image": "i"}),
+            422,
+        ),
+        (
+            json!({"flavor": {"min_vcpus": 1, "min_ram_mb": 1, "min_disk_gb": 1}, "image": "cirros\u{1}"}),
+            422,
+        ),
         (
             json!({"profile": "small", "flavor": {"min_vcpus": 1, "min_ram_mb": 1, "min_disk_gb": 1}}),
             422,
@@ -187,6 +249,12 @@ async fn bad_input_on_every_write_route_is_refused_and_changes_nothing() {
         json!({"name": "ok", "auth_url": "http://k/v3", "identity_version": "v2.0", "application_credential": {"id": "a", "secret": "s"}}),
         json!({"name": "ok", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw", "limits": {"mutating_per_sec": 0, "read_per_sec": 1, "max_concurrent_creates": 1}}),
         json!({"name": "north", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://u:hunter2@k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://k/v3#frag", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw", "regions": many_regions.clone()}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "user": {"name": "u\u{7}"}, "project": {"name": "p"}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p".repeat(300)}, "password": "pw"}),
+        json!({"name": "ok", "auth_url": "http://k/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "x".repeat(5000)}),
         json!({"name": "ok", "auth_url": "http://127.0.0.1:1/v3", "user": {"name": "u"}, "project": {"name": "p"}, "password": "pw", "test_connection": true}),
     ] {
         let status = if body["name"] == "north" { 409 } else { 422 };
@@ -201,15 +269,20 @@ async fn bad_input_on_every_write_route_is_refused_and_changes_nothing() {
         422,
     )
     .await;
-    expect_refused(
-        &h,
-        "PATCH",
-        &account_path,
-        json,
-        &launch(json!({"secret": ""})),
-        422,
-    )
-    .await;
+    for change in [
+        json!({"secret": ""}),
+        json!({"regions": many_regions.clone()}),
+        json!({"networks": ["net\u{1b}x"]}),
+        json!({"pins": {"small": {"flavor": "f".repeat(300)}}}),
+    ] {
+        expect_refused(&h, "PATCH", &account_path, json, &launch(change), 422).await;
+    }
+    for token in [
+        json!({"name": "t".repeat(100), "role": "client"}),
+        json!({"name": "t", "role": "client", "continues": "x".repeat(5_000)}),
+    ] {
+        expect_refused(&h, "POST", "/v1/tokens", json, &launch(token), 422).await;
+    }
     expect_refused(
         &h,
         "POST",

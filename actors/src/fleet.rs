@@ -101,6 +101,40 @@ pub struct NewLaunch {
     pub instance_limit: Option<u32>,
 }
 
+impl NewLaunch {
+    /// Why this ask cannot be accepted, naming the field.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        crate::bounds::name("profile", &self.profile)?;
+        self.check_shape()
+    }
+
+    /// Like [`NewLaunch::check_bounds`] but for the profile, which a
+    /// caller may still have to resolve: it checks the rest first so that
+    /// a refused ask changes nothing.
+    pub fn check_shape(&self) -> Result<(), String> {
+        use crate::bounds;
+        if self.count == 0 {
+            return Err("count must be at least 1".into());
+        }
+        if let Some(prefix) = &self.name_prefix {
+            bounds::name("name_prefix", prefix)?;
+        }
+        if let Some(secs) = self.expires_in_secs {
+            bounds::seconds("expires_in", secs, bounds::MAX_LEASE)?;
+        }
+        if let Some(secs) = self.deadline_secs {
+            bounds::seconds("deadline", secs, bounds::MAX_DEADLINE)?;
+        }
+        if self
+            .max_attempts
+            .is_some_and(|n| n == 0 || n > bounds::MAX_ATTEMPTS)
+        {
+            return Err(format!("max_attempts: 1 to {}", bounds::MAX_ATTEMPTS));
+        }
+        self.hints.check_bounds()
+    }
+}
+
 /// An accepted launch.
 #[derive(Debug, Clone)]
 pub struct Launched {
@@ -171,12 +205,6 @@ impl Fleet {
             .is_ok_and(|r| matches!(r, ractor::rpc::CallResult::Success(true)))
     }
 
-    /// The store, for the daemon's own start-up and for tests; the API
-    /// and the pages go through the methods below.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.ctx.store
-    }
-
     /// Every API token, revoked ones included (values are never stored).
     pub fn tokens(&self) -> Result<Vec<ApiToken>, FleetError> {
         Ok(self.ctx.store.list_tokens()?)
@@ -189,6 +217,14 @@ impl Fleet {
         new: NewToken,
     ) -> Result<(ApiToken, secrecy::SecretString), FleetError> {
         Ok(crate::tokens::issue(self.ctx.store.as_ref(), new).await?)
+    }
+
+    /// Stores a token whose value the operator holds (the configuration's
+    /// `admin_token_file`), replacing the record of the same id.
+    pub async fn install_token(&self, token: &ApiToken) -> Result<(), FleetError> {
+        self.ctx.store.put_token(token)?;
+        self.ctx.store.flush().await?;
+        Ok(())
     }
 
     /// Revokes a token: it authenticates no more and sessions signed in
@@ -232,9 +268,7 @@ impl Fleet {
 
     /// Accepts a launch: validated, stored and flushed, then queued.
     pub async fn launch(&self, ask: NewLaunch) -> Result<Launched, FleetError> {
-        if ask.count == 0 {
-            return Err(FleetError::Invalid("count must be at least 1".into()));
-        }
+        ask.check_bounds().map_err(FleetError::Invalid)?;
         let store = &self.ctx.store;
         let Some(profile) = store.get_profile(&ask.profile)? else {
             return Err(FleetError::Invalid(format!(
@@ -489,6 +523,7 @@ impl Fleet {
         if account.id.is_empty() {
             account.id = new_id();
         }
+        account.check_bounds().map_err(FleetError::Invalid)?;
         self.check_account(&account)?;
         self.ctx.store.put_account(&account)?;
         self.ctx.store.flush().await?;
@@ -496,6 +531,28 @@ impl Fleet {
             .root
             .send_message(RootMsg::AccountChanged(account.id.clone()));
         Ok(account)
+    }
+
+    /// Authenticates as `account` and lists the compute regions it would
+    /// use, with the fleet's own HTTP client (its timeouts, its TLS
+    /// roots): the check a registration can ask for before it is saved.
+    pub async fn test_connection(&self, account: &Account) -> Result<Vec<String>, FleetError> {
+        let session = crate::openstack::Session::new(self.ctx.client.clone(), account.auth_spec());
+        let catalog = session
+            .catalog()
+            .await
+            .map_err(|e| FleetError::Invalid(format!("connection test failed: {e}")))?;
+        let regions: Vec<String> = catalog
+            .regions("compute", account.interface)
+            .into_iter()
+            .filter(|r| account.regions.is_empty() || account.regions.contains(r))
+            .collect();
+        if regions.is_empty() {
+            return Err(FleetError::Invalid(
+                "connection test: no compute region in the catalog".into(),
+            ));
+        }
+        Ok(regions)
     }
 
     /// Refuses an account on the project (Keystone, project, regions) of

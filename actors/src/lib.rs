@@ -5,6 +5,7 @@
 //! of the store; no actor type and no provider wire type leaks out.
 
 mod account;
+pub mod bounds;
 pub mod breaker;
 mod dispatcher;
 pub mod fleet;

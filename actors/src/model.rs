@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::openstack::{
-    ApplicationCredentialRef, AuthSpec, Credentials, IdentityVersion, Interface, Named,
+    ApplicationCredentialRef, AuthSpec, Credentials, Domain, IdentityVersion, Interface, Named,
 };
 
 /// A new time-ordered id: sorting ids sorts by creation.
@@ -141,6 +141,51 @@ impl Account {
     pub fn accepts_launches(&self) -> bool {
         self.enabled && !self.drain
     }
+
+    /// Why this account cannot be stored, naming the field.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        use crate::bounds::{self, MAX_TEXT};
+        bounds::name("name", &self.name)?;
+        bounds::url("auth_url", &self.auth_url)?;
+        let named = |field: &str, named: &Named| match named {
+            Named::Id(id) => bounds::text(field, id, MAX_TEXT),
+            Named::Name { name, domain } => {
+                bounds::text(field, name, MAX_TEXT)?;
+                match domain {
+                    Domain::Id(d) | Domain::Name(d) => bounds::text(field, d, MAX_TEXT),
+                }
+            }
+        };
+        match &self.auth {
+            AccountAuth::Password { user, project } => {
+                named("user", user)?;
+                named("project", project)?;
+            }
+            AccountAuth::ApplicationCredential { credential } => match credential {
+                ApplicationCredentialRef::Id(id) => {
+                    bounds::text("application_credential.id", id, MAX_TEXT)?;
+                }
+                ApplicationCredentialRef::Name { name, user } => {
+                    bounds::text("application_credential.name", name, MAX_TEXT)?;
+                    named("application_credential.user", user)?;
+                }
+            },
+        }
+        let secret = self.secret.expose_secret();
+        if secret.is_empty() || secret.len() > bounds::MAX_SECRET {
+            return Err(format!(
+                "the secret: 1 to {} characters",
+                bounds::MAX_SECRET
+            ));
+        }
+        bounds::list("regions", &self.regions)?;
+        bounds::list("networks", &self.networks)?;
+        bounds::list("pins", self.pins.keys())?;
+        for pin in self.pins.values() {
+            bounds::list("pins", pin.flavor.iter().chain(&pin.image))?;
+        }
+        Ok(())
+    }
 }
 
 /// A provider-independent shape, resolved per account-region.
@@ -168,8 +213,17 @@ impl Profile {
     /// Most root disk, GB (1 PB).
     pub const MAX_DISK_GB: u64 = 1_000_000;
 
-    /// Why the minima cannot be a real machine, naming the field.
+    /// Why this profile cannot be stored (the minima cannot be a real
+    /// machine, a name is malformed), naming the field.
     pub fn check_bounds(&self) -> Result<(), String> {
+        crate::bounds::name("name", &self.name)?;
+        crate::bounds::text("image", &self.image, crate::bounds::MAX_TEXT)?;
+        if self.min_vcpus == 0 || self.min_ram_mb == 0 {
+            return Err("min_vcpus and min_ram_mb must be positive".into());
+        }
+        if !(1..=86_400).contains(&self.boot_timeout_secs) {
+            return Err("boot_timeout_secs: 1 to 86400".into());
+        }
         if self.min_vcpus > Self::MAX_VCPUS {
             return Err(format!("min_vcpus: at most {}", Self::MAX_VCPUS));
         }
@@ -195,6 +249,16 @@ pub struct PlacementHints {
     pub allow_regions: Vec<String>,
     /// Never these regions.
     pub deny_regions: Vec<String>,
+}
+
+impl PlacementHints {
+    /// Why these hints cannot be stored, naming the list.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        crate::bounds::list("placement.allow_providers", &self.allow_providers)?;
+        crate::bounds::list("placement.deny_providers", &self.deny_providers)?;
+        crate::bounds::list("placement.allow_regions", &self.allow_regions)?;
+        crate::bounds::list("placement.deny_regions", &self.deny_regions)
+    }
 }
 
 /// A client's ask for `count` instances.

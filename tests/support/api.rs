@@ -133,6 +133,19 @@ impl Harness {
             .await
     }
 
+    /// Every account (with its secret), profile and token as stored, to
+    /// prove a rejected change changed nothing.
+    pub fn settings(&self) -> String {
+        let mut out = String::new();
+        for account in self.store.list_accounts().unwrap() {
+            out += &serde_json::to_string(&account).unwrap();
+            out += account.secret.expose_secret();
+        }
+        out += &serde_json::to_string(&self.store.list_profiles().unwrap()).unwrap();
+        out += &serde_json::to_string(&self.store.list_tokens().unwrap()).unwrap();
+        out
+    }
+
     /// Counts of what the store holds, to prove a rejected write changed
     /// nothing.
     pub fn census(&self) -> [usize; 5] {

@@ -5,10 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use oms_actors::model::{Account, AccountAuth, InstanceState, Pin, RegionLimits};
-use oms_actors::openstack::{
-    ApplicationCredentialRef, Client, ClientConfig, Domain, IdentityVersion, Interface, Named,
-    Session,
-};
+use oms_actors::openstack::{ApplicationCredentialRef, Domain, IdentityVersion, Interface, Named};
 use oms_actors::store::InstanceFilter;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -113,14 +110,6 @@ struct PatchBody {
     secret: Option<String>,
 }
 
-fn valid_account_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 /// Refuses rates and concurrency outside sane bounds.
 pub(crate) fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
     let ok = limits.mutating_per_sec > 0.0
@@ -135,15 +124,10 @@ pub(crate) fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
 
 /// Validates a registration into an account (and whether to test it).
 pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
-    if !valid_account_name(&body.name) {
-        return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
-    }
     let auth_url: url::Url = body
         .auth_url
         .parse()
-        .ok()
-        .filter(|u: &url::Url| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| ApiError::invalid("auth_url must be an http(s) URL"))?;
+        .map_err(|_| ApiError::invalid("auth_url: an http or https URL with a host"))?;
     let (auth, secret) = match (body.password, body.application_credential) {
         (Some(password), None) => {
             let user = body
@@ -190,9 +174,6 @@ pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
             ));
         }
     };
-    if secret.is_empty() {
-        return Err(ApiError::invalid("the secret must not be empty"));
-    }
     let limits = body.limits.unwrap_or_default();
     check_limits(&limits)?;
     let account = Account {
@@ -212,38 +193,17 @@ pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
         pins: body.pins,
         created_at: Utc::now(),
     };
+    account.check_bounds().map_err(ApiError::invalid)?;
     Ok((account, body.test_connection))
 }
 
 /// An account from a `POST /v1/accounts` body, or why not: what a client
 /// checks a batch with before it registers any of it.
 pub fn account_from_body(body: serde_json::Value) -> Result<Account, String> {
-    let body: CreateBody = serde_json::from_value(body).map_err(|e| e.to_string())?;
+    let body: CreateBody = body::shape(body).map_err(|e| e.message)?;
     build(body)
         .map(|(account, _)| account)
         .map_err(|e| e.message)
-}
-
-/// Authenticates and lists compute regions, as a registration check.
-pub(crate) async fn test_connection(account: &Account) -> Result<Vec<String>, ApiError> {
-    let client =
-        Client::new(ClientConfig::default()).map_err(|e| ApiError::internal(e.to_string()))?;
-    let session = Session::new(client, account.auth_spec());
-    let catalog = session
-        .catalog()
-        .await
-        .map_err(|e| ApiError::invalid(format!("connection test failed: {e}")))?;
-    let regions: Vec<String> = catalog
-        .regions("compute", account.interface)
-        .into_iter()
-        .filter(|r| account.regions.is_empty() || account.regions.contains(r))
-        .collect();
-    if regions.is_empty() {
-        return Err(ApiError::invalid(
-            "connection test: no compute region in the catalog",
-        ));
-    }
-    Ok(regions)
 }
 
 /// `GET /v1/accounts`.
@@ -286,7 +246,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, Api
     }
     fleet.check_account(&account)?;
     let found = if test {
-        Some(test_connection(&account).await?)
+        Some(fleet.test_connection(&account).await?)
     } else {
         None
     };
@@ -309,8 +269,7 @@ fn find(call: &Call<'_>) -> Result<Account, ApiError> {
     let id = &call.params[0];
     call.api
         .fleet
-        .store()
-        .get_account(id)?
+        .account(id)?
         .ok_or_else(|| ApiError::not_found(format!("account {id} not found")))
 }
 
@@ -336,9 +295,6 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<warp::reply::Response, ApiE
         account.limits = limits;
     }
     if let Some(secret) = changes.secret {
-        if secret.is_empty() {
-            return Err(ApiError::invalid("the secret must not be empty"));
-        }
         account.secret = SecretString::from(secret);
     }
     account.enabled = changes.enabled.unwrap_or(account.enabled);

@@ -69,7 +69,7 @@ fn valid_name(name: &str) -> bool {
 async fn profile_for(call: &Call<'_>, launch: &LaunchBody) -> Result<String, ApiError> {
     match (&launch.profile, &launch.flavor, &launch.image) {
         (Some(name), None, None) => {
-            if call.api.fleet.store().get_profile(name)?.is_none() {
+            if call.api.fleet.profile(name)?.is_none() {
                 return Err(ApiError::invalid(format!("unknown profile {name:?}")));
             }
             Ok(name.clone())
@@ -87,7 +87,7 @@ async fn profile_for(call: &Call<'_>, launch: &LaunchBody) -> Result<String, Api
                 .map(|b| format!("{b:02x}"))
                 .collect();
             let name = format!("custom-{digest}");
-            if call.api.fleet.store().get_profile(&name)?.is_none() {
+            if call.api.fleet.profile(&name)?.is_none() {
                 call.api
                     .fleet
                     .put_profile(Profile {
@@ -120,6 +120,9 @@ fn validate(call: &Call<'_>, launch: &LaunchBody) -> Result<(), ApiError> {
     {
         return Err(ApiError::invalid("name_prefix: 1 to 40 of a-z, 0-9 and -"));
     }
+    if let Some(profile) = &launch.profile {
+        oms_actors::bounds::name("profile", profile).map_err(ApiError::invalid)?;
+    }
     if launch
         .user_data
         .as_ref()
@@ -147,19 +150,25 @@ fn validate(call: &Call<'_>, launch: &LaunchBody) -> Result<(), ApiError> {
         }
     }
     if let Some(key) = &launch.public_key
-        && ssh_key::PublicKey::from_openssh(key).is_err()
+        && !one_public_key(key)
     {
-        return Err(ApiError::invalid("public_key is not an OpenSSH public key"));
-    }
-    if launch.expires_in == Some(0) || launch.deadline == Some(0) {
         return Err(ApiError::invalid(
-            "expires_in and deadline must be positive",
+            "public_key: exactly one OpenSSH public key, on one line",
         ));
     }
-    if launch.max_attempts == Some(0) {
-        return Err(ApiError::invalid("max_attempts must be positive"));
-    }
     Ok(())
+}
+
+/// Longest public key line (an RSA 16384-bit key is about 2.8 KiB).
+const MAX_PUBLIC_KEY: usize = 8 * 1024;
+
+/// Whether `key` is exactly one OpenSSH public key: one line, which
+/// parses. A second line would be a second key in `authorized_keys`.
+fn one_public_key(key: &str) -> bool {
+    let line = key.trim_end_matches(['\n', '\r']);
+    line.len() <= MAX_PUBLIC_KEY
+        && !line.chars().any(char::is_control)
+        && ssh_key::PublicKey::from_openssh(line).is_ok()
 }
 
 /// A fresh ed25519 key pair: (public OpenSSH line, private OpenSSH PEM).
@@ -202,35 +211,34 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
         }
         None => None,
     };
-    let profile = profile_for(call, &launch).await?;
     let (public_key, private_key) = match &launch.public_key {
-        Some(key) => (Some(key.clone()), None),
+        Some(key) => (Some(key.trim_end().to_owned()), None),
         None => {
             let (public, private) = generate_key(&format!("openmultistack-{}", principal.name))?;
             (Some(public), Some(private))
         }
     };
-    let launched = call
-        .api
-        .fleet
-        .launch(NewLaunch {
-            client: principal.name.clone(),
-            idempotency_key: key,
-            profile,
-            count: launch.count,
-            name_prefix: launch.name_prefix,
-            user_data: launch.user_data.map(String::into_bytes),
-            metadata: launch.metadata,
-            public_key,
-            hints: launch.placement,
-            expires_in_secs: launch.expires_in,
-            deadline_secs: launch.deadline,
-            max_attempts: launch.max_attempts,
-            replace_lost: launch.replace_lost,
-            body_digest: Some(digest),
-            instance_limit: principal.instance_limit,
-        })
-        .await?;
+    let mut ask = NewLaunch {
+        client: principal.name.clone(),
+        idempotency_key: key,
+        profile: String::new(),
+        count: launch.count,
+        name_prefix: launch.name_prefix.clone(),
+        user_data: launch.user_data.clone().map(String::into_bytes),
+        metadata: launch.metadata.clone(),
+        public_key,
+        hints: launch.placement.clone(),
+        expires_in_secs: launch.expires_in,
+        deadline_secs: launch.deadline,
+        max_attempts: launch.max_attempts,
+        replace_lost: launch.replace_lost,
+        body_digest: Some(digest),
+        instance_limit: principal.instance_limit,
+    };
+    // Everything is checked before an ad-hoc profile is stored.
+    ask.check_shape().map_err(ApiError::invalid)?;
+    ask.profile = profile_for(call, &launch).await?;
+    let launched = call.api.fleet.launch(ask).await?;
     let names = call.api.fleet.account_names()?;
     let request = &launched.request;
     let mut answer = json!({
@@ -265,8 +273,12 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let names = fleet.account_names()?;
     let states = match call.query("status") {
         Some(status) => {
-            let state: InstanceState = serde_json::from_value(json!(status))
-                .map_err(|_| ApiError::bad_request(format!("unknown status {status:?}")))?;
+            let state: InstanceState = serde_json::from_value(json!(status)).map_err(|_| {
+                ApiError::bad_request(
+                    "status: one of pending, scheduled, building, active, deleting, \
+                         deleted, failed, lost",
+                )
+            })?;
             vec![state]
         }
         None => Vec::new(),

@@ -37,25 +37,6 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
 /// `POST /v1/profiles`.
 pub(crate) async fn put(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let p: ProfileBody = body::json(call)?;
-    let name_ok = !p.name.is_empty()
-        && p.name.len() <= 64
-        && p.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !name_ok {
-        return Err(ApiError::invalid("name: 1 to 64 of letters, digits, - _ ."));
-    }
-    if p.min_vcpus == 0 || p.min_ram_mb == 0 {
-        return Err(ApiError::invalid(
-            "min_vcpus and min_ram_mb must be positive",
-        ));
-    }
-    if p.image.is_empty() || p.image.len() > 255 {
-        return Err(ApiError::invalid("image: a name of 1 to 255 characters"));
-    }
-    if !(30..=86_400).contains(&p.boot_timeout_secs) {
-        return Err(ApiError::invalid("boot_timeout_secs: 30 to 86400"));
-    }
     let profile = Profile {
         name: p.name,
         min_vcpus: p.min_vcpus,

@@ -24,7 +24,7 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
 
 /// `GET /readyz`: the store answers and the actor tree runs.
 pub(crate) async fn ready(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    call.api.fleet.store().list_profiles()?;
+    call.api.fleet.profiles()?;
     if !call.api.fleet.ready().await {
         return Err(ApiError::unavailable("actor tree not running"));
     }

@@ -100,6 +100,15 @@ pub(crate) fn event(e: &Event) -> Value {
            "detail": e.detail, "repeated": e.repeated, "last_at": e.last_at})
 }
 
+/// A URL as it may be shown: an account stored before URLs with
+/// credentials were refused keeps them out of answers and pages.
+fn without_credentials(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
 /// An account without its secret.
 pub(crate) fn account(a: &Account) -> Value {
     let method = match &a.auth {
@@ -113,7 +122,7 @@ pub(crate) fn account(a: &Account) -> Value {
     json!({
         "id": a.id,
         "name": a.name,
-        "auth_url": a.auth_url,
+        "auth_url": without_credentials(&a.auth_url),
         "identity_version": a.identity_version,
         "interface": a.interface,
         "auth_method": method,

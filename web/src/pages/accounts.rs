@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use warp::http::StatusCode;
 
 use super::{Page, message, redirect, render};
-use crate::accounts::{CreateBody, build, held, test_connection};
+use crate::accounts::{CreateBody, build, held};
 use crate::views;
 
 /// `GET /accounts`.
@@ -148,17 +148,17 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
         return fail(error.to_string());
     }
     if page.field("intent") == Some("test") {
-        return match test_connection(&account).await {
+        return match page.api.fleet.test_connection(&account).await {
             Ok(regions) => {
                 let mut shown = typed.clone();
                 shown["tested"] = json!(regions.join(", "));
                 form(page, shown, None, json!({}))
             }
-            Err(error) => fail(error.message),
+            Err(error) => fail(error.to_string()),
         };
     }
-    if test && let Err(error) = test_connection(&account).await {
-        return fail(error.message);
+    if test && let Err(error) = page.api.fleet.test_connection(&account).await {
+        return fail(error.to_string());
     }
     match fleet.put_account(account).await {
         Ok(_) => redirect("/", None),
@@ -174,7 +174,7 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
 /// `POST /accounts/{id}/{enable|disable|drain|undrain|delete}`.
 pub(crate) async fn act(page: &Page<'_>, id: &str, action: &str) -> warp::reply::Response {
     let fleet = &page.api.fleet;
-    let Some(mut account) = fleet.store().get_account(id).ok().flatten() else {
+    let Some(mut account) = fleet.account(id).ok().flatten() else {
         return message(page, StatusCode::NOT_FOUND, "Not found", "No such account.");
     };
     match action {
@@ -225,7 +225,7 @@ pub(crate) async fn act(page: &Page<'_>, id: &str, action: &str) -> warp::reply:
 
 /// `GET /accounts/{id}/edit`.
 pub(crate) fn edit_form(page: &Page<'_>, id: &str, error: Option<String>) -> warp::reply::Response {
-    let Some(account) = page.api.fleet.store().get_account(id).ok().flatten() else {
+    let Some(account) = page.api.fleet.account(id).ok().flatten() else {
         return message(page, StatusCode::NOT_FOUND, "Not found", "No such account.");
     };
     let status = if error.is_some() {
@@ -246,7 +246,7 @@ pub(crate) fn edit_form(page: &Page<'_>, id: &str, error: Option<String>) -> war
 /// `POST /accounts/{id}/edit`.
 pub(crate) async fn edit(page: &Page<'_>, id: &str) -> warp::reply::Response {
     let fleet = &page.api.fleet;
-    let Some(mut account) = fleet.store().get_account(id).ok().flatten() else {
+    let Some(mut account) = fleet.account(id).ok().flatten() else {
         return message(page, StatusCode::NOT_FOUND, "Not found", "No such account.");
     };
     let text = |k: &str| page.field(k).map(str::trim).unwrap_or_default().to_owned();
