@@ -292,24 +292,40 @@ impl ErrorBody {
     }
 }
 
-/// Keeps the words of an HTML page, dropping tags; good enough for a message.
+/// Keeps the words of an HTML page, dropping tags and what scripts and
+/// style sheets say: a proxy's maintenance page becomes its title and
+/// text, not its CSS.
 fn strip_html(html: &str) -> String {
     let mut out = String::with_capacity(html.len().min(1024));
-    let mut in_tag = false;
-    for ch in html.chars() {
-        match ch {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        let tag = &rest[open..];
+        let Some(close) = tag.find('>') else {
+            rest = "";
+            break;
+        };
+        let name: String = tag[1..close]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        rest = &tag[close + 1..];
+        if name == "script" || name == "style" {
+            // Skip to the matching end tag (ASCII, so byte offsets agree).
+            let end = format!("</{name}");
+            rest = match rest.to_ascii_lowercase().find(&end) {
+                Some(at) => &rest[at..],
+                None => "",
+            };
         }
         if out.len() > MAX_MESSAGE_CHARS * 4 {
+            rest = "";
             break;
         }
     }
+    out.push_str(rest);
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -394,6 +410,22 @@ mod tests {
         assert_eq!(http(404, body), Class::BadRequest);
         let message = ErrorBody::parse(body.as_bytes()).message;
         assert!(message.starts_with("404 Not Found Not Found"), "{message}");
+    }
+
+    #[test]
+    fn maintenance_pages_read_as_their_words_not_their_styles_or_scripts() {
+        let page = "<!DOCTYPE html><html><head><title>Down for maintenance</title>\
+            <style>body { font: 12px sans-serif } .x{color:red}</style>\
+            <SCRIPT type=\"text/javascript\">var tracker = 'abc';</SCRIPT></head>\
+            <body><h1>We&#39;ll be back</h1><p>Planned work until 14:00 UTC.</p></body></html>";
+        let message = ErrorBody::parse(page.as_bytes()).message;
+        assert!(message.starts_with("Down for maintenance"), "{message}");
+        assert!(message.contains("Planned work until 14:00 UTC."), "{message}");
+        for noise in ["font", "color", "tracker", "<", ">"] {
+            assert!(!message.contains(noise), "{noise} in {message}");
+        }
+        let huge = format!("<html><body>{}</body></html>", "word ".repeat(100_000));
+        assert!(ErrorBody::parse(huge.as_bytes()).message.chars().count() <= MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]
