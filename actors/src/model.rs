@@ -19,7 +19,7 @@ pub fn new_id() -> String {
 }
 
 /// How an account authenticates, without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "method")]
 pub enum AccountAuth {
     /// User and password, scoped to a project.
@@ -37,7 +37,7 @@ pub enum AccountAuth {
 }
 
 /// Per-account limits on how hard each of its regions is driven.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RegionLimits {
     /// Mutating calls (create, delete, import) per second per region.
@@ -59,7 +59,7 @@ impl Default for RegionLimits {
 }
 
 /// Flavor and image names an account forces for a profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pin {
     /// Flavor name.
     pub flavor: Option<String>,
@@ -189,7 +189,7 @@ impl Account {
 }
 
 /// A provider-independent shape, resolved per account-region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Profile {
     /// Name clients ask for.
     pub name: String,
@@ -238,7 +238,7 @@ impl Profile {
 }
 
 /// Where a client allows or forbids its instances to go.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PlacementHints {
     /// Only these account names, if any.
@@ -309,7 +309,7 @@ impl LaunchRequest {
 }
 
 /// Where an instance is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceState {
     /// Waiting for a place.
@@ -486,7 +486,7 @@ impl Event {
 }
 
 /// Role of an API token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Manages accounts, profiles and tokens; sees every instance.

@@ -12,7 +12,7 @@ use crate::breaker::BreakerState;
 use crate::ledger::Footprint;
 
 /// How a profile fits in a region right now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "fit")]
 pub enum ProfileFit {
     /// Resolved; this many more fit.
@@ -39,7 +39,7 @@ pub enum ProfileFit {
 }
 
 /// One account-region as its actor sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RegionStatus {
     /// Account id.
     pub account_id: String,
@@ -187,7 +187,7 @@ impl RegionBoard {
 }
 
 /// How an account stands, as its supervisor last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountHealth {
     /// Authenticating for the first time.
@@ -213,7 +213,7 @@ impl AccountHealth {
 }
 
 /// One account as its supervisor sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AccountStatus {
     /// Account id.
     pub account_id: String,

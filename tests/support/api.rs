@@ -37,6 +37,7 @@ pub struct Harness {
     pub base: String,
     pub admin: String,
     http: reqwest::Client,
+    contract: &'static super::contract::Contract,
 }
 
 /// An answer: status, headers, body as JSON (Null when empty or not JSON).
@@ -65,7 +66,9 @@ pub async fn start_with(
     let base = format!("http://{}", listener.local_addr().unwrap());
     let api = Api::new(fleet.clone(), config);
     tokio::spawn(oms_web::serve(listener, api, std::future::pending()));
+    let contract = super::contract::of(&base).await;
     Harness {
+        contract,
         sim,
         fleet,
         store,
@@ -92,6 +95,7 @@ impl Harness {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        let method_name = method;
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
@@ -110,6 +114,7 @@ impl Harness {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
+        self.contract.check(method_name, path, status, &text);
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Answer {
             status,

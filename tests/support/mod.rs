@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod binary;
+pub mod contract;
 pub mod failing_store;
 pub mod fleet;
 pub mod pages;

@@ -9,7 +9,6 @@ use oms_actors::openstack::{ApplicationCredentialRef, Domain, IdentityVersion, I
 use oms_actors::store::InstanceFilter;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::json;
 use warp::http::StatusCode;
 
 use crate::body;
@@ -19,9 +18,9 @@ use crate::views;
 
 /// A user or project: `{"id": ...}` or `{"name": ..., "domain": ...}`
 /// (domain by name, or `domain_id`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct NamedBody {
+pub(crate) struct NamedBody {
     id: Option<String>,
     name: Option<String>,
     domain: Option<String>,
@@ -50,16 +49,16 @@ impl NamedBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AppCredentialBody {
+pub(crate) struct AppCredentialBody {
     id: Option<String>,
     name: Option<String>,
     user: Option<NamedBody>,
     secret: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBody {
     name: String,
@@ -96,9 +95,9 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PatchBody {
+pub(crate) struct PatchBody {
     enabled: Option<bool>,
     drain: Option<bool>,
     priority: Option<i32>,
@@ -210,25 +209,24 @@ pub fn account_from_body(body: serde_json::Value) -> Result<Account, String> {
 pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let accounts = call.api.fleet.accounts()?;
     let statuses = call.api.fleet.account_statuses_of(&accounts);
-    let views: Vec<serde_json::Value> = accounts
-        .iter()
-        .map(|a| with_status(views::account(a), &a.id, &statuses))
-        .collect();
-    Ok(crate::json_response(
-        StatusCode::OK,
-        &json!({ "accounts": views }),
-    ))
+    let accounts = views::Accounts {
+        accounts: accounts
+            .iter()
+            .map(|a| with_status(views::account(a), &statuses))
+            .collect(),
+    };
+    Ok(crate::json_response(StatusCode::OK, &accounts))
 }
 
 /// An account's view with how it stands (`status`).
-pub(crate) fn with_status(
-    mut view: serde_json::Value,
-    account_id: &str,
-    statuses: &[oms_actors::status::AccountStatus],
-) -> serde_json::Value {
-    if let Some(status) = statuses.iter().find(|s| s.account_id == account_id) {
-        view["status"] = views::account_status(status);
-    }
+pub(crate) fn with_status<'a>(
+    mut view: views::AccountView<'a>,
+    statuses: &'a [oms_actors::status::AccountStatus],
+) -> views::AccountView<'a> {
+    view.status = statuses
+        .iter()
+        .find(|s| s.account_id == view.id)
+        .map(views::account_status);
     view
 }
 
@@ -256,12 +254,8 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, Api
         (StatusCode::CREATED, fleet.put_account(account).await?)
     };
     let mut view = views::account(&account);
-    if let Some(found) = found {
-        view["regions_found"] = json!(found);
-    }
-    if dry_run {
-        view["dry_run"] = json!(true);
-    }
+    view.regions_found = found;
+    view.dry_run = dry_run;
     Ok(crate::json_response(status, &view))
 }
 
@@ -282,7 +276,7 @@ pub(crate) fn get(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
         .account_statuses_of(std::slice::from_ref(&account));
     Ok(crate::json_response(
         StatusCode::OK,
-        &with_status(views::account(&account), &account.id, &statuses),
+        &with_status(views::account(&account), &statuses),
     ))
 }
 

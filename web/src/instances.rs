@@ -8,7 +8,7 @@ use oms_actors::model::{InstanceState, PlacementHints, Profile};
 use oms_actors::store::InstanceFilter;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use warp::http::StatusCode;
 
@@ -22,17 +22,17 @@ const MAX_USER_DATA: usize = 48 * 1024;
 /// Most metadata entries a client may set (Nova allows 128, we add some).
 const MAX_METADATA: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Constraints {
+pub(crate) struct Constraints {
     min_vcpus: u32,
     min_ram_mb: u64,
     min_disk_gb: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LaunchBody {
+pub(crate) struct LaunchBody {
     profile: Option<String>,
     flavor: Option<Constraints>,
     image: Option<String>,
@@ -241,21 +241,26 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
     let launched = call.api.fleet.launch(ask).await?;
     let names = call.api.fleet.account_names()?;
     let request = &launched.request;
-    let mut answer = json!({
-        "request": {
-            "id": request.id,
-            "profile": request.profile,
-            "count": request.count,
-            "deadline": request.deadline,
-            "replace_lost": request.replace_lost,
-            "created_at": request.created_at,
+    let answer = views::Launched {
+        request: views::RequestView {
+            id: &request.id,
+            profile: &request.profile,
+            count: request.count,
+            deadline: request.deadline,
+            replace_lost: request.replace_lost,
+            created_at: request.created_at,
         },
-        "instances": launched.instances.iter().map(|i| views::instance(i, &names)).collect::<Vec<_>>(),
-        "replayed": launched.replayed,
-    });
-    if let (Some(private), false) = (&private_key, launched.replayed) {
-        answer["private_key"] = json!(private.expose_secret());
-    }
+        instances: launched
+            .instances
+            .iter()
+            .map(|i| views::instance(i, &names))
+            .collect(),
+        replayed: launched.replayed,
+        private_key: private_key
+            .as_ref()
+            .filter(|_| !launched.replayed)
+            .map(|p| p.expose_secret()),
+    };
     let mut response = crate::json_response(StatusCode::ACCEPTED, &answer);
     if launched.replayed {
         response.headers_mut().insert(
@@ -317,15 +322,9 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let next = more
         .then(|| instances.last().map(|i| i.id.clone()))
         .flatten();
-    /// Serialized as it is (a `json!` would copy every view into a map).
-    #[derive(serde::Serialize)]
-    struct Page<'a> {
-        instances: Vec<views::InstanceView<'a>>,
-        next_cursor: Option<String>,
-    }
     Ok(crate::json_response(
         StatusCode::OK,
-        &Page {
+        &views::InstancePage {
             instances: instances
                 .iter()
                 .map(|i| views::instance(i, &names))
@@ -353,8 +352,10 @@ fn visible(
 pub(crate) fn get(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let (instance, events) = visible(call, &call.params[0])?;
     let names = call.api.fleet.account_names()?;
-    let mut view = serde_json::to_value(views::instance(&instance, &names)).unwrap_or_default();
-    view["events"] = Value::Array(events.iter().map(views::event).collect());
+    let view = views::InstanceDetail {
+        instance: views::instance(&instance, &names),
+        events: events.iter().map(views::event).collect(),
+    };
     Ok(crate::json_response(StatusCode::OK, &view))
 }
 

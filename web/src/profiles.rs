@@ -2,16 +2,15 @@
 
 use oms_actors::model::Profile;
 use serde::Deserialize;
-use serde_json::json;
 use warp::http::StatusCode;
 
 use crate::body;
 use crate::error::ApiError;
 use crate::router::Call;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ProfileBody {
+pub(crate) struct ProfileBody {
     name: String,
     min_vcpus: u32,
     min_ram_mb: u64,
@@ -30,7 +29,7 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let profiles = call.api.fleet.profiles()?;
     Ok(crate::json_response(
         StatusCode::OK,
-        &json!({ "profiles": profiles }),
+        &crate::views::Profiles { profiles },
     ))
 }
 
@@ -46,5 +45,5 @@ pub(crate) async fn put(call: &Call<'_>) -> Result<warp::reply::Response, ApiErr
         boot_timeout_secs: p.boot_timeout_secs,
     };
     call.api.fleet.put_profile(profile.clone()).await?;
-    Ok(crate::json_response(StatusCode::CREATED, &json!(profile)))
+    Ok(crate::json_response(StatusCode::CREATED, &profile))
 }

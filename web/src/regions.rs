@@ -1,24 +1,21 @@
 //! `/v1/regions` and readiness.
 
-use serde_json::json;
 use warp::http::StatusCode;
 
 use crate::error::ApiError;
 use crate::router::Call;
+use crate::views;
 
 /// `GET /v1/regions`: every account-region's latest status, and how every
 /// account stands (one that fails to authenticate has no region to show).
 pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let accounts: Vec<serde_json::Value> = call
-        .api
-        .fleet
-        .account_statuses()?
-        .iter()
-        .map(crate::views::account_status)
-        .collect();
+    let statuses = call.api.fleet.account_statuses()?;
     Ok(crate::json_response(
         StatusCode::OK,
-        &json!({"regions": call.api.fleet.regions(), "accounts": accounts}),
+        &views::Regions {
+            regions: call.api.fleet.regions(),
+            accounts: statuses.iter().map(views::account_status).collect(),
+        },
     ))
 }
 
@@ -30,6 +27,6 @@ pub(crate) async fn ready(call: &Call<'_>) -> Result<warp::reply::Response, ApiE
     }
     Ok(crate::json_response(
         StatusCode::OK,
-        &json!({"status": "ready"}),
+        &views::Health { status: "ready" },
     ))
 }

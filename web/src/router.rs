@@ -7,7 +7,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 
 use crate::auth::{Principal, authenticate};
 use crate::error::ApiError;
-use crate::{Api, accounts, instances, openapi, profiles, regions, tokens};
+use crate::{Api, accounts, instances, openapi, profiles, regions, tokens, views};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,28 @@ pub enum Op {
     RevokeToken,
 }
 
+/// A schema of a body or an answer, generated from the type the handler
+/// uses, so the document cannot drift from the code.
+pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// The schema of `T` (a reference into the document's components).
+pub fn schema<T: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
+/// A query parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// Its name.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Its schema.
+    pub schema: SchemaFn,
+}
+
 /// One route.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
@@ -78,6 +100,15 @@ pub struct Route {
     pub summary: &'static str,
     /// Success status.
     pub success: u16,
+    /// The request body, for routes that take one.
+    pub body: Option<SchemaFn>,
+    /// The success answer, for routes that answer JSON.
+    pub answer: Option<SchemaFn>,
+    /// Query parameters.
+    pub query: &'static [Param],
+    /// Statuses this route answers besides the ones every route of its
+    /// kind does (see `openapi`), with why.
+    pub also: &'static [(u16, &'static str)],
 }
 
 const fn route(
@@ -95,7 +126,84 @@ const fn route(
         op,
         summary,
         success,
+        body: None,
+        answer: None,
+        query: &[],
+        also: &[],
     }
+}
+
+impl Route {
+    const fn body(mut self, body: SchemaFn) -> Route {
+        self.body = Some(body);
+        self
+    }
+
+    const fn answer(mut self, answer: SchemaFn) -> Route {
+        self.answer = Some(answer);
+        self
+    }
+
+    const fn query(mut self, query: &'static [Param]) -> Route {
+        self.query = query;
+        self
+    }
+
+    const fn also(mut self, also: &'static [(u16, &'static str)]) -> Route {
+        self.also = also;
+        self
+    }
+}
+
+const CONFLICT: (u16, &str) = (409, "conflicts with the current state");
+const UNAVAILABLE: (u16, &str) = (503, "the actor tree is not running");
+
+/// Filters and pagination of `GET /v1/instances`.
+const INSTANCE_QUERY: &[Param] = &[
+    Param {
+        name: "status",
+        description: "Only instances in this state.",
+        schema: schema::<oms_actors::model::InstanceState>,
+    },
+    Param {
+        name: "provider",
+        description: "Only instances on the account of this name.",
+        schema: schema::<String>,
+    },
+    Param {
+        name: "region",
+        description: "Only instances in this region.",
+        schema: schema::<String>,
+    },
+    Param {
+        name: "profile",
+        description: "Only instances of this profile.",
+        schema: schema::<String>,
+    },
+    Param {
+        name: "name",
+        description: "Only instances whose name contains this.",
+        schema: schema::<String>,
+    },
+    Param {
+        name: "client",
+        description: "Only this client's instances (admins; clients see only their own).",
+        schema: schema::<String>,
+    },
+    Param {
+        name: "limit",
+        description: "Page size, 1 to the configured largest page (500 by default); 50 when absent.",
+        schema: page_size,
+    },
+    Param {
+        name: "cursor",
+        description: "`next_cursor` of the previous page.",
+        schema: schema::<String>,
+    },
+];
+
+fn page_size(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "integer", "minimum": 1})
 }
 
 /// Every route the API answers.
@@ -107,7 +215,8 @@ pub const ROUTES: &[Route] = &[
         Op::Healthz,
         200,
         "The process is up.",
-    ),
+    )
+    .answer(schema::<views::Health>),
     route(
         "GET",
         "/readyz",
@@ -115,7 +224,9 @@ pub const ROUTES: &[Route] = &[
         Op::Readyz,
         200,
         "The store is open and the actor tree runs.",
-    ),
+    )
+    .answer(schema::<views::Health>)
+    .also(&[UNAVAILABLE]),
     route(
         "GET",
         "/metrics",
@@ -131,7 +242,8 @@ pub const ROUTES: &[Route] = &[
         Op::OpenApi,
         200,
         "This document.",
-    ),
+    )
+    .answer(schema::<serde_json::Value>),
     route(
         "POST",
         "/v1/instances",
@@ -139,7 +251,10 @@ pub const ROUTES: &[Route] = &[
         Op::LaunchInstances,
         202,
         "Launch instances of a profile.",
-    ),
+    )
+    .body(schema::<crate::instances::LaunchBody>)
+    .answer(schema::<views::Launched<'static>>)
+    .also(&[(409, "the Idempotency-Key was used with another body, or the client's instance limit is reached"), UNAVAILABLE]),
     route(
         "GET",
         "/v1/instances",
@@ -147,7 +262,9 @@ pub const ROUTES: &[Route] = &[
         Op::ListInstances,
         200,
         "List instances (own ones for clients), filtered and paginated.",
-    ),
+    )
+    .answer(schema::<views::InstancePage<'static>>)
+    .query(INSTANCE_QUERY),
     route(
         "GET",
         "/v1/instances/{id}",
@@ -155,7 +272,8 @@ pub const ROUTES: &[Route] = &[
         Op::GetInstance,
         200,
         "One instance with its event timeline.",
-    ),
+    )
+    .answer(schema::<views::InstanceDetail<'static>>),
     route(
         "DELETE",
         "/v1/instances/{id}",
@@ -163,7 +281,9 @@ pub const ROUTES: &[Route] = &[
         Op::DeleteInstance,
         202,
         "Delete an instance.",
-    ),
+    )
+    .answer(schema::<views::InstanceView<'static>>)
+    .also(&[UNAVAILABLE]),
     route(
         "GET",
         "/v1/accounts",
@@ -171,7 +291,8 @@ pub const ROUTES: &[Route] = &[
         Op::ListAccounts,
         200,
         "List provider accounts (secrets never shown).",
-    ),
+    )
+    .answer(schema::<views::Accounts<'static>>),
     route(
         "POST",
         "/v1/accounts",
@@ -179,7 +300,10 @@ pub const ROUTES: &[Route] = &[
         Op::CreateAccount,
         201,
         "Register a provider account, optionally testing the connection first.",
-    ),
+    )
+    .body(schema::<crate::accounts::CreateBody>)
+    .answer(schema::<views::AccountView<'static>>)
+    .also(&[(200, "checked, not registered (`dry_run`)"), (409, "an account of that name, or on that project, exists")]),
     route(
         "GET",
         "/v1/accounts/{id}",
@@ -187,7 +311,8 @@ pub const ROUTES: &[Route] = &[
         Op::GetAccount,
         200,
         "One account.",
-    ),
+    )
+    .answer(schema::<views::AccountView<'static>>),
     route(
         "PATCH",
         "/v1/accounts/{id}",
@@ -195,7 +320,10 @@ pub const ROUTES: &[Route] = &[
         Op::PatchAccount,
         200,
         "Change an account (enabled, drain, priority, limits, secret, ...).",
-    ),
+    )
+    .body(schema::<crate::accounts::PatchBody>)
+    .answer(schema::<views::AccountView<'static>>)
+    .also(&[CONFLICT]),
     route(
         "DELETE",
         "/v1/accounts/{id}",
@@ -203,7 +331,8 @@ pub const ROUTES: &[Route] = &[
         Op::DeleteAccount,
         204,
         "Remove an account that holds no instances.",
-    ),
+    )
+    .also(&[(409, "the account still holds instances")]),
     route(
         "GET",
         "/v1/regions",
@@ -211,7 +340,8 @@ pub const ROUTES: &[Route] = &[
         Op::ListRegions,
         200,
         "Every account-region: health, breaker, limits, usage, in flight, latency, last error.",
-    ),
+    )
+    .answer(schema::<views::Regions<'static>>),
     route(
         "GET",
         "/v1/profiles",
@@ -219,7 +349,8 @@ pub const ROUTES: &[Route] = &[
         Op::ListProfiles,
         200,
         "List profiles.",
-    ),
+    )
+    .answer(schema::<views::Profiles>),
     route(
         "POST",
         "/v1/profiles",
@@ -227,7 +358,9 @@ pub const ROUTES: &[Route] = &[
         Op::PutProfile,
         201,
         "Create or replace a profile.",
-    ),
+    )
+    .body(schema::<crate::profiles::ProfileBody>)
+    .answer(schema::<oms_actors::model::Profile>),
     route(
         "GET",
         "/v1/tokens",
@@ -235,7 +368,8 @@ pub const ROUTES: &[Route] = &[
         Op::ListTokens,
         200,
         "List API tokens (values never shown).",
-    ),
+    )
+    .answer(schema::<views::Tokens<'static>>),
     route(
         "POST",
         "/v1/tokens",
@@ -243,7 +377,10 @@ pub const ROUTES: &[Route] = &[
         Op::CreateToken,
         201,
         "Create an API token; its value is shown once.",
-    ),
+    )
+    .body(schema::<crate::tokens::TokenBody>)
+    .answer(schema::<views::TokenView<'static>>)
+    .also(&[(409, "the name belongs to another token")]),
     route(
         "DELETE",
         "/v1/tokens/{id}",
@@ -403,10 +540,10 @@ async fn run(
     match route.op {
         Op::Healthz => Ok(crate::json_response(
             StatusCode::OK,
-            &serde_json::json!({"status": "ok"}),
+            &crate::views::Health { status: "ok" },
         )),
         Op::Readyz => regions::ready(&call).await,
-        Op::OpenApi => Ok(crate::json_response(StatusCode::OK, &openapi::document())),
+        Op::OpenApi => Ok(crate::json_response(StatusCode::OK, openapi::document())),
         Op::Metrics => {
             let text = call.api.metrics.render(&call.api.fleet);
             let mut response = warp::reply::Response::new(text.into());

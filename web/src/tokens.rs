@@ -4,7 +4,6 @@ use oms_actors::model::Role;
 use oms_actors::tokens::NewToken;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::json;
 use warp::http::StatusCode;
 
 use crate::body;
@@ -12,9 +11,9 @@ use crate::error::ApiError;
 use crate::router::Call;
 use crate::views;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenBody {
+pub(crate) struct TokenBody {
     name: String,
     role: Role,
     instance_limit: Option<u32>,
@@ -27,7 +26,9 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let tokens = call.api.fleet.tokens()?;
     Ok(crate::json_response(
         StatusCode::OK,
-        &json!({"tokens": tokens.iter().map(views::token).collect::<Vec<_>>()}),
+        &views::Tokens {
+            tokens: tokens.iter().map(views::token).collect(),
+        },
     ))
 }
 
@@ -45,7 +46,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, Api
         })
         .await?;
     let mut view = views::token(&token);
-    view["token"] = json!(value.expose_secret());
+    view.token = Some(value.expose_secret());
     Ok(crate::json_response(StatusCode::CREATED, &view))
 }
 

@@ -4,10 +4,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use oms_actors::model::{Account, AccountAuth, ApiToken, Event, Instance};
-use oms_actors::status::AccountStatus;
+use oms_actors::model::{
+    Account, AccountAuth, ApiToken, Event, Instance, InstanceState, Pin, Profile, RegionLimits,
+    Role,
+};
+use oms_actors::openstack::{IdentityVersion, Interface};
+use oms_actors::status::{AccountHealth, AccountStatus, RegionStatus};
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 /// The id of the account named `name`, for filters by provider. An
 /// unknown name gives an id no instance has: it matches nothing rather
@@ -19,17 +23,19 @@ pub(crate) fn account_id_named(names: &HashMap<String, String>, name: &str) -> S
         .map_or_else(|| "-unknown-".to_owned(), |(id, _)| id.clone())
 }
 
-/// An instance as clients see it. Typed rather than a `Value`: listings
-/// render thousands of these, and a map per instance was most of their
-/// cost.
-#[derive(Debug, Serialize)]
+// Typed rather than a `Value`: listings render thousands of these, and a
+// map per instance was most of their cost.
+/// An instance: where it stands and where it runs.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "Instance")]
 pub(crate) struct InstanceView<'a> {
     id: &'a str,
     request_id: &'a str,
     client: &'a str,
     name: &'a str,
     profile: &'a str,
-    status: &'static str,
+    status: InstanceState,
     provider: Option<&'a str>,
     region: Option<&'a str>,
     server_id: Option<&'a str>,
@@ -75,7 +81,7 @@ pub(crate) fn instance<'a>(
         client: &i.client,
         name: &i.name,
         profile: &i.profile,
-        status: i.state.as_str(),
+        status: i.state,
         provider: attempt.map(|a| {
             names
                 .get(&a.account_id)
@@ -95,9 +101,80 @@ pub(crate) fn instance<'a>(
 }
 
 /// One event of a timeline.
-pub(crate) fn event(e: &Event) -> Value {
-    json!({"at": e.at, "status": e.state.as_str(), "where": e.account_region, "message": e.message,
-           "detail": e.detail, "repeated": e.repeated, "last_at": e.last_at})
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "Event")]
+pub(crate) struct EventView<'a> {
+    at: DateTime<Utc>,
+    status: InstanceState,
+    /// `account/region`, when the event happened in one.
+    #[serde(rename = "where")]
+    place: Option<&'a str>,
+    message: &'a str,
+    detail: Option<&'a str>,
+    /// How many more times the same happened since `at`.
+    repeated: u32,
+    last_at: Option<DateTime<Utc>>,
+}
+
+/// One event of a timeline.
+pub(crate) fn event(e: &Event) -> EventView<'_> {
+    EventView {
+        at: e.at,
+        status: e.state,
+        place: e.account_region.as_deref(),
+        message: &e.message,
+        detail: e.detail.as_deref(),
+        repeated: e.repeated,
+        last_at: e.last_at,
+    }
+}
+
+/// An instance with its timeline.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "InstanceDetail")]
+pub(crate) struct InstanceDetail<'a> {
+    #[serde(flatten)]
+    pub instance: InstanceView<'a>,
+    pub events: Vec<EventView<'a>>,
+}
+
+/// A page of instances.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "InstancePage")]
+pub(crate) struct InstancePage<'a> {
+    pub instances: Vec<InstanceView<'a>>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// What an accepted launch answers.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Launched<'a> {
+    pub request: RequestView<'a>,
+    pub instances: Vec<InstanceView<'a>>,
+    /// True when this answers a repeated `Idempotency-Key`.
+    pub replayed: bool,
+    /// The generated key pair's private half, when the launch gave no
+    /// `public_key`; shown in this answer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<&'a str>,
+}
+
+/// A launch request.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "LaunchRequest")]
+pub(crate) struct RequestView<'a> {
+    pub id: &'a str,
+    pub profile: &'a str,
+    pub count: u32,
+    pub deadline: DateTime<Utc>,
+    pub replace_lost: bool,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A URL as it may be shown: an account stored before URLs with
@@ -110,53 +187,157 @@ fn without_credentials(url: &url::Url) -> String {
 }
 
 /// An account without its secret.
-pub(crate) fn account(a: &Account) -> Value {
-    let method = match &a.auth {
-        AccountAuth::Password { .. } => "password",
-        AccountAuth::ApplicationCredential { .. } => "application_credential",
-    };
-    let mut auth = serde_json::to_value(&a.auth).unwrap_or(Value::Null);
-    if let Some(obj) = auth.as_object_mut() {
-        obj.remove("method");
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "Account")]
+pub(crate) struct AccountView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub auth_url: String,
+    pub identity_version: IdentityVersion,
+    pub interface: Interface,
+    pub auth_method: &'static str,
+    /// Who the account is (user and project, or the application
+    /// credential), without any secret.
+    pub auth: &'a AccountAuth,
+    /// Whether a password or secret is stored (it is never shown).
+    pub secret_set: bool,
+    pub regions: &'a [String],
+    pub networks: &'a [String],
+    pub enabled: bool,
+    pub drain: bool,
+    pub priority: i32,
+    pub limits: RegionLimits,
+    pub pins: &'a std::collections::BTreeMap<String, Pin>,
+    pub created_at: DateTime<Utc>,
+    /// How it stands (listings and single reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AccountStatusView<'a>>,
+    /// Compute regions the connection test found, when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions_found: Option<Vec<String>>,
+    /// Set when the registration was only checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// An account without its secret.
+pub(crate) fn account(a: &Account) -> AccountView<'_> {
+    AccountView {
+        id: &a.id,
+        name: &a.name,
+        auth_url: without_credentials(&a.auth_url),
+        identity_version: a.identity_version,
+        interface: a.interface,
+        auth_method: match &a.auth {
+            AccountAuth::Password { .. } => "password",
+            AccountAuth::ApplicationCredential { .. } => "application_credential",
+        },
+        auth: &a.auth,
+        secret_set: !secrecy::ExposeSecret::expose_secret(&a.secret).is_empty(),
+        regions: &a.regions,
+        networks: &a.networks,
+        enabled: a.enabled,
+        drain: a.drain,
+        priority: a.priority,
+        limits: a.limits,
+        pins: &a.pins,
+        created_at: a.created_at,
+        status: None,
+        regions_found: None,
+        dry_run: false,
     }
-    json!({
-        "id": a.id,
-        "name": a.name,
-        "auth_url": without_credentials(&a.auth_url),
-        "identity_version": a.identity_version,
-        "interface": a.interface,
-        "auth_method": method,
-        "auth": auth,
-        "secret_set": !secrecy::ExposeSecret::expose_secret(&a.secret).is_empty(),
-        "regions": a.regions,
-        "networks": a.networks,
-        "enabled": a.enabled,
-        "drain": a.drain,
-        "priority": a.priority,
-        "limits": a.limits,
-        "pins": a.pins,
-        "created_at": a.created_at,
-    })
 }
 
 /// How an account stands: what its supervisor last found.
-pub(crate) fn account_status(s: &AccountStatus) -> Value {
-    json!({
-        "account": s.account, "health": s.health, "reason": s.reason, "since": s.since,
-        "project_id": s.project_id, "regions": s.regions,
-    })
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "AccountStatus")]
+pub(crate) struct AccountStatusView<'a> {
+    pub account: &'a str,
+    pub health: AccountHealth,
+    pub reason: Option<&'a str>,
+    pub since: DateTime<Utc>,
+    pub project_id: Option<&'a str>,
+    pub regions: &'a [String],
+}
+
+/// How an account stands.
+pub(crate) fn account_status(s: &AccountStatus) -> AccountStatusView<'_> {
+    AccountStatusView {
+        account: &s.account,
+        health: s.health,
+        reason: s.reason.as_deref(),
+        since: s.since,
+        project_id: s.project_id.as_deref(),
+        regions: &s.regions,
+    }
 }
 
 /// A token without its hash.
-pub(crate) fn token(t: &ApiToken) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "role": t.role,
-        "instance_limit": t.instance_limit,
-        "revoked": t.revoked,
-        "created_at": t.created_at,
-    })
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[schemars(rename = "Token")]
+pub(crate) struct TokenView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub instance_limit: Option<u32>,
+    pub revoked: bool,
+    pub created_at: DateTime<Utc>,
+    /// The token's value: in the answer that creates it, and never again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
+}
+
+/// A token without its hash.
+pub(crate) fn token(t: &ApiToken) -> TokenView<'_> {
+    TokenView {
+        id: &t.id,
+        name: &t.name,
+        role: t.role,
+        instance_limit: t.instance_limit,
+        revoked: t.revoked,
+        created_at: t.created_at,
+        token: None,
+    }
+}
+
+/// `{"instances": ...}`-style envelopes of the listings.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Accounts<'a> {
+    pub accounts: Vec<AccountView<'a>>,
+}
+
+/// Every token.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Tokens<'a> {
+    pub tokens: Vec<TokenView<'a>>,
+}
+
+/// Every profile.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Profiles {
+    pub profiles: Vec<Profile>,
+}
+
+/// Every account-region and every account.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Regions<'a> {
+    pub regions: Vec<RegionStatus>,
+    pub accounts: Vec<AccountStatusView<'a>>,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct Health {
+    /// `ok` or `ready`.
+    pub status: &'static str,
 }
 
 #[cfg(test)]

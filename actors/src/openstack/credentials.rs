@@ -11,7 +11,9 @@ use url::Url;
 use super::catalog::Interface;
 
 /// Which Keystone API the provider speaks; v2.0 only for older clouds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum IdentityVersion {
     /// Keystone v3 (`POST /v3/auth/tokens`).
     #[default]
@@ -23,7 +25,7 @@ pub enum IdentityVersion {
 }
 
 /// A domain, by id or by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Domain {
     /// Domain id, e.g. `default`.
@@ -33,7 +35,7 @@ pub enum Domain {
 }
 
 /// A user or project, by id (globally unique) or by name within a domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Named {
     /// By id: no domain needed.
@@ -69,7 +71,7 @@ pub enum Credentials {
 }
 
 /// How an application credential is named.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApplicationCredentialRef {
     /// By id.

@@ -420,7 +420,10 @@ mod tests {
             <body><h1>We&#39;ll be back</h1><p>Planned work until 14:00 UTC.</p></body></html>";
         let message = ErrorBody::parse(page.as_bytes()).message;
         assert!(message.starts_with("Down for maintenance"), "{message}");
-        assert!(message.contains("Planned work until 14:00 UTC."), "{message}");
+        assert!(
+            message.contains("Planned work until 14:00 UTC."),
+            "{message}"
+        );
         for noise in ["font", "color", "tracker", "<", ">"] {
             assert!(!message.contains(noise), "{noise} in {message}");
         }

@@ -16,7 +16,7 @@ pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
     let accounts: Vec<Value> = accounts
         .iter()
         .map(|a| {
-            let mut view = crate::accounts::with_status(views::account(a), &a.id, &statuses);
+            let mut view = json!(crate::accounts::with_status(views::account(a), &statuses));
             let mut actions = vec![
                 if a.enabled { json!({"action": "disable", "label": "Disable"}) } else { json!({"action": "enable", "label": "Enable"}) },
                 if a.drain { json!({"action": "undrain", "label": "Stop draining"}) } else { json!({"action": "drain", "label": "Drain"}) },

@@ -101,7 +101,7 @@ pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
         .unwrap_or_default()
         .iter()
         .filter(|s| !s.health.is_up())
-        .map(views::account_status)
+        .map(|s| json!(views::account_status(s)))
         .collect();
     let data = json!({
         "title": "Dashboard", "nav_dashboard": true, "live": true,
@@ -128,7 +128,7 @@ pub(crate) fn tokens(
         .tokens()
         .unwrap_or_default()
         .iter()
-        .map(views::token)
+        .map(|t| json!(views::token(t)))
         .collect();
     render(
         page,
