@@ -572,8 +572,29 @@ impl Fleet {
         }
     }
 
-    /// Removes an account and stops its actors.
+    /// Removes an account and stops its actors; refused while it holds
+    /// instances (placed there and not finished), whose servers nobody
+    /// would manage any more.
     pub async fn remove_account(&self, id: &str) -> Result<(), FleetError> {
+        let Some(account) = self.ctx.store.get_account(id)? else {
+            return Err(FleetError::NotFound(format!("account {id}")));
+        };
+        let held = self
+            .ctx
+            .store
+            .list_instances(&InstanceFilter {
+                account_id: Some(id.to_owned()),
+                ..InstanceFilter::live()
+            })?
+            .iter()
+            .filter(|i| i.state != InstanceState::Pending)
+            .count();
+        if held > 0 {
+            return Err(FleetError::Conflict(format!(
+                "account {} still holds {held} instance(s); drain it and delete them first",
+                account.name
+            )));
+        }
         if !self.ctx.store.delete_account(id)? {
             return Err(FleetError::NotFound(format!("account {id}")));
         }
@@ -582,6 +603,20 @@ impl Fleet {
             .root
             .send_message(RootMsg::AccountRemoved(id.to_owned()));
         Ok(())
+    }
+
+    /// The profile for explicit minima and an image, stored under a name
+    /// derived from them (so the same ask finds the same profile) for
+    /// regions to resolve like any other.
+    pub async fn ad_hoc_profile(&self, shape: Profile) -> Result<String, FleetError> {
+        let profile = Profile {
+            name: crate::profiles::ad_hoc_name(&shape),
+            ..shape
+        };
+        if self.ctx.store.get_profile(&profile.name)?.is_none() {
+            self.put_profile(profile.clone()).await?;
+        }
+        Ok(profile.name)
     }
 
     /// Every profile.

@@ -6,6 +6,22 @@ use crate::model::{Pin, Profile};
 use crate::openstack::{Flavor, Image};
 use crate::status::FlavorShape;
 
+/// The name of the profile a launch with explicit minima and an image
+/// gets: the same shape, the same name.
+pub fn ad_hoc_name(shape: &Profile) -> String {
+    use sha2::{Digest, Sha256};
+    let key = format!(
+        "{}:{}:{}:{}",
+        shape.min_vcpus, shape.min_ram_mb, shape.min_disk_gb, shape.image
+    );
+    let digest: String = Sha256::digest(key.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("custom-{digest}")
+}
+
 /// The concrete choice for one account-region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use oms_actors::model::{Account, AccountAuth, InstanceState, Pin, RegionLimits};
+use oms_actors::model::{Account, AccountAuth, Pin, RegionLimits};
 use oms_actors::openstack::{ApplicationCredentialRef, Domain, IdentityVersion, Interface, Named};
-use oms_actors::store::InstanceFilter;
 use secrecy::SecretString;
 use serde::Deserialize;
 use warp::http::StatusCode;
@@ -304,29 +303,9 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<warp::reply::Response, ApiE
     ))
 }
 
-/// Instances an account still holds (placed there and not finished).
-pub(crate) fn held(fleet: &oms_actors::Fleet, account_id: &str) -> Result<usize, ApiError> {
-    Ok(fleet
-        .instances(&InstanceFilter {
-            account_id: Some(account_id.to_owned()),
-            ..InstanceFilter::live()
-        })?
-        .iter()
-        .filter(|i| i.state != InstanceState::Pending)
-        .count())
-}
-
 /// `DELETE /v1/accounts/{id}`: refused while it holds instances.
 pub(crate) async fn delete(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let account = find(call)?;
-    let held = held(&call.api.fleet, &account.id)?;
-    if held > 0 {
-        return Err(ApiError::conflict(format!(
-            "account {} still holds {held} instance(s); set drain and delete them first",
-            account.name
-        )));
-    }
-    call.api.fleet.remove_account(&account.id).await?;
+    call.api.fleet.remove_account(&call.params[0]).await?;
     let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)

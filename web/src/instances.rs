@@ -74,34 +74,18 @@ async fn profile_for(call: &Call<'_>, launch: &LaunchBody) -> Result<String, Api
             }
             Ok(name.clone())
         }
-        (None, Some(c), Some(image)) => {
-            if image.is_empty() || image.len() > 255 {
-                return Err(ApiError::invalid(
-                    "image must be a name of 1 to 255 characters",
-                ));
-            }
-            let key = format!("{}:{}:{}:{image}", c.min_vcpus, c.min_ram_mb, c.min_disk_gb);
-            let digest: String = Sha256::digest(key.as_bytes())
-                .iter()
-                .take(6)
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let name = format!("custom-{digest}");
-            if call.api.fleet.profile(&name)?.is_none() {
-                call.api
-                    .fleet
-                    .put_profile(Profile {
-                        name: name.clone(),
-                        min_vcpus: c.min_vcpus,
-                        min_ram_mb: c.min_ram_mb,
-                        min_disk_gb: c.min_disk_gb,
-                        image: image.clone(),
-                        boot_timeout_secs: 600,
-                    })
-                    .await?;
-            }
-            Ok(name)
-        }
+        (None, Some(c), Some(image)) => Ok(call
+            .api
+            .fleet
+            .ad_hoc_profile(Profile {
+                name: String::new(),
+                min_vcpus: c.min_vcpus,
+                min_ram_mb: c.min_ram_mb,
+                min_disk_gb: c.min_disk_gb,
+                image: image.clone(),
+                boot_timeout_secs: 600,
+            })
+            .await?),
         _ => Err(ApiError::invalid(
             "give either `profile`, or both `flavor` (min_vcpus, min_ram_mb, min_disk_gb) and `image`",
         )),

@@ -2,11 +2,12 @@
 //! registration form with field-level errors and a connection test. The
 //! form goes through the same validation as `POST /v1/accounts`.
 
+use oms_actors::FleetError;
 use serde_json::{Value, json};
 use warp::http::StatusCode;
 
 use super::{Page, message, redirect, render};
-use crate::accounts::{CreateBody, build, held};
+use crate::accounts::{CreateBody, build};
 use crate::views;
 
 /// `GET /accounts`.
@@ -183,30 +184,16 @@ pub(crate) async fn act(page: &Page<'_>, id: &str, action: &str) -> warp::reply:
         "drain" => account.drain = true,
         "undrain" => account.drain = false,
         "delete" => {
-            return match held(fleet, id) {
-                Ok(0) => match fleet.remove_account(id).await {
-                    Ok(()) => redirect("/accounts", None),
-                    Err(error) => message(
-                        page,
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Error",
-                        &error.to_string(),
-                    ),
-                },
-                Ok(n) => message(
-                    page,
-                    StatusCode::CONFLICT,
-                    "Not deleted",
-                    &format!(
-                        "{} still holds {n} instance(s); drain it and delete them first.",
-                        account.name
-                    ),
-                ),
+            return match fleet.remove_account(id).await {
+                Ok(()) => redirect("/accounts", None),
+                Err(FleetError::Conflict(why)) => {
+                    message(page, StatusCode::CONFLICT, "Not deleted", &why)
+                }
                 Err(error) => message(
                     page,
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Error",
-                    &error.message,
+                    &error.to_string(),
                 ),
             };
         }

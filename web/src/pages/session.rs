@@ -19,6 +19,9 @@ pub const COOKIE: &str = "oms_session";
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// How long a session lives at most, used or not.
 pub const ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
+/// Most sign-in forms open at once: visitors without a token cannot grow
+/// the table past this; the oldest form is dropped first.
+pub const MAX_ANONYMOUS: usize = 10_000;
 /// How long a sign-in form stays valid.
 pub const SIGN_IN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -103,6 +106,16 @@ impl Sessions {
         };
         let mut map = self.map();
         map.retain(|_, s| s.expires > now);
+        let anonymous = map.values().filter(|s| s.admin.is_none()).count();
+        if anonymous >= MAX_ANONYMOUS
+            && let Some(oldest) = map
+                .values()
+                .filter(|s| s.admin.is_none())
+                .min_by_key(|s| s.expires)
+                .map(|s| s.id.clone())
+        {
+            map.remove(&oldest);
+        }
         map.insert(session.id.clone(), session.clone());
         session
     }
@@ -194,6 +207,26 @@ mod tests {
         }
         tokio::time::advance(ABSOLUTE - waited + Duration::from_secs(1)).await;
         assert!(sessions.find(Some(&cookie), |_| true).is_none());
+    }
+
+    #[tokio::test]
+    async fn sign_in_forms_cannot_grow_the_table_without_bound() {
+        let sessions = Sessions::default();
+        let (_, cookie) = signed_in(&sessions);
+        let first = sessions.start();
+        for _ in 0..MAX_ANONYMOUS + 10 {
+            sessions.start();
+        }
+        assert_eq!(sessions.map().len(), MAX_ANONYMOUS + 1);
+        let first_cookie = format!("{COOKIE}={}", first.id);
+        assert!(
+            sessions.find(Some(&first_cookie), |_| true).is_none(),
+            "the oldest form went first"
+        );
+        assert!(
+            sessions.find(Some(&cookie), |_| true).is_some(),
+            "signed-in sessions stay"
+        );
     }
 
     #[tokio::test(start_paused = true)]
