@@ -322,3 +322,138 @@ async fn refused_connections_and_bad_credentials_send_launches_elsewhere() {
     assert_eq!(sim_region(&sim, "locked", "locked-1")["creates"], 0);
     fleet.shutdown().await;
 }
+
+/// Sets the priority (and, when given, the mutating rate) of account `name`.
+async fn prefer(fleet: &oms_actors::Fleet, name: &str, mutating_per_sec: Option<f64>) {
+    let mut account = fleet
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == name)
+        .unwrap();
+    account.priority = 10;
+    if let Some(rate) = mutating_per_sec {
+        account.limits.mutating_per_sec = rate;
+    }
+    fleet.put_account(account).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_fails_is_rerouted_before_its_server_is_gone() {
+    // North is preferred, every build there fails, and its deletes are slow.
+    let sim = sim_of(&["north", "south"], |p| {
+        if p.name == "north" {
+            for region in &mut p.regions {
+                region.faults.build_error_rate = 1.0;
+                region.delete_secs = 6.0;
+            }
+        }
+    })
+    .await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    prefer(&fleet, "north", None).await;
+    eventually(Duration::from_secs(10), "north preferred", || async {
+        fleet
+            .regions()
+            .iter()
+            .any(|r| r.account == "north" && r.priority == 10 && r.connected)
+            .then_some(())
+    })
+    .await;
+    let launched = fleet.launch(ask("ci", 1)).await.unwrap();
+    let active = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(active[0].attempts > 1, "it failed in north first");
+    // The instance moved on while north still deleted what failed there:
+    // the failed server (and its quota slot) stayed north's.
+    let north_left: u64 = ["north-1", "north-2"]
+        .iter()
+        .map(|r| {
+            sim_region(&sim, "north", r)["servers_alive"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(north_left > 0, "the reroute waited for the delete");
+    // And nothing is left behind.
+    eventually(Duration::from_secs(30), "north emptied", || async {
+        let left: u64 = ["north-1", "north-2"]
+            .iter()
+            .map(|r| {
+                sim_region(&sim, "north", r)["servers_alive"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .sum();
+        (left == 0).then_some(())
+    })
+    .await;
+    assert_eq!(sim_servers(&sim), 1);
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_queued_for_a_region_that_stops_answering_are_held_back() {
+    let sim = sim_of(&["north", "south"], |p| p.regions.truncate(1)).await;
+    let (fleet, store) = fleet_on(&sim, fast_config()).await;
+    // North is preferred and sends one create a second: a burst queues.
+    prefer(&fleet, "north", Some(1.0)).await;
+    // What north built before it died times out soon and moves on.
+    let mut small = fleet.profile("small").unwrap().unwrap();
+    small.boot_timeout_secs = 3;
+    fleet.put_profile(small).await.unwrap();
+    eventually(Duration::from_secs(10), "north preferred", || async {
+        fleet
+            .regions()
+            .iter()
+            .any(|r| r.account == "north" && r.priority == 10 && r.connected)
+            .then_some(())
+    })
+    .await;
+    let launched = fleet.launch(ask("ci", 6)).await.unwrap();
+    eventually(Duration::from_secs(10), "north building", || async {
+        (sim_region(&sim, "north", "north-1")["creates"]
+            .as_u64()
+            .unwrap()
+            >= 1)
+            .then_some(())
+    })
+    .await;
+    sim.set_faults(
+        "north",
+        Some("north-1"),
+        Faults {
+            outage: Some(Outage::Refused),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let instances = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    // One refused connection opened the breaker; what still waited for
+    // north's pacer was held back instead of sent into it.
+    let mut refused = 0;
+    let mut held_back = 0;
+    for instance in &instances {
+        for event in store.events(&instance.id).unwrap() {
+            if event.account_region.as_deref() != Some("north/north-1") {
+                continue;
+            }
+            refused += usize::from(event.message.contains("could not connect"));
+            held_back += usize::from(event.message.contains("held back"));
+        }
+    }
+    assert!(refused <= 1, "{refused} calls went into the dead region");
+    assert!(held_back >= 1, "nothing was held back");
+    fleet.shutdown().await;
+}

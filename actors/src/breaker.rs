@@ -107,6 +107,15 @@ impl Breaker {
         }
     }
 
+    /// A call found nothing listening: the service is down, and waiting
+    /// for more failures would only send more calls into it.
+    pub fn unreachable(&mut self, now: Instant) -> Option<BreakerState> {
+        let before = self.state(now);
+        self.probe_in_flight = false;
+        self.trip(now);
+        (before != BreakerState::Open).then_some(BreakerState::Open)
+    }
+
     /// Feeds a call's outcome; returns the new state if it changed.
     pub fn record(&mut self, class: Class, now: Instant) -> Option<BreakerState> {
         let before = self.state(now);
@@ -153,6 +162,20 @@ impl Breaker {
             self.last_change = now;
         }
         self.state = state;
+    }
+}
+
+#[cfg(test)]
+mod unreachable_tests {
+    use super::*;
+
+    #[test]
+    fn nothing_listening_opens_at_once() {
+        let now = Instant::now();
+        let mut breaker = Breaker::new(BreakerConfig::default(), now);
+        assert_eq!(breaker.unreachable(now), Some(BreakerState::Open));
+        assert_eq!(breaker.permit(now), Permit::Refused);
+        assert_eq!(breaker.unreachable(now), None, "already open");
     }
 }
 

@@ -36,9 +36,11 @@ pub struct FleetConfig {
     pub reroute_backoff: Duration,
     /// How long a flavor that failed to build is avoided in its region.
     pub flavor_not_now: Duration,
-    /// How long a restarted region looks for the server of an attempt
-    /// whose create may or may not have reached the provider before
-    /// deciding it did not; longer than the provider's listing lag.
+    /// How long after a restart a region looks for the server of an
+    /// attempt whose create may or may not have reached the provider
+    /// before deciding it did not: a create sent before the crash reached
+    /// Nova within its own timeout or never will, so the create call's
+    /// timeout and a margin.
     pub adoption_grace: Duration,
     /// How often each region looks for leaked servers and key pairs.
     pub leak_interval: Duration,
@@ -64,6 +66,10 @@ pub struct FleetConfig {
     pub policy: Policy,
 }
 
+/// What adoption waits beyond a create call's timeout: Nova finishing a
+/// request its client has given up on, and the listing that shows it.
+pub const ADOPTION_MARGIN: Duration = Duration::from_secs(5);
+
 impl Default for FleetConfig {
     fn default() -> Self {
         FleetConfig {
@@ -76,7 +82,7 @@ impl Default for FleetConfig {
             purge_interval: Duration::from_secs(3600),
             reroute_backoff: Duration::from_secs(30),
             flavor_not_now: Duration::from_secs(300),
-            adoption_grace: Duration::from_secs(60),
+            adoption_grace: ClientConfig::default().request_timeout + ADOPTION_MARGIN,
             leak_interval: Duration::from_secs(60),
             leak_grace: Duration::from_secs(120),
             last_error_memory: Duration::from_secs(60),

@@ -1,6 +1,9 @@
 //! The call budget of one account-region: a governor limiter measured start
 //! to start, a pause that honours Retry-After for every kind of call, and a
 //! penalty spacing that grows on each 429 and shrinks back slowly.
+//! Key-pair imports have a budget of their own at the same rate: a launch
+//! of many instances imports a key for each, and those imports must not
+//! queue ahead of the creates of launches whose keys are in.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -26,6 +29,7 @@ struct Slowdown {
 #[derive(Debug, Clone)]
 pub struct Pacer {
     mutating: Arc<DefaultDirectRateLimiter>,
+    imports: Arc<DefaultDirectRateLimiter>,
     reads: Arc<DefaultDirectRateLimiter>,
     slowdown: Arc<Mutex<Slowdown>>,
     base_spacing: Duration,
@@ -34,8 +38,10 @@ pub struct Pacer {
 /// Which budget a call draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallKind {
-    /// Create, delete, import.
+    /// Create, delete.
     Mutating,
+    /// Key-pair import and delete.
+    Import,
     /// Show, list, limits.
     Read,
 }
@@ -53,6 +59,7 @@ impl Pacer {
     pub fn new(mutating_per_sec: f64, read_per_sec: f64) -> Pacer {
         Pacer {
             mutating: Arc::new(limiter(mutating_per_sec)),
+            imports: Arc::new(limiter(mutating_per_sec)),
             reads: Arc::new(limiter(read_per_sec)),
             slowdown: Arc::new(Mutex::new(Slowdown::default())),
             base_spacing: Duration::from_secs_f64(1.0 / mutating_per_sec.clamp(0.01, 10_000.0)),
@@ -84,6 +91,7 @@ impl Pacer {
         }
         match kind {
             CallKind::Mutating => self.mutating.until_ready().await,
+            CallKind::Import => self.imports.until_ready().await,
             CallKind::Read => self.reads.until_ready().await,
         };
     }
@@ -143,6 +151,17 @@ mod tests {
         }
         // Five starts at 20/s span at least four periods of 50 ms.
         assert!(start.elapsed() >= Duration::from_millis(190));
+    }
+
+    #[tokio::test]
+    async fn imports_do_not_spend_the_budget_of_creates() {
+        let pacer = Pacer::new(0.1, 1000.0);
+        pacer.acquire(CallKind::Import).await;
+        // The import used its own budget: the next import must wait ten
+        // seconds, a create need not.
+        assert!(pacer.imports.check().is_err());
+        assert!(pacer.mutating.check().is_ok());
+        assert!(pacer.mutating.check().is_err());
     }
 
     #[tokio::test]

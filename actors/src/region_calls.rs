@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ractor::ActorRef;
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use crate::ledger::Ticket;
 use crate::messages::{LaunchOrder, RegionMsg};
 use crate::openstack::{
-    AbsoluteLimits, ComputeClient, CreateServer, Flavor, Image, ImageClient, Networks,
+    AbsoluteLimits, Class, ComputeClient, CreateServer, Flavor, Image, ImageClient, Networks,
     ProviderError, ServerFilter, Session,
 };
 use crate::pacer::{CallKind, Pacer};
@@ -35,6 +36,8 @@ pub(crate) struct CreateDone {
     pub ticket: Ticket,
     pub flavor_id: String,
     pub keypair: Option<String>,
+    /// Whether the create call was sent (false: held back before it).
+    pub sent: bool,
     pub result: Result<String, ProviderError>,
     pub elapsed: Duration,
 }
@@ -59,6 +62,10 @@ pub(crate) struct Discovery {
 pub(crate) struct CreateJob {
     pub compute: ComputeClient,
     pub pacer: Pacer,
+    /// Whether the region's breaker is closed: checked after each wait
+    /// for the pacer, so a create queued before the region went down is
+    /// not sent into it.
+    pub calls_open: Arc<AtomicBool>,
     pub order: LaunchOrder,
     pub ticket: Ticket,
     pub flavor_id: String,
@@ -68,6 +75,10 @@ pub(crate) struct CreateJob {
     pub networks: Vec<String>,
 }
 
+fn held_back() -> ProviderError {
+    ProviderError::local(Class::Transport, "held back: the region is down")
+}
+
 /// Imports the key (if any) and creates the server; reports to `region`.
 pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
     tokio::spawn(async move {
@@ -75,6 +86,7 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
         let CreateJob {
             compute,
             pacer,
+            calls_open,
             order,
             ticket,
             flavor_id,
@@ -88,11 +100,15 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
             .clone()
             .expect("a launch order carries its attempt");
         let mut keypair = None;
+        let mut sent = false;
         let result = async {
             // The dispatcher named the key pair when it wrote the attempt.
             if let (Some(public_key), Some(name)) = (&order.request.public_key, &attempt.keypair) {
                 let name = name.clone();
-                pacer.acquire(CallKind::Mutating).await;
+                pacer.acquire(CallKind::Import).await;
+                if !calls_open.load(Ordering::Relaxed) {
+                    return Err(held_back());
+                }
                 match heed(&pacer, compute.import_keypair(&name, public_key).await) {
                     Ok(_) => {}
                     // Imported by an earlier run of this same attempt.
@@ -123,6 +139,10 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
                 tags,
             };
             pacer.acquire(CallKind::Mutating).await;
+            if !calls_open.load(Ordering::Relaxed) {
+                return Err(held_back());
+            }
+            sent = true;
             let id = heed(&pacer, compute.create_server(&request).await)?;
             if !compute.tags_at_create() {
                 for tag in &request.tags {
@@ -138,6 +158,7 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
             ticket,
             flavor_id,
             keypair,
+            sent,
             result,
             elapsed: started.elapsed(),
         };
@@ -223,7 +244,7 @@ pub(crate) fn spawn_check_gone(
 /// Deletes a key pair, best effort (leak collection catches the rest).
 pub(crate) fn spawn_delete_keypair(compute: ComputeClient, pacer: Pacer, name: String) {
     tokio::spawn(async move {
-        pacer.acquire(CallKind::Mutating).await;
+        pacer.acquire(CallKind::Import).await;
         if let Err(error) = heed(&pacer, compute.delete_keypair(&name).await)
             && !error.is_not_found()
         {

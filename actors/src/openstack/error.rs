@@ -163,6 +163,10 @@ pub struct ProviderError {
     pub retry_after: Option<Duration>,
     /// `x-openstack-request-id` of the answer, for the provider's support.
     pub request_id: Option<String>,
+    /// Nothing listened (connection refused or reset while connecting):
+    /// the service is down, not slow, and the next call will fare no
+    /// better.
+    pub unreachable: bool,
 }
 
 impl fmt::Display for ProviderError {
@@ -203,6 +207,10 @@ impl ProviderError {
             message,
             retry_after,
             request_id,
+            unreachable: matches!(
+                observation,
+                Observation::Transport(TransportFailure::Connect)
+            ),
         }
     }
 
@@ -214,6 +222,7 @@ impl ProviderError {
             message: message.into(),
             retry_after: None,
             request_id: None,
+            unreachable: false,
         }
     }
 

@@ -1,7 +1,10 @@
 //! Adoption: after a restart, a region rebuilds its in-flight work from
 //! the store and finds the servers of attempts whose create may have
-//! reached the provider, by their attempt tag; what it cannot find within
-//! the grace period never reached it and is rerouted.
+//! reached the provider, by their attempt tag. A create the dead process
+//! sent has either reached Nova within its own timeout or never will, so
+//! what a listing asked for after the grace period (the create call's
+//! timeout and a margin, counted from the restart) does not show never
+//! reached it and is rerouted.
 
 use std::time::Duration;
 
@@ -34,9 +37,9 @@ pub(super) struct Adopting {
 }
 
 impl RegionState {
-    /// Adopts, from a poll's listing, the servers of attempts from before a restart.
-    pub(super) fn adopt_from(&mut self, servers: &[Server]) {
-        let now = Instant::now();
+    /// Adopts, from a poll's listing asked for at `asked`, the servers of
+    /// attempts from before a restart.
+    pub(super) fn adopt_from(&mut self, servers: &[Server], asked: Instant) {
         let owner = self.owner();
         let attempts: Vec<String> = self.adopting.keys().cloned().collect();
         for attempt_id in attempts {
@@ -89,7 +92,8 @@ impl RegionState {
                         },
                     );
                 }
-                None if now.saturating_duration_since(since) > self.ctx.config.adoption_grace => {
+                // Only a listing asked for after the grace proves absence.
+                None if asked.saturating_duration_since(since) > self.ctx.config.adoption_grace => {
                     self.adopting.remove(&attempt_id);
                     // Imported before a create that never came.
                     if let (Some(name), Some(compute)) = (keypair, self.compute()) {

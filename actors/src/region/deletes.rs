@@ -26,8 +26,10 @@ pub(super) const DELETE_RETRY: (Duration, Duration) =
 pub(super) enum AfterDelete {
     /// The client asked: report `Deleted`.
     Deleted,
-    /// The attempt failed: report `Failed` once the server is gone.
-    Failed { class: Class, message: String },
+    /// The attempt failed and was reported at once (its instance moved
+    /// on); the region only owns the server and its quota slot until it
+    /// is gone.
+    Retired,
     /// A leak: nobody to tell.
     Leak,
 }
@@ -189,6 +191,13 @@ impl RegionState {
         class: Class,
         message: String,
     ) {
+        // The instance moves on at once; the server, its key pair and its
+        // quota slot stay this region's until a GET says it is gone.
+        self.outcome(
+            &t.instance_id,
+            &t.attempt_id,
+            OutcomeKind::Failed { class, message },
+        );
         self.start_delete(
             server_id,
             Deleting::new(
@@ -196,7 +205,7 @@ impl RegionState {
                 t.attempt_id,
                 t.keypair,
                 t.footprint,
-                AfterDelete::Failed { class, message },
+                AfterDelete::Retired,
             ),
         );
     }
@@ -210,15 +219,17 @@ impl RegionState {
         if let (Some(keypair), Some(compute)) = (d.keypair.clone(), self.compute()) {
             spawn_delete_keypair(compute, self.pacer.clone(), keypair);
         }
-        let kind = match d.then {
-            AfterDelete::Deleted => OutcomeKind::Deleted,
-            AfterDelete::Failed { class, message } => OutcomeKind::Failed { class, message },
+        match d.then {
+            AfterDelete::Deleted => {
+                self.outcome(&d.instance_id, &d.attempt_id, OutcomeKind::Deleted);
+            }
+            AfterDelete::Retired => {
+                info!(account = %self.account.name, region = %self.region, server = %server_id, "the server of a failed attempt is gone");
+            }
             AfterDelete::Leak => {
                 info!(account = %self.account.name, region = %self.region, server = %server_id, "leaked server collected");
-                return;
             }
-        };
-        self.outcome(&d.instance_id, &d.attempt_id, kind);
+        }
     }
 
     /// Sends the DELETEs that are due, and checks accepted ones (one GET

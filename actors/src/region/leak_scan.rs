@@ -78,7 +78,11 @@ impl RegionState {
             }
             // A key pair imported for a create in flight belongs to an
             // attempt the store already has as scheduled.
-            Sighting::Keypair { attempt, .. } => known_attempts.contains(attempt),
+            // And one whose failed server this region is still deleting.
+            Sighting::Keypair { attempt, .. } => {
+                known_attempts.contains(attempt)
+                    || deleting.values().any(|d| d.attempt_id == *attempt)
+            }
         };
         let leaks = self
             .leaks

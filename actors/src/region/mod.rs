@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -82,6 +83,10 @@ pub(crate) struct RegionState {
     conflict: Option<String>,
     clients: Option<(ComputeClient, ImageClient)>,
     breaker: Breaker,
+    /// Whether the breaker is closed, for creates already queued behind
+    /// the pacer: when the region went down meanwhile they are held back
+    /// rather than sent into it.
+    calls_open: Arc<AtomicBool>,
     ledger: Ledger,
     pacer: Pacer,
     profiles: BTreeMap<String, Profile>,
@@ -191,7 +196,16 @@ impl RegionState {
             self.last_error = None;
         }
         let before = self.breaker.state(now);
-        if let Some(state) = self.breaker.record(class, now) {
+        let changed = match result {
+            Err(e) if e.unreachable => self.breaker.unreachable(now),
+            _ => self.breaker.record(class, now),
+        };
+        // Creates queued behind the pacer look at this before calling.
+        self.calls_open.store(
+            self.breaker.state(now) == BreakerState::Closed,
+            Ordering::Relaxed,
+        );
+        if let Some(state) = changed {
             // Going down and coming back are news; a failed probe of a
             // region already down is not.
             if before == BreakerState::Closed || state == BreakerState::Closed {
@@ -352,6 +366,7 @@ impl RegionState {
             CreateJob {
                 compute,
                 pacer: self.pacer.clone(),
+                calls_open: self.calls_open.clone(),
                 order,
                 ticket,
                 flavor_id: resolved.flavor.id.clone(),
@@ -388,6 +403,23 @@ impl RegionState {
             .map(|a| a.id.clone())
             .unwrap_or_default();
         let cancelled = self.creating.remove(&instance_id).unwrap_or(false);
+        if !done.sent {
+            // Held back before any call: the region went down while it
+            // waited. Nothing was learnt about the region.
+            self.ledger.release(done.ticket);
+            if let (Some(keypair), Some(compute)) = (done.keypair, self.compute()) {
+                spawn_delete_keypair(compute, self.pacer.clone(), keypair);
+            }
+            let kind = if cancelled {
+                OutcomeKind::Deleted
+            } else {
+                OutcomeKind::Refused(
+                    "held back: the region went down before the create was sent".into(),
+                )
+            };
+            self.outcome(&instance_id, &attempt_id, kind);
+            return;
+        }
         self.observe(done.result.as_ref().map(drop), Some(done.elapsed));
         let footprint = self.footprint_of_flavor(&done.flavor_id);
         match done.result {
@@ -456,7 +488,37 @@ impl RegionState {
         }
     }
 
-    fn poll_done(&mut self, myself: &ActorRef<RegionMsg>, servers: Vec<Server>, full: bool) {
+    /// Builds past their boot timeout in a region that cannot be listed
+    /// (its breaker is not closed): the instance moves on, and the server
+    /// stays this region's to delete once it answers again.
+    fn expire_unseen_builds(&mut self) {
+        let now = Instant::now();
+        if self.breaker.state(now) == BreakerState::Closed {
+            return;
+        }
+        let expired: Vec<String> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(t.started) > t.boot_timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            let t = self.tracked.remove(&id).expect("tracked");
+            let message = format!(
+                "build_timeout: not active after {} s, and the region stopped answering",
+                t.boot_timeout.as_secs()
+            );
+            self.failed_server(id, t, Class::BuildTimeout, message);
+        }
+    }
+
+    fn poll_done(
+        &mut self,
+        myself: &ActorRef<RegionMsg>,
+        servers: Vec<Server>,
+        full: bool,
+        asked: Instant,
+    ) {
         let now = Instant::now();
         let by_id: HashMap<&str, &Server> = servers.iter().map(|s| (s.id.as_str(), s)).collect();
         // Building servers.
@@ -514,7 +576,7 @@ impl RegionState {
             }
         }
         // Attempts from before a restart.
-        self.adopt_from(&servers);
+        self.adopt_from(&servers, asked);
         self.watch_listing(myself, &servers, full);
         self.drive_deletes(myself);
     }
@@ -534,6 +596,7 @@ impl Actor for RegionActor {
         let limits = args.account.limits;
         let mut state = RegionState {
             breaker: Breaker::new(config.breaker, Instant::now()),
+            calls_open: Arc::new(AtomicBool::new(true)),
             ledger: Ledger::default(),
             pacer: Pacer::new(limits.mutating_per_sec, limits.read_per_sec),
             profiles: BTreeMap::new(),
@@ -638,6 +701,7 @@ impl Actor for RegionActor {
                 }
             }
             RegionMsg::PollTick => {
+                state.expire_unseen_builds();
                 state.drive_deletes(&myself);
                 // Deletions are confirmed one by one (a listing can lag, a
                 // 404 cannot); the listing is for servers being waited on.
@@ -675,7 +739,7 @@ impl Actor for RegionActor {
                     if asked.full {
                         state.full_poll_owed = false;
                     }
-                    state.poll_done(&myself, listing.servers, asked.full);
+                    state.poll_done(&myself, listing.servers, asked.full, asked.at);
                 }
             }
             RegionMsg::Refresh { full } => {
