@@ -311,6 +311,13 @@ pub(crate) enum RegionMsg {
     CreateDone(Box<crate::region_calls::CreateDone>),
     /// Time to list servers.
     PollTick,
+    /// Time to ask for the few building servers one by one.
+    BuildTick,
+    /// What a GET said of a building server (`None`: 404).
+    BuildSeen {
+        server_id: String,
+        result: Result<Option<Server>, ProviderError>,
+    },
     /// Send the deletes and gone-checks that are due.
     DriveDeletes,
     /// The listing came back.

@@ -241,6 +241,24 @@ pub(crate) fn spawn_check_gone(
     });
 }
 
+/// Asks for one building server; reports to `region`.
+pub(crate) fn spawn_get_build(
+    compute: ComputeClient,
+    pacer: Pacer,
+    server_id: String,
+    region: ActorRef<RegionMsg>,
+) {
+    tokio::spawn(async move {
+        pacer.acquire(CallKind::Read).await;
+        let result = match heed(&pacer, compute.get_server(&server_id).await) {
+            Ok(server) => Ok(Some(server)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        };
+        let _ = region.send_message(RegionMsg::BuildSeen { server_id, result });
+    });
+}
+
 /// Deletes a key pair, best effort (leak collection catches the rest).
 pub(crate) fn spawn_delete_keypair(compute: ComputeClient, pacer: Pacer, name: String) {
     tokio::spawn(async move {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 mod adoption;
+mod build_watch;
 mod deletes;
 mod leak_scan;
 mod lost;
@@ -97,6 +98,8 @@ pub(crate) struct RegionState {
     /// Creates in flight: instance id → cancel requested.
     creating: HashMap<String, bool>,
     tracked: HashMap<String, Tracked>,
+    /// Per-server checks of the building servers, while they are few.
+    builds: build_watch::BuildWatch,
     /// Attempts from before a restart whose server is not known yet, by
     /// attempt id.
     adopting: HashMap<String, Adopting>,
@@ -512,6 +515,61 @@ impl RegionState {
         }
     }
 
+    /// What a listing or a GET shows of building server `id` (`None`:
+    /// not shown, which says nothing): active, failed, or past its boot
+    /// timeout.
+    fn build_seen(&mut self, id: String, server: Option<&Server>, now: Instant) {
+        let status = server.map(|s| s.status.as_str());
+        let Some(t) = self.tracked.get(&id) else {
+            return;
+        };
+        let timed_out = now.saturating_duration_since(t.started) > t.boot_timeout;
+        match status {
+            Some("ACTIVE") => {
+                let address = server.and_then(|s| s.primary_address()).map(str::to_owned);
+                let t = self.tracked.remove(&id).expect("tracked");
+                self.breaker.record(Class::Ok, now);
+                self.outcome(
+                    &t.instance_id,
+                    &t.attempt_id,
+                    OutcomeKind::Active { address },
+                );
+                self.watched.insert(
+                    id,
+                    Watched {
+                        instance_id: t.instance_id,
+                        attempt_id: t.attempt_id,
+                        keypair: t.keypair,
+                        footprint: t.footprint,
+                        status: None,
+                        suspected: None,
+                    },
+                );
+            }
+            Some("ERROR") => {
+                let fault = server
+                    .and_then(|s| s.fault.as_ref())
+                    .map_or("server went to ERROR".to_owned(), |f| f.message.clone());
+                let t = self.tracked.remove(&id).expect("tracked");
+                self.breaker.record(Class::BuildFailed, now);
+                self.flavor_not_now
+                    .insert(t.flavor_id.clone(), now + self.ctx.config.flavor_not_now);
+                self.last_error = Some((format!("build failed: {fault}"), Utc::now()));
+                self.failed_server(id, t, Class::BuildFailed, format!("build_failed: {fault}"));
+            }
+            _ if timed_out => {
+                let t = self.tracked.remove(&id).expect("tracked");
+                self.breaker.record(Class::BuildTimeout, now);
+                let message = format!(
+                    "build_timeout: not active after {} s",
+                    t.boot_timeout.as_secs()
+                );
+                self.failed_server(id, t, Class::BuildTimeout, message);
+            }
+            _ => {}
+        }
+    }
+
     fn poll_done(
         &mut self,
         myself: &ActorRef<RegionMsg>,
@@ -524,56 +582,7 @@ impl RegionState {
         // Building servers.
         let ids: Vec<String> = self.tracked.keys().cloned().collect();
         for id in ids {
-            let server = by_id.get(id.as_str());
-            let status = server.map(|s| s.status.as_str());
-            let Some(t) = self.tracked.get(&id) else {
-                continue;
-            };
-            let timed_out = now.saturating_duration_since(t.started) > t.boot_timeout;
-            match status {
-                Some("ACTIVE") => {
-                    let address = server.and_then(|s| s.primary_address()).map(str::to_owned);
-                    let t = self.tracked.remove(&id).expect("tracked");
-                    self.breaker.record(Class::Ok, now);
-                    self.outcome(
-                        &t.instance_id,
-                        &t.attempt_id,
-                        OutcomeKind::Active { address },
-                    );
-                    self.watched.insert(
-                        id,
-                        Watched {
-                            instance_id: t.instance_id,
-                            attempt_id: t.attempt_id,
-                            keypair: t.keypair,
-                            footprint: t.footprint,
-                            status: None,
-                            suspected: None,
-                        },
-                    );
-                }
-                Some("ERROR") => {
-                    let fault = server
-                        .and_then(|s| s.fault.as_ref())
-                        .map_or("server went to ERROR".to_owned(), |f| f.message.clone());
-                    let t = self.tracked.remove(&id).expect("tracked");
-                    self.breaker.record(Class::BuildFailed, now);
-                    self.flavor_not_now
-                        .insert(t.flavor_id.clone(), now + self.ctx.config.flavor_not_now);
-                    self.last_error = Some((format!("build failed: {fault}"), Utc::now()));
-                    self.failed_server(id, t, Class::BuildFailed, format!("build_failed: {fault}"));
-                }
-                _ if timed_out => {
-                    let t = self.tracked.remove(&id).expect("tracked");
-                    self.breaker.record(Class::BuildTimeout, now);
-                    let message = format!(
-                        "build_timeout: not active after {} s",
-                        t.boot_timeout.as_secs()
-                    );
-                    self.failed_server(id, t, Class::BuildTimeout, message);
-                }
-                _ => {}
-            }
+            self.build_seen(id.clone(), by_id.get(id.as_str()).copied(), now);
         }
         // Attempts from before a restart.
         self.adopt_from(&servers, asked);
@@ -596,6 +605,7 @@ impl Actor for RegionActor {
         let limits = args.account.limits;
         let mut state = RegionState {
             breaker: Breaker::new(config.breaker, Instant::now()),
+            builds: build_watch::BuildWatch::default(),
             calls_open: Arc::new(AtomicBool::new(true)),
             ledger: Ledger::default(),
             pacer: Pacer::new(limits.mutating_per_sec, limits.read_per_sec),
@@ -634,6 +644,7 @@ impl Actor for RegionActor {
             return Err(error.into());
         }
         myself.send_interval(config.poll_interval, || RegionMsg::PollTick);
+        myself.send_interval(build_watch::TICK, || RegionMsg::BuildTick);
         myself.send_interval(config.leak_interval, || RegionMsg::LeakTick);
         myself.send_interval(config.refresh_interval, || RegionMsg::Refresh {
             full: false,
@@ -671,6 +682,8 @@ impl Actor for RegionActor {
                 state.delete_done(&myself, server_id, result)
             }
             RegionMsg::Checked { server_id, result } => state.checked(&myself, &server_id, result),
+            RegionMsg::BuildTick => state.watch_builds(&myself),
+            RegionMsg::BuildSeen { server_id, result } => state.build_answered(server_id, result),
             RegionMsg::DriveDeletes => state.drive_deletes(&myself),
             RegionMsg::LeakTick => {
                 if !state.scanning
