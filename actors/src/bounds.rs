@@ -21,7 +21,7 @@ pub const MAX_LEASE: Duration = Duration::from_secs(366 * 86_400);
 /// Longest deadline a launch may ask for.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(30 * 86_400);
 /// Most attempts per instance.
-pub const MAX_ATTEMPTS: u32 = 100;
+pub const MAX_ATTEMPTS: u32 = 1000;
 
 /// A name: 1 to `MAX_NAME` of letters, digits, `-`, `_` and `.`.
 pub fn name(field: &str, value: &str) -> Result<(), String> {

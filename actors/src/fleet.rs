@@ -288,14 +288,21 @@ impl Fleet {
                     .collect::<String>()
             }
         };
-        let _serial = self.launching.lock().await;
+        // Serializes the checks and the writes (instance limits and
+        // idempotency keys hold under concurrency), not the flush: launches
+        // waiting for the disk share one (the store commits in groups).
+        let serial = self.launching.lock().await;
         if let Some(key) = &ask.idempotency_key
             && let Some(existing) = store.find_request_by_key(&ask.client, key)?
         {
+            drop(serial);
             if existing.body_digest != digest {
                 return Err(FleetError::IdempotencyConflict);
             }
             let instances = store.request_instances(&existing.id)?;
+            // What a replay answers is durable, even if the first launch's
+            // flush has not finished yet.
+            store.flush().await?;
             return Ok(Launched {
                 request: existing,
                 instances,
@@ -364,10 +371,12 @@ impl Fleet {
             .collect();
         match store.insert_request(&request, &instances)? {
             Inserted::Existing(existing) => {
+                drop(serial);
                 if existing.body_digest != request.body_digest {
                     return Err(FleetError::IdempotencyConflict);
                 }
                 let instances = store.request_instances(&existing.id)?;
+                store.flush().await?;
                 return Ok(Launched {
                     request: *existing,
                     instances,
@@ -390,6 +399,7 @@ impl Fleet {
                 },
             )?;
         }
+        drop(serial);
         store.flush().await?;
         self.ctx.tell_dispatcher(DispatcherMsg::Submit {
             request_id: request.id.clone(),
