@@ -20,6 +20,10 @@ pub struct Options {
     pub max_concurrent_creates: u32,
     /// How often limits and usage are read again from Nova.
     pub refresh_secs: f64,
+    /// The daemon's own defaults for the fleet and the account's limits
+    /// (the benchmark measures what operators get), not the tier's
+    /// quicker settings.
+    pub defaults: bool,
 }
 
 impl Default for Options {
@@ -28,6 +32,7 @@ impl Default for Options {
             with_account: true,
             max_concurrent_creates: 4,
             refresh_secs: 10.0,
+            defaults: false,
         }
     }
 }
@@ -54,24 +59,35 @@ impl Daemon {
         std::fs::create_dir_all(&dir).unwrap();
         private_file(&dir.join("admin-token"), ADMIN);
         private_file(&dir.join("demo-password"), "secret");
+        let fleet = if options.defaults {
+            String::new()
+        } else {
+            format!(
+                "[fleet]\npoll_interval_secs = 1.0\nrefresh_interval_secs = {}\n\
+                 adoption_grace_secs = 30\nleak_interval_secs = 5.0\nleak_grace_secs = 10.0\n",
+                options.refresh_secs
+            )
+        };
         let mut config = format!(
             "state_dir = \"{state}\"\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"admin-token\"\n\
-             [api]\nclient_rate_per_sec = 1000\nclient_burst = 1000\n\
-             [fleet]\npoll_interval_secs = 1.0\nrefresh_interval_secs = {refresh}\n\
-             adoption_grace_secs = 30\nleak_interval_secs = 5.0\nleak_grace_secs = 10.0\n\
+             [api]\nclient_rate_per_sec = 1000\nclient_burst = 1000\n{fleet}\
              [[profiles]]\nname = \"tiny\"\nmin_vcpus = 1\nmin_ram_mb = 512\nmin_disk_gb = 1\nimage = \"cirros-fake\"\nboot_timeout_secs = 180\n",
             state = dir.join("state").display(),
-            refresh = options.refresh_secs,
         );
         if options.with_account {
             config.push_str(&format!(
                 "[[accounts]]\nname = \"mini\"\nauth_url = \"{url}\"\nusername = \"demo\"\n\
                  user_domain_name = \"Default\"\nproject_name = \"demo\"\nproject_domain_name = \"Default\"\n\
-                 password_file = \"demo-password\"\n[accounts.limits]\nmutating_per_sec = 10.0\n\
-                 read_per_sec = 20.0\nmax_concurrent_creates = {creates}\n",
+                 password_file = \"demo-password\"\n",
                 url = auth_url(),
-                creates = options.max_concurrent_creates,
             ));
+            if !options.defaults {
+                config.push_str(&format!(
+                    "[accounts.limits]\nmutating_per_sec = 10.0\nread_per_sec = 20.0\n\
+                     max_concurrent_creates = {}\n",
+                    options.max_concurrent_creates
+                ));
+            }
         }
         let path = dir.join("oms.toml");
         std::fs::write(&path, config).unwrap();

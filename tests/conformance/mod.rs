@@ -6,6 +6,7 @@
 //! one at a time (the `conformance` test group in `.config/nextest.toml`),
 //! and each one leaves Nova as it found it: no server, no key pair of ours.
 
+mod bench;
 mod cloud;
 mod daemon;
 mod differential;

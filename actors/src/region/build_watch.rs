@@ -1,7 +1,9 @@
-//! The build watch: while few servers are building in a region, each is
-//! asked for by id (a GET is quick where a listing under load takes
-//! seconds), so ACTIVE and ERROR are seen soon after Nova writes them.
-//! With many building, the region's listing polls do it for all at once.
+//! The build watch: each server building in a region is asked for by id
+//! in turn (a GET is quick where a listing under load takes seconds), so
+//! ACTIVE and ERROR are seen soon after Nova writes them. The pace is one
+//! GET per `PER_GET` for the region, each server at most every `EVERY`:
+//! half the default read budget at most, the rest left to listings and
+//! refreshes.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -18,11 +20,11 @@ use crate::region_calls::spawn_get_build;
 
 /// How often the watch looks whether a check is due.
 pub(super) const TICK: Duration = Duration::from_millis(100);
-/// How long after a server's last check the next is due.
+/// How long after a server's last check the next is due, at the soonest.
 pub(super) const EVERY: Duration = Duration::from_millis(400);
-/// Most servers building at once for which the watch asks one by one;
-/// beyond, the listing is cheaper.
-pub(super) const FEW: usize = 5;
+/// The region's GETs are this far apart on average: with many servers
+/// building, each is asked for less often.
+pub(super) const PER_GET: Duration = Duration::from_millis(100);
 
 /// When each building server was last asked for, and whether an answer
 /// is awaited.
@@ -33,7 +35,6 @@ pub(super) struct BuildWatch {
 
 impl BuildWatch {
     /// The servers among `building` to ask for now, marked in flight.
-    /// None when more than `FEW` are building.
     pub(super) fn due<'a>(
         &mut self,
         building: impl Iterator<Item = &'a String>,
@@ -41,19 +42,18 @@ impl BuildWatch {
     ) -> Vec<String> {
         let building: Vec<&String> = building.collect();
         self.checks.retain(|id, _| building.contains(&id));
-        if building.len() > FEW {
-            return Vec::new();
-        }
+        let every = EVERY.max(PER_GET * building.len() as u32);
         let mut due = Vec::new();
         for id in building {
             let asked = match self.checks.entry(id.clone()) {
+                // Nothing builds in no time: the first check waits too.
                 Entry::Vacant(first) => {
-                    first.insert((now, true));
-                    true
+                    first.insert((now, false));
+                    false
                 }
                 Entry::Occupied(mut seen) => {
                     let (last, in_flight) = seen.get_mut();
-                    let ask = !*in_flight && now.saturating_duration_since(*last) >= EVERY;
+                    let ask = !*in_flight && now.saturating_duration_since(*last) >= every;
                     if ask {
                         *last = now;
                         *in_flight = true;
@@ -118,26 +118,29 @@ mod tests {
         let mut watch = BuildWatch::default();
         let now = Instant::now();
         let building = ids(2);
-        assert_eq!(watch.due(building.iter(), now), building);
+        assert!(watch.due(building.iter(), now).is_empty(), "just created");
+        assert_eq!(watch.due(building.iter(), now + EVERY), building);
         // In flight: not again, however late.
         assert!(watch.due(building.iter(), now + EVERY * 3).is_empty());
         watch.answered("s0");
+        let later = now + EVERY * 3;
+        assert_eq!(watch.due(building.iter(), later), vec!["s0".to_owned()]);
+        watch.answered("s0");
         assert!(
-            watch.due(building.iter(), now + EVERY / 2).is_empty(),
+            watch.due(building.iter(), later + EVERY / 2).is_empty(),
             "too soon"
-        );
-        assert_eq!(
-            watch.due(building.iter(), now + EVERY),
-            vec!["s0".to_owned()]
         );
     }
 
     #[test]
-    fn many_builds_are_left_to_the_listing() {
+    fn many_builds_are_each_asked_for_less_often() {
         let mut watch = BuildWatch::default();
         let now = Instant::now();
-        assert!(watch.due(ids(FEW + 1).iter(), now).is_empty());
-        assert_eq!(watch.due(ids(FEW).iter(), now).len(), FEW);
+        let building = ids(20);
+        assert!(watch.due(building.iter(), now).is_empty());
+        // Twenty building: each every two seconds, not every 400 ms.
+        assert!(watch.due(building.iter(), now + EVERY).is_empty());
+        assert_eq!(watch.due(building.iter(), now + PER_GET * 20).len(), 20);
     }
 
     #[test]
@@ -145,7 +148,7 @@ mod tests {
         let mut watch = BuildWatch::default();
         let now = Instant::now();
         watch.due(ids(3).iter(), now);
-        watch.due(ids(1).iter(), now);
+        watch.due(ids(1).iter(), now + EVERY);
         assert_eq!(watch.checks.len(), 1);
     }
 }

@@ -1,0 +1,262 @@
+//! The speed benchmark against real Keystone and Nova (`conformance/bench`,
+//! not part of `conformance/run`): four scenarios with the daemon's own
+//! defaults and a quota of 10 per region, each launch split into phases by
+//! the daemon's events and Nova's timestamps. Prints Markdown tables of
+//! medians; asserts only that every launch became active and that nothing
+//! was left behind. `BENCH_RUNS` (default 1) repeats each scenario.
+//!
+//! - S1: 16 launches at once over both regions.
+//! - S2: 8 launches with RegionOne's nova-api stopped just before.
+//! - S3: 6 launches after both quotas were cut to 3 behind the daemon's back.
+//! - S4: 8 launches with RegionOne's `m1.tiny` requiring a CPU trait no
+//!   host has: every build there goes to ERROR ("No valid host was found").
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{Value, json};
+
+use super::cloud::{REGIONS, Scoped, login, nova_api};
+use super::daemon::{Daemon, Options};
+
+const TRAIT: &str = "trait:HW_CPU_X86_AVX512F";
+
+/// One active instance's timeline, in seconds.
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    to_scheduled: f64,
+    to_created: f64,
+    to_launched: f64,
+    to_seen: f64,
+    total: f64,
+    /// `total` less what Nova itself took from `created` to `launched_at`.
+    share: f64,
+}
+
+fn time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+/// The last event of `status` in a view's timeline.
+fn last_event(view: &Value, status: &str) -> DateTime<Utc> {
+    let events = view["events"].as_array().unwrap();
+    events
+        .iter()
+        .rev()
+        .find(|e| e["status"] == status)
+        .and_then(|e| time(e["at"].as_str()?))
+        .unwrap_or_else(|| panic!("no {status} event: {view}"))
+}
+
+async fn phases(demo: &Scoped, view: &Value) -> Phases {
+    let submitted = time(view["events"][0]["at"].as_str().unwrap()).unwrap();
+    let scheduled = last_event(view, "scheduled");
+    let created = last_event(view, "building");
+    let active = last_event(view, "active");
+    let region = view["region"].as_str().unwrap();
+    let server_id = view["server_id"].as_str().unwrap();
+    let (status, server) = demo.server(region, server_id).await;
+    assert_eq!(status, 200, "{server}");
+    let nova_created = time(server["server"]["created"].as_str().unwrap()).unwrap();
+    let launched = time(server["server"]["OS-SRV-USG:launched_at"].as_str().unwrap()).unwrap();
+    let nova_build = secs(nova_created, launched);
+    let total = secs(submitted, active);
+    Phases {
+        to_scheduled: secs(submitted, scheduled),
+        to_created: secs(scheduled, created),
+        to_launched: secs(created, launched),
+        to_seen: secs(launched, active),
+        total,
+        share: total - nova_build,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Launches `count` instances at once (one launch each) and measures
+/// them; their ids, to delete once the scenario's fault is undone.
+async fn burst(daemon: &Daemon, demo: &Scoped, count: usize) -> (Vec<String>, Vec<Phases>) {
+    let launches = (0..count).map(|_| daemon.launch(json!({"profile": "tiny"})));
+    let ids: Vec<String> = futures_util::future::join_all(launches)
+        .await
+        .iter()
+        .flat_map(Daemon::ids)
+        .collect();
+    let views = daemon
+        .wait_for(&ids, "active", Duration::from_secs(300))
+        .await;
+    let mut measured = Vec::new();
+    for view in &views {
+        measured.push(phases(demo, view).await);
+    }
+    (ids, measured)
+}
+
+/// Deletes a scenario's instances and waits until Nova holds nothing.
+async fn clean(daemon: &Daemon, demo: &Scoped, ids: &[String]) {
+    daemon.delete(ids).await;
+    demo.wait_empty(Duration::from_secs(180)).await;
+}
+
+async fn flavor_id(admin: &Scoped, region: &str, name: &str) -> String {
+    let (status, body) = admin
+        .nova(region, reqwest::Method::GET, "/flavors", None, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["flavors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .and_then(|f| f["id"].as_str())
+        .unwrap_or_else(|| panic!("no flavor {name} in {region}"))
+        .to_owned()
+}
+
+/// Puts everything back even when the benchmark fails half-way.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            nova_api("start", "RegionOne");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark against real OpenStack: run conformance/bench"]
+async fn launch_phases_against_real_nova() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let demo = login("demo").await;
+    let admin = login("admin").await;
+    demo.wipe().await;
+    let quota = |n: u32| {
+        let admin = &admin;
+        let project = demo.project_id.clone();
+        async move {
+            for region in REGIONS {
+                admin.instance_quota(region, &project, Some(n)).await;
+            }
+        }
+    };
+    quota(10).await;
+    let tiny_one = flavor_id(&admin, "RegionOne", "m1.tiny").await;
+    let daemon = Daemon::start(
+        "bench",
+        Options {
+            defaults: true,
+            ..Options::default()
+        },
+    );
+    let _restore = Restore;
+    let mut table: Vec<(&str, Vec<Phases>)> = Vec::new();
+    for _ in 0..runs {
+        wait_ready(&daemon).await;
+        let (ids, s1) = burst(&daemon, &demo, 16).await;
+        clean(&daemon, &demo, &ids).await;
+        push(&mut table, "S1: 16 at once", s1);
+
+        wait_ready(&daemon).await;
+        nova_api("stop", "RegionOne");
+        let (ids, s2) = burst(&daemon, &demo, 8).await;
+        nova_api("start", "RegionOne");
+        wait_ready(&daemon).await;
+        clean(&daemon, &demo, &ids).await;
+        push(&mut table, "S2: RegionOne's nova-api stopped", s2);
+
+        quota(3).await;
+        let (ids, s3) = burst(&daemon, &demo, 6).await;
+        clean(&daemon, &demo, &ids).await;
+        quota(10).await;
+        push(&mut table, "S3: quotas cut to 3 behind its back", s3);
+
+        wait_ready(&daemon).await;
+        let path = format!("/flavors/{tiny_one}/os-extra_specs");
+        let (status, body) = admin
+            .nova(
+                "RegionOne",
+                reqwest::Method::POST,
+                &path,
+                Some(json!({"extra_specs": {TRAIT: "required"}})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (ids, s4) = burst(&daemon, &demo, 8).await;
+        let (status, body) = admin
+            .nova(
+                "RegionOne",
+                reqwest::Method::DELETE,
+                &format!("{path}/{TRAIT}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        clean(&daemon, &demo, &ids).await;
+        push(&mut table, "S4: RegionOne's builds all ERROR", s4);
+        // What is known so far, in case a later run fails.
+        println!("\n{}", render(&table, runs));
+    }
+    println!("\n{}", render(&table, runs));
+    assert!(demo.our_keypairs().await.is_empty(), "key pairs left");
+}
+
+async fn wait_ready(daemon: &Daemon) {
+    for region in REGIONS {
+        daemon
+            .wait_region(region, Duration::from_secs(180), |r| {
+                r["profiles"]["tiny"]["fit"] == "fits" && r["breaker"] == "closed"
+            })
+            .await;
+    }
+}
+
+fn push(table: &mut Vec<(&'static str, Vec<Phases>)>, name: &'static str, measured: Vec<Phases>) {
+    match table.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, all)) => all.extend(measured),
+        None => table.push((name, measured)),
+    }
+}
+
+fn render(table: &[(&str, Vec<Phases>)], runs: usize) -> String {
+    let mut out = format!(
+        "| median over {runs} run(s), seconds | POST → scheduled | scheduled → create answered | create answered → Nova launched_at | launched_at → daemon says active | submit → active | daemon's share |\n| --- | --- | --- | --- | --- | --- | --- |\n"
+    );
+    for (name, all) in table {
+        let m = |f: fn(&Phases) -> f64| median(all.iter().map(f).collect());
+        out += &format!(
+            "| {name} ({} instances) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            all.len(),
+            m(|p| p.to_scheduled),
+            m(|p| p.to_created),
+            m(|p| p.to_launched),
+            m(|p| p.to_seen),
+            m(|p| p.total),
+            m(|p| p.share),
+        );
+    }
+    out
+}
