@@ -323,7 +323,8 @@ async fn refused_connections_and_bad_credentials_send_launches_elsewhere() {
     fleet.shutdown().await;
 }
 
-/// Sets the priority (and, when given, the mutating rate) of account `name`.
+/// Sets the priority (and, when given, the mutating rate) of account
+/// `name`, and waits until its region runs with them.
 async fn prefer(fleet: &oms_actors::Fleet, name: &str, mutating_per_sec: Option<f64>) {
     let mut account = fleet
         .accounts()
@@ -336,6 +337,14 @@ async fn prefer(fleet: &oms_actors::Fleet, name: &str, mutating_per_sec: Option<
         account.limits.mutating_per_sec = rate;
     }
     fleet.put_account(account).await.unwrap();
+    eventually(Duration::from_secs(10), "preferred", || async {
+        fleet
+            .regions()
+            .iter()
+            .any(|r| r.account == name && r.priority == 10 && r.connected)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,14 +361,6 @@ async fn a_build_that_fails_is_rerouted_before_its_server_is_gone() {
     .await;
     let (fleet, store) = fleet_on(&sim, fast_config()).await;
     prefer(&fleet, "north", None).await;
-    eventually(Duration::from_secs(10), "north preferred", || async {
-        fleet
-            .regions()
-            .iter()
-            .any(|r| r.account == "north" && r.priority == 10 && r.connected)
-            .then_some(())
-    })
-    .await;
     let launched = fleet.launch(ask("ci", 1)).await.unwrap();
     let active = all_reach(
         &store,
@@ -407,14 +408,6 @@ async fn creates_queued_for_a_region_that_stops_answering_are_held_back() {
     let mut small = fleet.profile("small").unwrap().unwrap();
     small.boot_timeout_secs = 3;
     fleet.put_profile(small).await.unwrap();
-    eventually(Duration::from_secs(10), "north preferred", || async {
-        fleet
-            .regions()
-            .iter()
-            .any(|r| r.account == "north" && r.priority == 10 && r.connected)
-            .then_some(())
-    })
-    .await;
     let launched = fleet.launch(ask("ci", 6)).await.unwrap();
     eventually(Duration::from_secs(10), "north building", || async {
         (sim_region(&sim, "north", "north-1")["creates"]

@@ -342,7 +342,7 @@ pub(crate) enum RegionMsg {
     /// Whether a deleted server is gone came back.
     Checked {
         server_id: String,
-        result: Result<bool, ProviderError>,
+        result: Result<Option<Server>, ProviderError>,
     },
     /// Liveness probe.
     Ping(RpcReplyPort<()>),

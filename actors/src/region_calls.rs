@@ -14,7 +14,7 @@ use crate::ledger::Ticket;
 use crate::messages::{LaunchOrder, RegionMsg};
 use crate::openstack::{
     AbsoluteLimits, Class, ComputeClient, CreateServer, Flavor, Image, ImageClient, Networks,
-    ProviderError, ServerFilter, Session,
+    ProviderError, Server, ServerFilter, Session,
 };
 use crate::pacer::{CallKind, Pacer};
 
@@ -222,31 +222,14 @@ pub(crate) fn spawn_delete(
     });
 }
 
-/// Asks whether a deleted server is gone (404).
-pub(crate) fn spawn_check_gone(
+/// Asks for one server (a 404 is `None`); `reply` says which question
+/// it answers (a building server, or whether a deleted one is gone).
+pub(crate) fn spawn_show(
     compute: ComputeClient,
     pacer: Pacer,
     server_id: String,
     region: ActorRef<RegionMsg>,
-) {
-    tokio::spawn(async move {
-        pacer.acquire(CallKind::Read).await;
-        let result = match heed(&pacer, compute.get_server(&server_id).await) {
-            // Nova shows a deleted server to admins (and to changes-since).
-            Ok(server) => Ok(server.status == "DELETED"),
-            Err(e) if e.is_not_found() => Ok(true),
-            Err(e) => Err(e),
-        };
-        let _ = region.send_message(RegionMsg::Checked { server_id, result });
-    });
-}
-
-/// Asks for one building server; reports to `region`.
-pub(crate) fn spawn_get_build(
-    compute: ComputeClient,
-    pacer: Pacer,
-    server_id: String,
-    region: ActorRef<RegionMsg>,
+    reply: fn(String, Result<Option<Server>, ProviderError>) -> RegionMsg,
 ) {
     tokio::spawn(async move {
         pacer.acquire(CallKind::Read).await;
@@ -255,7 +238,7 @@ pub(crate) fn spawn_get_build(
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         };
-        let _ = region.send_message(RegionMsg::BuildSeen { server_id, result });
+        let _ = region.send_message(reply(server_id, result));
     });
 }
 

@@ -16,7 +16,7 @@ use super::RegionState;
 use crate::breaker::BreakerState;
 use crate::messages::RegionMsg;
 use crate::openstack::{ProviderError, Server};
-use crate::region_calls::spawn_get_build;
+use crate::region_calls::spawn_show;
 
 /// How often the watch looks whether a check is due.
 pub(super) const TICK: Duration = Duration::from_millis(100);
@@ -87,7 +87,13 @@ impl RegionState {
             return;
         };
         for id in self.builds.due(self.tracked.keys(), now) {
-            spawn_get_build(compute.clone(), self.pacer.clone(), id, myself.clone());
+            spawn_show(
+                compute.clone(),
+                self.pacer.clone(),
+                id,
+                myself.clone(),
+                |server_id, result| RegionMsg::BuildSeen { server_id, result },
+            );
         }
     }
 

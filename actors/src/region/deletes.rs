@@ -13,7 +13,7 @@ use crate::ledger::Footprint;
 use crate::messages::{OutcomeKind, RegionMsg};
 use crate::model::Attempt;
 use crate::openstack::{Class, ProviderError};
-use crate::region_calls::{spawn_check_gone, spawn_delete, spawn_delete_keypair};
+use crate::region_calls::{spawn_delete, spawn_delete_keypair, spawn_show};
 
 /// The first wait before asking whether a deleted server is gone; later
 /// checks double it, up to the poll interval.
@@ -245,11 +245,12 @@ impl RegionState {
             }
             d.in_flight = true;
             if d.accepted {
-                spawn_check_gone(
+                spawn_show(
                     compute.clone(),
                     self.pacer.clone(),
                     server_id.clone(),
                     myself.clone(),
+                    |server_id, result| RegionMsg::Checked { server_id, result },
                 );
             } else {
                 spawn_delete(

@@ -16,7 +16,7 @@ use crate::ledger::Footprint;
 use crate::messages::{OutcomeKind, RegionMsg};
 use crate::openstack::{ProviderError, Server};
 use crate::provider_clock::ProviderClock;
-use crate::region_calls::{spawn_check_gone, spawn_delete_keypair};
+use crate::region_calls::{spawn_delete_keypair, spawn_show};
 
 /// The server of an active instance.
 #[derive(Debug, Clone)]
@@ -177,7 +177,13 @@ impl RegionState {
             return;
         };
         for id in suspects {
-            spawn_check_gone(compute.clone(), self.pacer.clone(), id, myself.clone());
+            spawn_show(
+                compute.clone(),
+                self.pacer.clone(),
+                id,
+                myself.clone(),
+                |server_id, result| RegionMsg::Checked { server_id, result },
+            );
         }
     }
 

@@ -410,17 +410,9 @@ impl RegionState {
             // Held back before any call: the region went down while it
             // waited. Nothing was learnt about the region.
             self.ledger.release(done.ticket);
-            if let (Some(keypair), Some(compute)) = (done.keypair, self.compute()) {
-                spawn_delete_keypair(compute, self.pacer.clone(), keypair);
-            }
-            let kind = if cancelled {
-                OutcomeKind::Deleted
-            } else {
-                OutcomeKind::Refused(
-                    "held back: the region went down before the create was sent".into(),
-                )
-            };
-            self.outcome(&instance_id, &attempt_id, kind);
+            let why = "held back: the region went down before the create was sent";
+            let kind = OutcomeKind::Refused(why.into());
+            self.no_server(&instance_id, &attempt_id, done.keypair, cancelled, kind);
             return;
         }
         self.observe(done.result.as_ref().map(drop), Some(done.elapsed));
@@ -475,20 +467,34 @@ impl RegionState {
                 } else {
                     self.ledger.release(done.ticket);
                 }
-                if let (Some(keypair), Some(compute)) = (done.keypair, self.compute()) {
-                    spawn_delete_keypair(compute, self.pacer.clone(), keypair);
-                }
-                let kind = if cancelled {
-                    OutcomeKind::Deleted
-                } else {
-                    OutcomeKind::Failed {
-                        class: error.class,
-                        message: error.to_string(),
-                    }
+                let kind = OutcomeKind::Failed {
+                    class: error.class,
+                    message: error.to_string(),
                 };
-                self.outcome(&instance_id, &attempt_id, kind);
+                self.no_server(&instance_id, &attempt_id, done.keypair, cancelled, kind);
             }
         }
+    }
+
+    /// A create that made no server: its key pair goes, and the instance
+    /// is told `kind`, or `Deleted` when the client asked meanwhile.
+    fn no_server(
+        &mut self,
+        instance_id: &str,
+        attempt_id: &str,
+        keypair: Option<String>,
+        cancelled: bool,
+        kind: OutcomeKind,
+    ) {
+        if let (Some(keypair), Some(compute)) = (keypair, self.compute()) {
+            spawn_delete_keypair(compute, self.pacer.clone(), keypair);
+        }
+        let kind = if cancelled {
+            OutcomeKind::Deleted
+        } else {
+            kind
+        };
+        self.outcome(instance_id, attempt_id, kind);
     }
 
     /// Builds past their boot timeout in a region that cannot be listed
@@ -681,7 +687,12 @@ impl Actor for RegionActor {
             RegionMsg::DeleteDone { server_id, result } => {
                 state.delete_done(&myself, server_id, result)
             }
-            RegionMsg::Checked { server_id, result } => state.checked(&myself, &server_id, result),
+            RegionMsg::Checked { server_id, result } => {
+                // Nova shows a deleted server to admins (and to
+                // changes-since) before it answers 404.
+                let gone = result.map(|s| s.is_none_or(|s| s.status == "DELETED"));
+                state.checked(&myself, &server_id, gone);
+            }
             RegionMsg::BuildTick => state.watch_builds(&myself),
             RegionMsg::BuildSeen { server_id, result } => state.build_answered(server_id, result),
             RegionMsg::DriveDeletes => state.drive_deletes(&myself),
