@@ -79,6 +79,13 @@ fn held_back() -> ProviderError {
     ProviderError::local(Class::Transport, "held back: the region is down")
 }
 
+/// Servers per page of a region's listings. Nova asks Neutron for the
+/// ports of every server of a page in one GET; past about 150 server ids
+/// that URL is longer than Neutron accepts, and Nova answers 500. A
+/// periodic task of Nova that touches many deleted servers at once put
+/// that many into a `changes-since` window on the conformance cloud.
+pub(crate) const LISTING_PAGE: u32 = 100;
+
 /// Imports the key (if any) and creates the server; reports to `region`.
 pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
     tokio::spawn(async move {
@@ -186,6 +193,7 @@ pub(crate) fn spawn_poll(
                 .list_servers_dated(&ServerFilter {
                     tags: plan.tags,
                     changes_since: plan.changes_since,
+                    limit: Some(LISTING_PAGE),
                     ..ServerFilter::default()
                 })
                 .await,
@@ -322,6 +330,7 @@ pub(crate) fn spawn_leak_scan(
                 compute
                     .list_servers(&ServerFilter {
                         tags: owner_tags,
+                        limit: Some(LISTING_PAGE),
                         ..ServerFilter::default()
                     })
                     .await,
