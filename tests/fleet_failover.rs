@@ -21,6 +21,17 @@ fn breaker_of(fleet: &oms_actors::Fleet, region: &str) -> BreakerState {
         .breaker
 }
 
+fn north_alive(sim: &oms_sim::Simulator) -> u64 {
+    ["north-1", "north-2"]
+        .iter()
+        .map(|r| {
+            sim_region(sim, "north", r)["servers_alive"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum()
+}
+
 fn north_calls(sim: &oms_sim::Simulator) -> u64 {
     ["north-1", "north-2"]
         .iter()
@@ -95,14 +106,7 @@ async fn a_provider_in_maintenance_is_avoided_probed_and_readmitted() {
         Duration::from_secs(60),
     )
     .await;
-    let north: u64 = ["north-1", "north-2"]
-        .iter()
-        .map(|r| {
-            sim_region(&sim, "north", r)["servers_alive"]
-                .as_u64()
-                .unwrap()
-        })
-        .sum();
+    let north = north_alive(&sim);
     assert!(north > 0, "north was not used after it recovered");
     fleet.shutdown().await;
 }
@@ -372,25 +376,11 @@ async fn a_build_that_fails_is_rerouted_before_its_server_is_gone() {
     assert!(active[0].attempts > 1, "it failed in north first");
     // The instance moved on while north still deleted what failed there:
     // the failed server (and its quota slot) stayed north's.
-    let north_left: u64 = ["north-1", "north-2"]
-        .iter()
-        .map(|r| {
-            sim_region(&sim, "north", r)["servers_alive"]
-                .as_u64()
-                .unwrap()
-        })
-        .sum();
+    let north_left = north_alive(&sim);
     assert!(north_left > 0, "the reroute waited for the delete");
     // And nothing is left behind.
     eventually(Duration::from_secs(30), "north emptied", || async {
-        let left: u64 = ["north-1", "north-2"]
-            .iter()
-            .map(|r| {
-                sim_region(&sim, "north", r)["servers_alive"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .sum();
+        let left = north_alive(&sim);
         (left == 0).then_some(())
     })
     .await;
