@@ -337,8 +337,12 @@ pub(crate) enum RegionMsg {
     },
     /// Time to look for leaks.
     LeakTick,
-    /// The leak scan came back: our servers and key pairs.
-    LeakScanned(Result<(Vec<Server>, Vec<String>), ProviderError>),
+    /// The leak scan, its listing asked for at the instant, came back: our
+    /// servers and key pairs.
+    LeakScanned(
+        Result<(Vec<Server>, Vec<String>), ProviderError>,
+        tokio::time::Instant,
+    ),
     /// Whether a deleted server is gone came back.
     Checked {
         server_id: String,

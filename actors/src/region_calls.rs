@@ -323,8 +323,10 @@ pub(crate) fn spawn_leak_scan(
     region: ActorRef<RegionMsg>,
 ) {
     tokio::spawn(async move {
+        let mut asked = Instant::now();
         let result = async {
             pacer.acquire(CallKind::Read).await;
+            asked = Instant::now();
             let servers = heed(
                 &pacer,
                 compute
@@ -340,6 +342,6 @@ pub(crate) fn spawn_leak_scan(
             Ok((servers, keypairs.into_iter().map(|k| k.name).collect()))
         }
         .await;
-        let _ = region.send_message(RegionMsg::LeakScanned(result));
+        let _ = region.send_message(RegionMsg::LeakScanned(result, asked));
     });
 }

@@ -10,6 +10,13 @@
 //! - S3: 6 launches after both quotas were cut to 3 behind the daemon's back.
 //! - S4: 8 launches with RegionOne's `m1.tiny` requiring a CPU trait no
 //!   host has: every build there goes to ERROR ("No valid host was found").
+//!
+//! Before the first run, two launches warm Nova's API up (its first
+//! creates after a start take seconds longer; a cloud in service is warm).
+//! Besides the phases: in S2, the calls the daemon sent to the stopped
+//! region (from its DEBUG log of provider calls); in S4, how long after
+//! Nova set a server to ERROR (nova-conductor's log, in milliseconds) the
+//! daemon scheduled the next attempt.
 
 use std::time::Duration;
 
@@ -93,7 +100,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// Launches `count` instances at once (one launch each) and measures
 /// them; their ids, to delete once the scenario's fault is undone.
-async fn burst(daemon: &Daemon, demo: &Scoped, count: usize) -> (Vec<String>, Vec<Phases>) {
+async fn burst(
+    daemon: &Daemon,
+    demo: &Scoped,
+    count: usize,
+) -> (Vec<String>, Vec<Phases>, Vec<Value>) {
     let launches = (0..count).map(|_| daemon.launch(json!({"profile": "tiny"})));
     let ids: Vec<String> = futures_util::future::join_all(launches)
         .await
@@ -107,7 +118,100 @@ async fn burst(daemon: &Daemon, demo: &Scoped, count: usize) -> (Vec<String>, Ve
     for view in &views {
         measured.push(phases(demo, view).await);
     }
-    (ids, measured)
+    (ids, measured, views)
+}
+
+/// The daemon's log from byte `from` on, without colours.
+fn log_since(daemon: &Daemon, from: usize) -> String {
+    let log = std::fs::read(daemon.dir.join("oms.log")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&log[from.min(log.len())..]).into_owned();
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI colour: ESC [ ... m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+fn log_len(daemon: &Daemon) -> usize {
+    std::fs::metadata(daemon.dir.join("oms.log")).map_or(0, |m| m.len() as usize)
+}
+
+/// Calls to `port` in a stretch of the daemon's log: all of them, and the
+/// creates and key-pair imports (POSTs) sent after the first one failed.
+fn calls_to(log: &str, port: u16) -> (usize, usize) {
+    let port = format!(" port={port} ");
+    let calls: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("provider call") && l.contains(&port))
+        .collect();
+    let first_failure = calls
+        .iter()
+        .position(|l| l.contains("provider call failed"));
+    let posts_after = first_failure.map_or(0, |i| {
+        calls[i + 1..]
+            .iter()
+            .filter(|l| l.contains("method=POST"))
+            .count()
+    });
+    (calls.len(), posts_after)
+}
+
+/// When nova-conductor set each server of `region` to ERROR, by server id
+/// (its log's local time is UTC on the tier's machine).
+fn errored_at(region: &str) -> std::collections::HashMap<String, DateTime<Utc>> {
+    let n = if region == "RegionOne" { 1 } else { 2 };
+    let state = std::env::var("MOS_STATE").unwrap_or_else(|_| "/var/tmp/oms-conformance".into());
+    let log =
+        std::fs::read_to_string(format!("{state}/log/nova{n}-conductor.log")).unwrap_or_default();
+    log.lines()
+        .filter(|l| l.contains("Setting instance to ERROR state"))
+        .filter_map(|l| {
+            let at = NaiveDateTime::parse_from_str(l.get(..23)?, "%Y-%m-%d %H:%M:%S%.3f").ok()?;
+            let id = l.split("[instance: ").nth(1)?.split(']').next()?;
+            Some((id.to_owned(), at.and_utc()))
+        })
+        .collect()
+}
+
+/// For every failed build in `views`: seconds from Nova setting its server
+/// to ERROR to the daemon scheduling the instance's next attempt.
+fn reroutes(views: &[Value]) -> Vec<f64> {
+    let errored: std::collections::HashMap<String, DateTime<Utc>> =
+        REGIONS.iter().flat_map(|r| errored_at(r)).collect();
+    let mut out = Vec::new();
+    for view in views {
+        let events = view["events"].as_array().unwrap();
+        for (i, e) in events.iter().enumerate() {
+            let message = e["message"].as_str().unwrap_or_default();
+            let Some(server) = message
+                .strip_prefix("server ")
+                .and_then(|m| m.split_whitespace().next())
+            else {
+                continue;
+            };
+            let Some(failed) = errored.get(server) else {
+                continue;
+            };
+            let next = events[i + 1..]
+                .iter()
+                .find(|e| e["status"] == "scheduled")
+                .and_then(|e| time(e["at"].as_str()?));
+            if let Some(next) = next {
+                out.push(secs(*failed, next));
+            }
+        }
+    }
+    out
 }
 
 /// Deletes a scenario's instances and waits until Nova holds nothing.
@@ -167,27 +271,39 @@ async fn launch_phases_against_real_nova() {
         "bench",
         Options {
             defaults: true,
+            log: Some("info,oms_actors::openstack::http=debug"),
             ..Options::default()
         },
     );
     let _restore = Restore;
+    let dead_port = url::Url::parse(demo.compute("RegionOne"))
+        .unwrap()
+        .port_or_known_default()
+        .unwrap();
+    wait_ready(&daemon).await;
+    let (ids, _, _) = burst(&daemon, &demo, 2).await;
+    clean(&daemon, &demo, &ids).await;
     let mut table: Vec<(&str, Vec<Phases>)> = Vec::new();
+    let mut dead_calls = Vec::new();
+    let mut rerouted = Vec::new();
     for _ in 0..runs {
         wait_ready(&daemon).await;
-        let (ids, s1) = burst(&daemon, &demo, 16).await;
+        let (ids, s1, _) = burst(&daemon, &demo, 16).await;
         clean(&daemon, &demo, &ids).await;
         push(&mut table, "S1: 16 at once", s1);
 
         wait_ready(&daemon).await;
         nova_api("stop", "RegionOne");
-        let (ids, s2) = burst(&daemon, &demo, 8).await;
+        let from = log_len(&daemon);
+        let (ids, s2, _) = burst(&daemon, &demo, 8).await;
+        dead_calls.push(calls_to(&log_since(&daemon, from), dead_port));
         nova_api("start", "RegionOne");
         wait_ready(&daemon).await;
         clean(&daemon, &demo, &ids).await;
         push(&mut table, "S2: RegionOne's nova-api stopped", s2);
 
         quota(3).await;
-        let (ids, s3) = burst(&daemon, &demo, 6).await;
+        let (ids, s3, _) = burst(&daemon, &demo, 6).await;
         clean(&daemon, &demo, &ids).await;
         quota(10).await;
         push(&mut table, "S3: quotas cut to 3 behind its back", s3);
@@ -204,7 +320,8 @@ async fn launch_phases_against_real_nova() {
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        let (ids, s4) = burst(&daemon, &demo, 8).await;
+        let (ids, s4, views) = burst(&daemon, &demo, 8).await;
+        rerouted.extend(reroutes(&views));
         let (status, body) = admin
             .nova(
                 "RegionOne",
@@ -219,8 +336,10 @@ async fn launch_phases_against_real_nova() {
         push(&mut table, "S4: RegionOne's builds all ERROR", s4);
         // What is known so far, in case a later run fails.
         println!("\n{}", render(&table, runs));
+        println!("{}", extras(&dead_calls, &rerouted));
     }
     println!("\n{}", render(&table, runs));
+    println!("{}", extras(&dead_calls, &rerouted));
     assert!(demo.our_keypairs().await.is_empty(), "key pairs left");
 }
 
@@ -239,6 +358,24 @@ fn push(table: &mut Vec<(&'static str, Vec<Phases>)>, name: &'static str, measur
         Some((_, all)) => all.extend(measured),
         None => table.push((name, measured)),
     }
+}
+
+/// S2's calls to the stopped region and S4's reroute times.
+fn extras(dead_calls: &[(usize, usize)], rerouted: &[f64]) -> String {
+    let mut sorted = rerouted.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let max = sorted.last().copied().unwrap_or(f64::NAN);
+    format!(
+        "S2, calls to the stopped region per run (all; creates and imports after the first refusal): {}\n\
+         S4, Nova's ERROR → next attempt scheduled, {} failed builds: median {:.2} s, max {max:.2} s\n",
+        dead_calls
+            .iter()
+            .map(|(all, posts)| format!("{all}; {posts}"))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        sorted.len(),
+        median(sorted.clone()),
+    )
 }
 
 fn render(table: &[(&str, Vec<Phases>)], runs: usize) -> String {

@@ -24,6 +24,8 @@ pub struct Options {
     /// (the benchmark measures what operators get), not the tier's
     /// quicker settings.
     pub defaults: bool,
+    /// `RUST_LOG` for the daemon (its default when `None`).
+    pub log: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
             max_concurrent_creates: 4,
             refresh_secs: 10.0,
             defaults: false,
+            log: None,
         }
     }
 }
@@ -45,6 +48,7 @@ pub struct Daemon {
     /// The state directory and log.
     pub dir: PathBuf,
     config: PathBuf,
+    log: Option<&'static str>,
     proc: Option<Proc>,
     http: reqwest::Client,
 }
@@ -95,6 +99,7 @@ impl Daemon {
             base: String::new(),
             dir,
             config: path,
+            log: options.log,
             proc: None,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -111,7 +116,11 @@ impl Daemon {
             .append(true)
             .open(self.dir.join("oms.log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_oms"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_oms"));
+        if let Some(log) = self.log {
+            command.env("RUST_LOG", log);
+        }
+        let mut child = command
             .args(["serve", "--config", self.config.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(log)

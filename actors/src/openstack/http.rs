@@ -99,7 +99,29 @@ impl Client {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ProviderError> {
-        let mut response = request.send().await.map_err(from_reqwest)?;
+        let request = request.build().map_err(from_reqwest)?;
+        // Every call at DEBUG, for an operator tracing what went where and
+        // when: the path only (queries can carry names), never headers.
+        let (method, host, port, path) = (
+            request.method().clone(),
+            request.url().host_str().unwrap_or_default().to_owned(),
+            request.url().port_or_known_default().unwrap_or_default(),
+            request.url().path().to_owned(),
+        );
+        let started = std::time::Instant::now();
+        let sent = self.http.execute(request).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let mut response = match sent {
+            Ok(response) => {
+                tracing::debug!(%method, %host, port, %path, status = response.status().as_u16(), elapsed_ms, "provider call");
+                response
+            }
+            Err(e) => {
+                let error = from_reqwest(e);
+                tracing::debug!(%method, %host, port, %path, %error, elapsed_ms, "provider call failed");
+                return Err(error);
+            }
+        };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let limit = self.config.max_body_bytes;

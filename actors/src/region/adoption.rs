@@ -157,6 +157,7 @@ impl RegionState {
                             footprint: Footprint::unknown_flavor(),
                             status: instance.provider_status.clone(),
                             suspected: None,
+                            observed: Instant::now(),
                         },
                     );
                 }

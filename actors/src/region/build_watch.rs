@@ -106,6 +106,7 @@ impl RegionState {
         self.builds.answered(&id);
         self.observe(result.as_ref().map(drop), None);
         if let Ok(Some(server)) = result {
+            // Answered now: no older than that (a conservative stamp).
             self.build_seen(id, Some(&server), Instant::now());
         }
     }

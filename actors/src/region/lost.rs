@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use ractor::ActorRef;
+use tokio::time::Instant;
 use tracing::info;
 
 use super::RegionState;
@@ -29,6 +30,9 @@ pub(super) struct Watched {
     pub(super) status: Option<String>,
     /// How the loss was suspected, while a GET is out to prove it.
     pub(super) suspected: Option<Suspicion>,
+    /// When what `status` says was asked for: a listing asked earlier
+    /// (a slow one, answered after a GET) is older news and says nothing.
+    pub(super) observed: Instant,
 }
 
 /// Why a watched server may be gone.
@@ -65,7 +69,13 @@ pub(super) enum Verdict {
 /// ACTIVE) by its status in a listing (`None`: not listed). A `full`
 /// listing shows every server of ours, so a missing one is suspect; a
 /// `changes-since` listing shows only what changed, so a missing one is not.
-pub(super) fn judge(known: Option<&str>, listed: Option<&str>, full: bool) -> Verdict {
+/// A listing asked for before what is known was observed (`stale`) is
+/// older news: a slow listing answered after a GET must not take a server
+/// back to BUILD.
+pub(super) fn judge(known: Option<&str>, listed: Option<&str>, full: bool, stale: bool) -> Verdict {
+    if stale {
+        return Verdict::Same;
+    }
     match listed {
         None if full => Verdict::Suspect(Suspicion::Missing),
         None => Verdict::Same,
@@ -135,12 +145,14 @@ pub(super) fn plan_poll(
 }
 
 impl RegionState {
-    /// Compares what a listing shows with the watched servers.
+    /// Compares what a listing asked for at `asked` shows with the
+    /// watched servers.
     pub(super) fn watch_listing(
         &mut self,
         myself: &ActorRef<RegionMsg>,
         servers: &[Server],
         full: bool,
+        asked: Instant,
     ) {
         let listed: std::collections::HashMap<&str, &Server> =
             servers.iter().map(|s| (s.id.as_str(), s)).collect();
@@ -148,7 +160,8 @@ impl RegionState {
         let mut changed = Vec::new();
         for (id, w) in self.watched.iter_mut() {
             let server = listed.get(id.as_str());
-            match judge(w.status.as_deref(), server.map(|s| s.status.as_str()), full) {
+            let status = server.map(|s| s.status.as_str());
+            match judge(w.status.as_deref(), status, full, w.observed > asked) {
                 Verdict::Same => {}
                 Verdict::Suspect(why) => {
                     if w.suspected.is_none() {
@@ -162,6 +175,7 @@ impl RegionState {
                         .map(|f| f.message.clone());
                     info!(account = %self.account.name, region = %self.region, server = %id, status = status.as_deref().unwrap_or("ACTIVE"), "active server changed status at the provider");
                     w.status = status.clone();
+                    w.observed = asked;
                     changed.push((
                         w.instance_id.clone(),
                         w.attempt_id.clone(),
@@ -221,35 +235,50 @@ mod tests {
     #[test]
     fn a_listing_suspects_only_what_it_would_show() {
         // A changes-since listing leaves out what did not change.
-        assert_eq!(judge(None, None, false), Verdict::Same);
+        assert_eq!(judge(None, None, false, false), Verdict::Same);
         assert_eq!(
-            judge(None, None, true),
+            judge(None, None, true, false),
             Verdict::Suspect(Suspicion::Missing)
         );
         assert_eq!(
-            judge(None, Some("DELETED"), false),
+            judge(None, Some("DELETED"), false, false),
             Verdict::Suspect(Suspicion::ListedDeleted)
         );
         assert_eq!(
-            judge(Some("SHUTOFF"), Some("DELETED"), true),
+            judge(Some("SHUTOFF"), Some("DELETED"), true, false),
             Verdict::Suspect(Suspicion::ListedDeleted)
         );
     }
 
     #[test]
-    fn status_changes_are_reported_once_each_way() {
-        assert_eq!(judge(None, Some("ACTIVE"), false), Verdict::Same);
+    fn a_listing_older_than_what_is_known_says_nothing() {
+        // A GET saw the server ACTIVE after a slow listing was asked for
+        // that still shows it building.
+        assert_eq!(judge(None, Some("BUILD"), false, true), Verdict::Same);
+        assert_eq!(judge(None, None, true, true), Verdict::Same);
         assert_eq!(
-            judge(None, Some("SHUTOFF"), false),
+            judge(None, Some("BUILD"), false, false),
+            Verdict::Status(Some("BUILD".into()))
+        );
+    }
+
+    #[test]
+    fn status_changes_are_reported_once_each_way() {
+        assert_eq!(judge(None, Some("ACTIVE"), false, false), Verdict::Same);
+        assert_eq!(
+            judge(None, Some("SHUTOFF"), false, false),
             Verdict::Status(Some("SHUTOFF".into()))
         );
-        assert_eq!(judge(Some("SHUTOFF"), Some("SHUTOFF"), true), Verdict::Same);
         assert_eq!(
-            judge(Some("SHUTOFF"), Some("ERROR"), true),
+            judge(Some("SHUTOFF"), Some("SHUTOFF"), true, false),
+            Verdict::Same
+        );
+        assert_eq!(
+            judge(Some("SHUTOFF"), Some("ERROR"), true, false),
             Verdict::Status(Some("ERROR".into()))
         );
         assert_eq!(
-            judge(Some("ERROR"), Some("ACTIVE"), false),
+            judge(Some("ERROR"), Some("ACTIVE"), false, false),
             Verdict::Status(None)
         );
     }

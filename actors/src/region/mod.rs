@@ -521,10 +521,11 @@ impl RegionState {
         }
     }
 
-    /// What a listing or a GET shows of building server `id` (`None`:
-    /// not shown, which says nothing): active, failed, or past its boot
-    /// timeout.
-    fn build_seen(&mut self, id: String, server: Option<&Server>, now: Instant) {
+    /// What a listing or a GET, asked for at `observed`, shows of building
+    /// server `id` (`None`: not shown, which says nothing): active, failed,
+    /// or past its boot timeout.
+    fn build_seen(&mut self, id: String, server: Option<&Server>, observed: Instant) {
+        let now = Instant::now();
         let status = server.map(|s| s.status.as_str());
         let Some(t) = self.tracked.get(&id) else {
             return;
@@ -549,6 +550,7 @@ impl RegionState {
                         footprint: t.footprint,
                         status: None,
                         suspected: None,
+                        observed,
                     },
                 );
             }
@@ -583,16 +585,15 @@ impl RegionState {
         full: bool,
         asked: Instant,
     ) {
-        let now = Instant::now();
         let by_id: HashMap<&str, &Server> = servers.iter().map(|s| (s.id.as_str(), s)).collect();
         // Building servers.
         let ids: Vec<String> = self.tracked.keys().cloned().collect();
         for id in ids {
-            self.build_seen(id.clone(), by_id.get(id.as_str()).copied(), now);
+            self.build_seen(id.clone(), by_id.get(id.as_str()).copied(), asked);
         }
         // Attempts from before a restart.
         self.adopt_from(&servers, asked);
-        self.watch_listing(myself, &servers, full);
+        self.watch_listing(myself, &servers, full, asked);
         self.drive_deletes(myself);
     }
 }
@@ -614,7 +615,11 @@ impl Actor for RegionActor {
             builds: build_watch::BuildWatch::default(),
             calls_open: Arc::new(AtomicBool::new(true)),
             ledger: Ledger::default(),
-            pacer: Pacer::new(limits.mutating_per_sec, limits.read_per_sec),
+            pacer: Pacer::new(
+                limits.mutating_per_sec,
+                limits.max_concurrent_creates,
+                limits.read_per_sec,
+            ),
             profiles: BTreeMap::new(),
             resolved: BTreeMap::new(),
             flavors: None,
@@ -710,12 +715,12 @@ impl Actor for RegionActor {
                     );
                 }
             }
-            RegionMsg::LeakScanned(result) => {
+            RegionMsg::LeakScanned(result, asked) => {
                 state.scanning = false;
                 state.observe(result.as_ref().map(drop), None);
                 match result {
                     Ok((servers, keypairs)) => {
-                        state.watch_listing(&myself, &servers, true);
+                        state.watch_listing(&myself, &servers, true, asked);
                         state.leak_scan(servers, keypairs);
                         state.drive_deletes(&myself);
                     }
