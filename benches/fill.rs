@@ -1,12 +1,18 @@
 //! Fill under faults: 200 instances asked at once of 12 simulated
 //! account-regions (quota 20 each) of which two are in maintenance, one
 //! fails 30 % of its builds and one reports 10 more slots than it enforces;
-//! measured with the pooled placement policy and with the naive one, side
-//! by side, against the lower bound the scenario allows.
+//! measured with the pooled placement policy over several runs and with the
+//! naive one once, against the lower bound each run's scenario allows.
 //!
-//! `cargo bench --bench fill` prints a Markdown table. `FILL_POLICY=pooled`
-//! or `naive` runs one policy only; `FILL_DEBUG=1` prints each region's
-//! servers and the timeline of an instance that did not become active.
+//! Which builds fail is fixed by a seed per run (the simulator's
+//! `build_error_seed`: the n-th server the failing region accepts fails or
+//! not, whoever sends it), so the bound is computed for the very sequence
+//! the daemon met.
+//!
+//! `cargo bench --bench fill` prints Markdown tables. `FILL_RUNS` (default
+//! 7) sets the pooled runs, seeded from `FILL_SEED` (default 1) on; `FILL_POLICY=pooled` or `naive` runs one policy
+//! only; `FILL_DEBUG=1` prints each region's servers and the timeline of
+//! the last instance to become active.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +23,9 @@ use oms_actors::openstack::ClientConfig;
 use oms_actors::placement::Policy;
 use oms_actors::store::{InstanceFilter, MemoryStore, Store};
 use oms_actors::{FleetConfig, FleetEvent, NewLaunch};
-use oms_sim::{Faults, Outage, ProviderConfig, QuotaConfig, RegionConfig, SimConfig, Simulator};
+use oms_sim::{
+    Faults, Outage, ProviderConfig, QuotaConfig, RegionConfig, SimConfig, Simulator, build_fails,
+};
 
 mod common;
 
@@ -29,6 +37,10 @@ struct Scenario {
     latency_ms: u64,
     mutating_per_sec: f64,
     error_rate: f64,
+    /// Seconds a deleted server still counts against the quota.
+    delete_secs: f64,
+    /// Mutating calls a region may get at once (the account's burst).
+    mutating_burst: u32,
     stale_extra: i64,
     instances: u32,
     give_up: Duration,
@@ -41,6 +53,8 @@ const SCENARIO: Scenario = Scenario {
     latency_ms: 30,
     mutating_per_sec: 5.0,
     error_rate: 0.3,
+    delete_secs: 0.5,
+    mutating_burst: 5,
     stale_extra: 10,
     instances: 200,
     give_up: Duration::from_secs(300),
@@ -63,14 +77,33 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let bound = lower_bound(&SCENARIO);
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(default)
+    };
+    let runs = number("FILL_RUNS", 7);
+    let first = number("FILL_SEED", 1);
     let only = std::env::var("FILL_POLICY").ok();
-    let pooled = runtime.block_on(run(Policy::Pooled, only.as_deref() != Some("naive")));
-    let naive = runtime.block_on(run(Policy::Naive, only.as_deref() != Some("pooled")));
-    print_table(bound, &pooled, &naive);
+    let mut pooled = Vec::new();
+    if only.as_deref() != Some("naive") {
+        for seed in first..first + runs {
+            let outcome = runtime.block_on(run(Policy::Pooled, seed));
+            pooled.push((seed, lower_bound(&SCENARIO, seed), outcome));
+        }
+    }
+    let naive = (only.as_deref() != Some("pooled")).then(|| {
+        (
+            1,
+            lower_bound(&SCENARIO, 1),
+            runtime.block_on(run(Policy::Naive, 1)),
+        )
+    });
+    print_tables(&pooled, naive.as_ref());
 }
 
-fn simulator_config(s: &Scenario) -> SimConfig {
+fn simulator_config(s: &Scenario, seed: u64) -> SimConfig {
     let providers = (1..=s.providers)
         .map(|p| {
             let name = format!("p{p}");
@@ -83,13 +116,16 @@ fn simulator_config(s: &Scenario) -> SimConfig {
                     };
                     match (p, r) {
                         (1, _) => faults.outage = Some(Outage::Maintenance),
-                        (2, 1) => faults.build_error_rate = s.error_rate,
+                        (2, 1) => {
+                            faults.build_error_rate = s.error_rate;
+                            faults.build_error_seed = Some(seed);
+                        }
                         (3, 1) => faults.stale_quota_extra = s.stale_extra,
                         _ => {}
                     }
                     RegionConfig {
                         build_secs: s.build_secs,
-                        delete_secs: 0.5,
+                        delete_secs: s.delete_secs,
                         quota: QuotaConfig {
                             instances: s.quota,
                             cores: 10_000,
@@ -110,12 +146,9 @@ fn simulator_config(s: &Scenario) -> SimConfig {
     }
 }
 
-async fn run(policy: Policy, wanted: bool) -> Outcome {
-    if !wanted {
-        return Outcome::default();
-    }
+async fn run(policy: Policy, seed: u64) -> Outcome {
     let s = &SCENARIO;
-    let sim = Simulator::start(simulator_config(s)).await.unwrap();
+    let sim = Simulator::start(simulator_config(s, seed)).await.unwrap();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let config = FleetConfig {
         poll_interval: Duration::from_millis(500),
@@ -233,70 +266,130 @@ async fn run(policy: Policy, wanted: bool) -> Outcome {
     outcome
 }
 
-/// The fastest any strategy could fill the pool, from the scenario alone.
+/// The fastest any daemon could fill the pool with run `seed`'s failures.
 ///
 /// Demand (200) equals the usable slots (10 regions × 20), so every usable
-/// region must reach 20 active servers, each region limited to
-/// `mutating_per_sec` calls with a burst of as many. A clean region needs
-/// 20 creates; the failing one needs 20 / 0.7 creates and a delete per
-/// failure, and a slot there whose build fails needs another build after
-/// it: with 20 slots, the deepest run of failed builds one slot can expect
-/// is the largest k with 20 × 0.3^k ≥ 1 (k = 2), so k + 1 builds in a row
-/// (one expected slot needs a third failure: 20 × 0.3³ = 0.54). The bound is the
-/// slowest region: its calls at the rate limit, plus its chain of builds,
-/// each build plus two API latencies.
-fn lower_bound(s: &Scenario) -> f64 {
-    let slots = s.quota as f64;
-    let burst = s.mutating_per_sec;
-    let round = s.build_secs + 2.0 * s.latency_ms as f64 / 1000.0;
-    let clean = ((slots - burst).max(0.0)) / s.mutating_per_sec + round;
-    let creates = slots / (1.0 - s.error_rate);
-    let calls = creates + (creates - slots);
-    let mut failures = 1.0;
-    while slots * s.error_rate.powf(failures + 1.0) >= 1.0 {
-        failures += 1.0;
-    }
-    let failing_rate = ((calls - burst).max(0.0)) / s.mutating_per_sec + round;
-    let failing_chain = (failures + 1.0) * round;
-    clean.max(failing_rate).max(failing_chain)
+/// region must reach 20 active servers; the bound is the slowest region.
+/// Each region is played out in 1 ms steps by a daemon that reacts at
+/// once: mutating calls at the account's rate with its burst; a create
+/// whenever a slot is free; a build seen one API latency after it ends;
+/// a failed build (the region's n-th accepted server fails as the seed
+/// says, as in the simulator) deleted as soon as it is seen, its slot
+/// free only once the delete is done (Nova counts a deleting server).
+fn lower_bound(s: &Scenario, seed: u64) -> f64 {
+    let clean = region_fill(s, |_| false);
+    let failing = region_fill(s, |n| build_fails(seed, n, s.error_rate));
+    clean.max(failing)
 }
 
-fn print_table(bound: f64, pooled: &Outcome, naive: &Outcome) {
-    let row = |name: &str, f: &dyn Fn(&Outcome) -> String| {
-        println!("| {name} | {} | {} |", f(pooled), f(naive));
-    };
-    let secs = |v: Option<f64>| v.map_or_else(|| "not filled".to_owned(), |v| format!("{v:.1} s"));
+fn region_fill(s: &Scenario, fails: impl Fn(u64) -> bool) -> f64 {
+    const STEP: f64 = 0.001;
+    let slots = s.quota as usize;
+    let burst = s.mutating_burst as f64;
+    let latency = s.latency_ms as f64 / 1000.0;
+    let mut tokens = burst;
+    let (mut used, mut active, mut to_delete, mut accepted) = (0usize, 0usize, 0usize, 0u64);
+    // (seen at, failed) and freed at.
+    let mut builds: Vec<(f64, bool)> = Vec::new();
+    let mut deletes: Vec<f64> = Vec::new();
+    let mut t = 0.0;
+    loop {
+        tokens = (tokens + s.mutating_per_sec * STEP).min(burst);
+        builds.retain(|&(seen, failed)| {
+            if seen > t {
+                return true;
+            }
+            if failed {
+                to_delete += 1;
+            } else {
+                active += 1;
+            }
+            false
+        });
+        deletes.retain(|&freed| {
+            if freed > t {
+                return true;
+            }
+            used -= 1;
+            false
+        });
+        if active >= slots {
+            return t;
+        }
+        while tokens >= 1.0 {
+            if used < slots {
+                used += 1;
+                let failed = fails(accepted);
+                accepted += 1;
+                builds.push((t + latency + s.build_secs + latency, failed));
+            } else if to_delete > 0 {
+                to_delete -= 1;
+                deletes.push(t + latency + s.delete_secs);
+            } else {
+                break;
+            }
+            tokens -= 1.0;
+        }
+        t += STEP;
+    }
+}
+
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+}
+
+fn median(values: &[f64]) -> f64 {
+    common::percentile(&sorted(values), 0.5)
+}
+
+fn print_tables(pooled: &[(u64, f64, Outcome)], naive: Option<&(u64, f64, Outcome)>) {
     println!(
-        "| fill under faults ({} instances) | pooled | naive |",
+        "| fill under faults ({} instances), seed | policy | active | makespan | lower bound | makespan / bound | to active p50 / p95 / p99 | creates sent | refused for quota | ERROR left | leaked |",
         SCENARIO.instances
     );
-    println!("| --- | --- | --- |");
-    row("active at the end", &|o| o.active.to_string());
-    row("makespan", &|o| secs(o.makespan));
-    row("lower bound", &|_| format!("{bound:.1} s"));
-    row("makespan / lower bound", &|o| {
-        o.makespan
-            .map_or("-".into(), |m| format!("{:.2}×", m / bound))
-    });
-    for (name, p) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
-        row(&format!("time to active {name}"), &|o| {
-            let mut sorted = o.to_active.clone();
-            sorted.sort_by(f64::total_cmp);
-            format!("{:.1} s", common::percentile(&sorted, p))
-        });
-    }
-    row("create calls sent", &|o| o.creates.to_string());
-    row("creates refused for quota", &|o| {
-        o.refused_quota.to_string()
-    });
-    row("ERROR servers left", &|o| o.error_left.to_string());
-    row("leaked servers", &|o| o.leaked.to_string());
-    if let (Some(p), Some(n)) = (pooled.makespan, naive.makespan) {
-        println!("\nnaive / pooled makespan: {:.2}×", n / p);
-    } else {
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let row = |policy: &str, (seed, bound, o): &(u64, f64, Outcome)| {
+        let to_active = sorted(&o.to_active);
+        let p = |q| common::percentile(&to_active, q);
         println!(
-            "\nnaive / pooled makespan: the naive policy did not fill the pool in {} s",
-            SCENARIO.give_up.as_secs()
+            "| {seed} | {policy} | {} | {} | {bound:.1} s | {} | {:.1} / {:.1} / {:.1} s | {} | {} | {} | {} |",
+            o.active,
+            o.makespan
+                .map_or_else(|| "not filled".to_owned(), |m| format!("{m:.1} s")),
+            o.makespan
+                .map_or("-".into(), |m| format!("{:.2}×", m / bound)),
+            p(0.5),
+            p(0.95),
+            p(0.99),
+            o.creates,
+            o.refused_quota,
+            o.error_left,
+            o.leaked,
         );
+    };
+    for run in pooled {
+        row("pooled", run);
+    }
+    if let Some(run) = naive {
+        row("naive", run);
+    }
+    let ratios: Vec<f64> = pooled
+        .iter()
+        .filter_map(|(_, bound, o)| Some(o.makespan? / bound))
+        .collect();
+    if !pooled.is_empty() {
+        println!(
+            "\npooled over {} runs: makespan / bound median {:.2}× (filled {} of {})",
+            pooled.len(),
+            median(&ratios),
+            ratios.len(),
+            pooled.len()
+        );
+    }
+    let first = pooled.first().and_then(|(_, _, o)| o.makespan);
+    if let (Some(p), Some(n)) = (first, naive.and_then(|(_, _, o)| o.makespan)) {
+        println!("naive / pooled makespan (seed 1): {:.2}×", n / p);
     }
 }

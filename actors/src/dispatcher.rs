@@ -441,6 +441,7 @@ impl DispatcherState {
             Transition::Ignore => {}
             Transition::Created {
                 server_id,
+                detail,
                 deleting,
             } => {
                 if let Some(known) = self.tried.get_mut(&instance.id) {
@@ -454,11 +455,12 @@ impl DispatcherState {
                 } else {
                     InstanceState::Building
                 };
-                self.record(
+                self.record_detailed(
                     &mut instance,
                     state,
                     place,
                     format!("server {server_id} created; building"),
+                    detail,
                 );
             }
             Transition::Active { address } => {

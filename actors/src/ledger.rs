@@ -78,6 +78,8 @@ pub struct Limits {
     pub used: Footprint,
     /// When that report was asked for.
     pub asked_at: Instant,
+    /// When it was answered: Nova counted at some moment in between.
+    pub answered_at: Instant,
 }
 
 /// A reservation handle; give it back with `created`, `release`.
@@ -85,9 +87,10 @@ pub struct Limits {
 pub struct Ticket(u64);
 
 impl Ledger {
-    /// Takes in a `GET /limits` report asked for at `asked_at`. Creates
-    /// that returned before then are in the report and stop counting extra.
-    pub fn update(&mut self, report: &AbsoluteLimits, asked_at: Instant) {
+    /// Takes in a `GET /limits` report asked for at `asked_at` and answered
+    /// by `answered_at`. Creates that returned before it was asked are in
+    /// the report and stop counting extra.
+    pub fn update(&mut self, report: &AbsoluteLimits, asked_at: Instant, answered_at: Instant) {
         let used = Footprint {
             instances: report.total_instances_used,
             cores: report.total_cores_used,
@@ -101,14 +104,11 @@ impl Ledger {
             },
             used,
             asked_at,
+            answered_at,
         });
         self.reservations
             .retain(|r| r.created_at.is_none_or(|created| created >= asked_at));
-        if let Some((cap, _)) = self.learned_cap
-            && used.instances < cap
-        {
-            self.learned_cap = None;
-        }
+        self.forget_cap_below_it();
     }
 
     /// Whether limits are known at all.
@@ -198,17 +198,38 @@ impl Ledger {
         self.learned_cap = Some((self.occupied().instances, now));
     }
 
-    /// A server of ours was deleted: count it gone before Nova reports it.
-    pub fn server_gone(&mut self, footprint: Footprint) {
+    /// A server of ours is gone, and still existed at `existed_at` (its
+    /// DELETE was sent then): count it gone before Nova reports it, if the
+    /// last report surely counted it (answered before then). Otherwise the
+    /// report may already leave it out, and subtracting again would free a
+    /// slot Nova holds (a create refused for quota): false, and the caller
+    /// asks Nova for its usage again.
+    pub fn server_gone(&mut self, footprint: Footprint, existed_at: Option<Instant>) -> bool {
+        let counted = match (&self.limits, existed_at) {
+            (Some(limits), Some(existed)) => limits.answered_at <= existed,
+            _ => false,
+        };
+        if !counted {
+            return false;
+        }
         if let Some(limits) = &mut self.limits {
             limits.used.instances = (limits.used.instances - footprint.instances).max(0);
             limits.used.cores = (limits.used.cores - footprint.cores).max(0);
             limits.used.ram = (limits.used.ram - footprint.ram).max(0);
-            if let Some((cap, _)) = self.learned_cap
-                && limits.used.instances < cap
-            {
-                self.learned_cap = None;
-            }
+        }
+        self.forget_cap_below_it();
+        true
+    }
+
+    /// A learned cap holds until what we occupy (Nova's usage and our
+    /// creates it does not count yet, as when the cap was learned) drops
+    /// below it: a report that merely counts one of our creates in flight
+    /// is no drop.
+    fn forget_cap_below_it(&mut self) {
+        if let Some((cap, _)) = self.learned_cap
+            && self.occupied().instances < cap
+        {
+            self.learned_cap = None;
         }
     }
 }
@@ -245,17 +266,25 @@ mod tests {
     fn reservations_count_until_a_later_report_includes_them() {
         let now = Instant::now();
         let mut ledger = Ledger::default();
-        ledger.update(&report(3, 1), now);
+        ledger.update(&report(3, 1), now, now);
         let a = ledger.reserve(TINY, now).unwrap();
         let _b = ledger.reserve(TINY, now).unwrap();
         assert!(ledger.reserve(TINY, now).is_none(), "3 of 3 taken");
         let t1 = now + Duration::from_secs(1);
         ledger.created(a, t1);
         // A report asked before the create returned does not include it.
-        ledger.update(&report(3, 1), now + Duration::from_millis(500));
+        ledger.update(
+            &report(3, 1),
+            now + Duration::from_millis(500),
+            now + Duration::from_millis(500),
+        );
         assert_eq!(ledger.headroom(TINY, t1), 0);
         // A report asked after does: `a` counts once, `b` still in flight.
-        ledger.update(&report(3, 2), t1 + Duration::from_secs(1));
+        ledger.update(
+            &report(3, 2),
+            t1 + Duration::from_secs(1),
+            t1 + Duration::from_secs(1),
+        );
         assert_eq!(ledger.in_flight(), 1);
         assert_eq!(ledger.headroom(TINY, t1), 0);
     }
@@ -264,7 +293,7 @@ mod tests {
     fn a_released_slot_is_free_again() {
         let now = Instant::now();
         let mut ledger = Ledger::default();
-        ledger.update(&report(1, 0), now);
+        ledger.update(&report(1, 0), now, now);
         let t = ledger.reserve(TINY, now).unwrap();
         ledger.release(t);
         assert_eq!(ledger.headroom(TINY, now), 1);
@@ -282,6 +311,7 @@ mod tests {
                 ..AbsoluteLimits::default()
             },
             now,
+            now,
         );
         assert_eq!(ledger.headroom(Footprint::server(2, 2048), now), 2);
     }
@@ -291,21 +321,53 @@ mod tests {
         let now = Instant::now();
         let mut ledger = Ledger::default();
         // Limits claim 10, the provider really enforces 2.
-        ledger.update(&report(10, 2), now);
+        ledger.update(&report(10, 2), now, now);
         let t = ledger.reserve(TINY, now).unwrap();
         ledger.learn_refusal(t, now);
         assert_eq!(ledger.headroom(TINY, now), 0);
-        ledger.update(&report(10, 2), now + Duration::from_secs(30));
+        ledger.update(
+            &report(10, 2),
+            now + Duration::from_secs(30),
+            now + Duration::from_secs(30),
+        );
         assert_eq!(ledger.headroom(TINY, now + Duration::from_secs(30)), 0);
-        ledger.update(&report(10, 1), now + Duration::from_secs(60));
+        ledger.update(
+            &report(10, 1),
+            now + Duration::from_secs(60),
+            now + Duration::from_secs(60),
+        );
         assert_eq!(ledger.headroom(TINY, now + Duration::from_secs(60)), 9);
+    }
+
+    #[test]
+    fn a_report_counting_a_create_in_flight_keeps_the_learned_cap() {
+        let now = Instant::now();
+        let mut ledger = Ledger::default();
+        // Limits claim 10, the provider enforces 3: two servers and one
+        // create in flight when the fourth is refused.
+        ledger.update(&report(10, 2), now, now);
+        let in_flight = ledger.reserve(TINY, now).unwrap();
+        let refused = ledger.reserve(TINY, now).unwrap();
+        ledger.learn_refusal(refused, now);
+        assert_eq!(ledger.headroom(TINY, now), 0);
+        // A report asked before the create returned still says 2 used.
+        let later = now + Duration::from_secs(5);
+        ledger.update(&report(10, 2), later, later);
+        assert_eq!(ledger.headroom(TINY, later), 0, "nothing went away");
+        ledger.created(in_flight, later);
+        ledger.update(
+            &report(10, 3),
+            later + Duration::from_secs(1),
+            later + Duration::from_secs(1),
+        );
+        assert_eq!(ledger.headroom(TINY, later), 0);
     }
 
     #[test]
     fn the_learned_cap_expires() {
         let now = Instant::now();
         let mut ledger = Ledger::default();
-        ledger.update(&report(10, 2), now);
+        ledger.update(&report(10, 2), now, now);
         let t = ledger.reserve(TINY, now).unwrap();
         ledger.learn_refusal(t, now);
         assert_eq!(ledger.headroom(TINY, now + QUOTA_MEMORY), 8);
@@ -315,9 +377,30 @@ mod tests {
     fn a_deleted_server_frees_its_slot_at_once() {
         let now = Instant::now();
         let mut ledger = Ledger::default();
-        ledger.update(&report(2, 2), now);
+        ledger.update(&report(2, 2), now, now);
         assert_eq!(ledger.headroom(TINY, now), 0);
-        ledger.server_gone(TINY);
+        // Its DELETE was sent after the report was answered: the report
+        // counted it.
+        assert!(ledger.server_gone(TINY, Some(now + Duration::from_millis(1))));
+        assert_eq!(ledger.headroom(TINY, now), 1);
+    }
+
+    #[test]
+    fn a_server_gone_maybe_before_the_report_is_not_subtracted_twice() {
+        let now = Instant::now();
+        let mut ledger = Ledger::default();
+        // The DELETE went out, then a report was answered that may or may
+        // not have counted the server: 1 of 2 used.
+        let deleted = now;
+        ledger.update(&report(2, 1), now, now + Duration::from_millis(700));
+        assert!(!ledger.server_gone(TINY, Some(deleted)));
+        assert_eq!(
+            ledger.headroom(TINY, now),
+            1,
+            "not 2: the slot was counted free once"
+        );
+        // Nothing known of when a lost server went: ask Nova again.
+        assert!(!ledger.server_gone(TINY, None));
         assert_eq!(ledger.headroom(TINY, now), 1);
     }
 }

@@ -269,7 +269,12 @@ pub(crate) enum OutcomeKind {
     /// sent to the provider.
     Refused(String),
     /// The provider accepted the create.
-    Created { server_id: String },
+    Created {
+        server_id: String,
+        /// Where the time to this went (the provider's answers, the call
+        /// budget), for the timeline.
+        detail: Option<String>,
+    },
     /// The server is ACTIVE.
     Active { address: Option<String> },
     /// The attempt failed; its server, if any, is confirmed gone.

@@ -42,6 +42,10 @@ pub enum AccountAuth {
 pub struct RegionLimits {
     /// Mutating calls (create, delete, import) per second per region.
     pub mutating_per_sec: f64,
+    /// How many mutating calls may go at once after a quiet spell (a token
+    /// bucket's depth): the rate holds over time, and a burst of launches
+    /// is not sent one every 1/rate seconds.
+    pub mutating_burst: u32,
     /// Read calls (show, list, limits) per second per region.
     pub read_per_sec: f64,
     /// Creates in flight at once per region.
@@ -52,6 +56,7 @@ impl Default for RegionLimits {
     fn default() -> Self {
         RegionLimits {
             mutating_per_sec: 5.0,
+            mutating_burst: 5,
             read_per_sec: 20.0,
             max_concurrent_creates: 10,
         }

@@ -4,9 +4,9 @@
 //! Key-pair imports have a budget of their own at the same rate: a launch
 //! of many instances imports a key for each, and those imports must not
 //! queue ahead of the creates of launches whose keys are in. Mutating
-//! calls may come in a burst as large as the creates an account lets be in
-//! flight: a burst of launches after a quiet spell goes out at once rather
-//! than one every 1/rate seconds, and the rate still holds over time.
+//! calls may come in a burst (the account's `mutating_burst`): a burst of
+//! launches after a quiet spell goes out at once rather than one every
+//! 1/rate seconds, and the rate still holds over time.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};

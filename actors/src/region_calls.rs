@@ -40,6 +40,31 @@ pub(crate) struct CreateDone {
     pub sent: bool,
     pub result: Result<String, ProviderError>,
     pub elapsed: Duration,
+    pub times: CreateTimes,
+}
+
+/// How long the provider took to answer a create's calls.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CreateTimes {
+    pub import: Option<Duration>,
+    pub create: Duration,
+}
+
+impl CreateTimes {
+    /// For the timeline: the provider's share and the rest (waiting for
+    /// the call budget), of `elapsed` in all.
+    pub fn describe(&self, elapsed: Duration) -> String {
+        let provider = self.import.unwrap_or_default() + self.create;
+        let import = self
+            .import
+            .map(|i| format!(" and the key pair import in {:.2} s", i.as_secs_f64()))
+            .unwrap_or_default();
+        format!(
+            "the provider answered the create in {:.2} s{import}; {:.2} s waiting for the call budget",
+            self.create.as_secs_f64(),
+            elapsed.saturating_sub(provider).as_secs_f64(),
+        )
+    }
 }
 
 /// What a refresh brings back.
@@ -108,6 +133,7 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
             .expect("a launch order carries its attempt");
         let mut keypair = None;
         let mut sent = false;
+        let mut times = CreateTimes::default();
         let result = async {
             // The dispatcher named the key pair when it wrote the attempt.
             if let (Some(public_key), Some(name)) = (&order.request.public_key, &attempt.keypair) {
@@ -116,7 +142,10 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
                 if !calls_open.load(Ordering::Relaxed) {
                     return Err(held_back());
                 }
-                match heed(&pacer, compute.import_keypair(&name, public_key).await) {
+                let import = Instant::now();
+                let imported = compute.import_keypair(&name, public_key).await;
+                times.import = Some(import.elapsed());
+                match heed(&pacer, imported) {
                     Ok(_) => {}
                     // Imported by an earlier run of this same attempt.
                     Err(e) if e.status == Some(409) => {}
@@ -150,7 +179,10 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
                 return Err(held_back());
             }
             sent = true;
-            let id = heed(&pacer, compute.create_server(&request).await)?;
+            let create = Instant::now();
+            let created = compute.create_server(&request).await;
+            times.create = create.elapsed();
+            let id = heed(&pacer, created)?;
             if !compute.tags_at_create() {
                 for tag in &request.tags {
                     pacer.acquire(CallKind::Mutating).await;
@@ -168,6 +200,7 @@ pub(crate) fn spawn_create(job: CreateJob, region: ActorRef<RegionMsg>) {
             sent,
             result,
             elapsed: started.elapsed(),
+            times,
         };
         let _ = region.send_message(RegionMsg::CreateDone(Box::new(done)));
     });

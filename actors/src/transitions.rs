@@ -27,7 +27,11 @@ pub(crate) enum Transition {
     /// Nothing: the news changes nothing (an older state, a duplicate).
     Ignore,
     /// The provider accepted the create: building (or still deleting).
-    Created { server_id: String, deleting: bool },
+    Created {
+        server_id: String,
+        detail: Option<String>,
+        deleting: bool,
+    },
     /// Active, with its address.
     Active { address: Option<String> },
     /// Its active server vanished at the provider.
@@ -63,8 +67,9 @@ pub(crate) fn decide(
 ) -> Transition {
     let deleting = state == InstanceState::Deleting;
     match kind {
-        OutcomeKind::Created { server_id } => Transition::Created {
+        OutcomeKind::Created { server_id, detail } => Transition::Created {
             server_id,
+            detail,
             deleting,
         },
         OutcomeKind::Active { .. } if deleting => Transition::Ignore,
@@ -212,7 +217,8 @@ mod tests {
         assert_eq!(
             decide(
                 OutcomeKind::Created {
-                    server_id: "s".into()
+                    server_id: "s".into(),
+                    detail: None,
                 },
                 InstanceState::Deleting,
                 Policy::Pooled,
@@ -220,6 +226,7 @@ mod tests {
             ),
             Transition::Created {
                 server_id: "s".into(),
+                detail: None,
                 deleting: true
             }
         );

@@ -116,6 +116,7 @@ pub fn account(name: &str, auth_url: &str, mutating_per_sec: f64) -> Account {
             mutating_per_sec,
             read_per_sec: 20.0,
             max_concurrent_creates: 10,
+            mutating_burst: 5,
         },
         pins: BTreeMap::new(),
         created_at: Utc::now(),

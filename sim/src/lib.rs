@@ -33,7 +33,7 @@ pub use config::{
     AppCredentialConfig, FlavorConfig, ProviderConfig, QuotaConfig, RegionConfig, SimConfig,
     UserConfig,
 };
-pub use faults::{Faults, Outage};
+pub use faults::{Faults, Outage, build_fails};
 
 use http::{Reply, Request};
 use world::World;

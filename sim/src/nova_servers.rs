@@ -396,7 +396,8 @@ pub(crate) fn create_server(call: &mut Call<'_>, request: &Request, base: &str) 
     }
     let id = uuid::Uuid::new_v4().to_string();
     let (address, mac) = region.allocate_address();
-    let fails = Faults::roll(region.faults.build_error_rate);
+    let fails = region.faults.build_fails_at(region.counters.accepted);
+    region.counters.accepted += 1;
     let record = ServerRecord {
         id: id.clone(),
         name: name.to_owned(),

@@ -220,6 +220,8 @@ pub struct KeypairRecord {
 pub struct Counters {
     /// Create calls that reached quota checking.
     pub creates: u64,
+    /// Servers accepted (created): what seeded build failures count.
+    pub accepted: u64,
     /// Creates refused with 403 quota.
     pub creates_refused_quota: u64,
     /// When calls were answered 429 (ms since the epoch).

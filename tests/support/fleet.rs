@@ -72,6 +72,7 @@ pub fn account_with_password(name: &str, auth_url: &str, password: &str) -> Acco
             mutating_per_sec: 50.0,
             read_per_sec: 100.0,
             max_concurrent_creates: 10,
+            mutating_burst: 5,
         },
         pins: BTreeMap::new(),
         created_at: Utc::now(),

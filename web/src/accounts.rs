@@ -114,9 +114,12 @@ pub(crate) fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
         && limits.mutating_per_sec <= 1000.0
         && limits.read_per_sec > 0.0
         && limits.read_per_sec <= 1000.0
+        && (1..=1000).contains(&limits.mutating_burst)
         && (1..=1000).contains(&limits.max_concurrent_creates);
     ok.then_some(()).ok_or_else(|| {
-        ApiError::invalid("limits: rates in (0, 1000] per second, max_concurrent_creates 1 to 1000")
+        ApiError::invalid(
+            "limits: rates in (0, 1000] per second, mutating_burst and max_concurrent_creates 1 to 1000",
+        )
     })
 }
 

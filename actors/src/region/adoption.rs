@@ -76,6 +76,7 @@ impl RegionState {
                         &attempt_id,
                         OutcomeKind::Created {
                             server_id: server.id.clone(),
+                            detail: Some("adopted after a restart".into()),
                         },
                     );
                     self.tracked.insert(

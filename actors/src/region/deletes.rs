@@ -42,6 +42,8 @@ pub(super) struct Deleting {
     footprint: Footprint,
     then: AfterDelete,
     accepted: bool,
+    /// When the (last) DELETE was sent: the server existed then.
+    sent_at: Option<Instant>,
     in_flight: bool,
     next_try: Instant,
     /// Deletes refused, until one is accepted; then gone-checks that found
@@ -65,6 +67,7 @@ impl Deleting {
             footprint,
             then,
             accepted: false,
+            sent_at: None,
             in_flight: false,
             next_try: Instant::now(),
             tries: 0,
@@ -215,7 +218,9 @@ impl RegionState {
         let Some(d) = self.deleting.remove(server_id) else {
             return;
         };
-        self.ledger.server_gone(d.footprint);
+        if !self.ledger.server_gone(d.footprint, d.sent_at) {
+            self.usage_stale = true;
+        }
         if let (Some(keypair), Some(compute)) = (d.keypair.clone(), self.compute()) {
             spawn_delete_keypair(compute, self.pacer.clone(), keypair);
         }
@@ -253,6 +258,7 @@ impl RegionState {
                     |server_id, result| RegionMsg::Checked { server_id, result },
                 );
             } else {
+                d.sent_at = Some(now);
                 spawn_delete(
                     compute.clone(),
                     self.pacer.clone(),

@@ -213,7 +213,9 @@ impl RegionState {
             return;
         }
         let w = self.watched.remove(server_id).expect("watched");
-        self.ledger.server_gone(w.footprint);
+        if !self.ledger.server_gone(w.footprint, None) {
+            self.usage_stale = true;
+        }
         if let (Some(keypair), Some(compute)) = (w.keypair, self.compute()) {
             spawn_delete_keypair(compute, self.pacer.clone(), keypair);
         }

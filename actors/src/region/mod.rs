@@ -120,6 +120,9 @@ pub(crate) struct RegionState {
     leaks: LeakWatch,
     /// A full refresh is owed.
     want_full: bool,
+    /// A server went that the last usage report may or may not have
+    /// counted: ask Nova again rather than guess.
+    usage_stale: bool,
     refreshes: u64,
     latency_ms: f64,
     error_rate: f64,
@@ -438,6 +441,7 @@ impl RegionState {
                     &attempt_id,
                     OutcomeKind::Created {
                         server_id: server_id.clone(),
+                        detail: Some(done.times.describe(done.elapsed)),
                     },
                 );
                 let attempt_at = done
@@ -617,7 +621,7 @@ impl Actor for RegionActor {
             ledger: Ledger::default(),
             pacer: Pacer::new(
                 limits.mutating_per_sec,
-                limits.max_concurrent_creates,
+                limits.mutating_burst,
                 limits.read_per_sec,
             ),
             profiles: BTreeMap::new(),
@@ -637,6 +641,7 @@ impl Actor for RegionActor {
             scanning: false,
             leaks: LeakWatch::default(),
             want_full: true,
+            usage_stale: false,
             refreshes: 0,
             latency_ms: 0.0,
             error_rate: 0.0,
@@ -698,7 +703,13 @@ impl Actor for RegionActor {
                 let gone = result.map(|s| s.is_none_or(|s| s.status == "DELETED"));
                 state.checked(&myself, &server_id, gone);
             }
-            RegionMsg::BuildTick => state.watch_builds(&myself),
+            RegionMsg::BuildTick => {
+                state.watch_builds(&myself);
+                if state.usage_stale && !state.refreshing {
+                    state.usage_stale = false;
+                    let _ = myself.send_message(RegionMsg::Refresh { full: false });
+                }
+            }
             RegionMsg::BuildSeen { server_id, result } => state.build_answered(server_id, result),
             RegionMsg::DriveDeletes => state.drive_deletes(&myself),
             RegionMsg::LeakTick => {
@@ -813,7 +824,9 @@ impl Actor for RegionActor {
                 let repeated = state.observe(result.as_ref().map(drop), Some(elapsed));
                 match result {
                     Ok(discovery) => {
-                        state.ledger.update(&discovery.limits, discovery.asked_at);
+                        state
+                            .ledger
+                            .update(&discovery.limits, discovery.asked_at, Instant::now());
                         if let Some((flavors, images)) = discovery.catalog {
                             state.resolve_profiles(&flavors, &images);
                         }

@@ -79,6 +79,7 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
         "username": text("username"), "project_name": text("project_name"), "domain": text("domain"),
         "application_credential_id": text("application_credential_id"), "regions": text("regions"),
         "priority": text("priority"), "mutating_per_sec": text("mutating_per_sec"),
+        "mutating_burst": text("mutating_burst"),
         "read_per_sec": text("read_per_sec"), "max_concurrent_creates": text("max_concurrent_creates"),
     });
     let fail = |message: String| {
@@ -117,13 +118,19 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
         }
     }
     let number = |k: &str| text(k).parse::<f64>().ok();
-    if ["mutating_per_sec", "read_per_sec", "max_concurrent_creates"]
-        .iter()
-        .any(|k| !text(k).is_empty())
+    if [
+        "mutating_per_sec",
+        "mutating_burst",
+        "read_per_sec",
+        "max_concurrent_creates",
+    ]
+    .iter()
+    .any(|k| !text(k).is_empty())
     {
         let defaults = oms_actors::model::RegionLimits::default();
         body["limits"] = json!({
             "mutating_per_sec": number("mutating_per_sec").unwrap_or(defaults.mutating_per_sec),
+            "mutating_burst": number("mutating_burst").map_or(defaults.mutating_burst, |n| n as u32),
             "read_per_sec": number("read_per_sec").unwrap_or(defaults.read_per_sec),
             "max_concurrent_creates": number("max_concurrent_creates").map_or(defaults.max_concurrent_creates, |n| n as u32),
         });
@@ -242,6 +249,11 @@ pub(crate) async fn edit(page: &Page<'_>, id: &str) -> warp::reply::Response {
     };
     let limits = oms_actors::model::RegionLimits {
         mutating_per_sec: text("mutating_per_sec").parse().unwrap_or(f64::NAN),
+        // A form from before the field existed keeps the account's own.
+        mutating_burst: match text("mutating_burst").as_str() {
+            "" => account.limits.mutating_burst,
+            burst => burst.parse().unwrap_or(0),
+        },
         read_per_sec: text("read_per_sec").parse().unwrap_or(f64::NAN),
         max_concurrent_creates: text("max_concurrent_creates").parse().unwrap_or(0),
     };
