@@ -440,3 +440,74 @@ async fn creates_queued_for_a_region_that_stops_answering_are_held_back() {
     assert!(held_back >= 1, "nothing was held back");
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_pair_import_opens_the_breaker_for_the_launches_behind_it() {
+    let sim = sim_of(&["north", "south"], |p| p.regions.truncate(1)).await;
+    // Nothing but the launches themselves may find north dead: no
+    // refresh and no leak scan while the test runs.
+    let mut config = fast_config();
+    config.refresh_interval = Duration::from_secs(600);
+    config.leak_interval = Duration::from_secs(600);
+    let (fleet, store) = fleet_on(&sim, config).await;
+    // North is preferred and imports one key a second, one at a time.
+    let mut north = fleet
+        .accounts()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "north")
+        .unwrap();
+    north.priority = 10;
+    north.limits.mutating_per_sec = 1.0;
+    north.limits.mutating_burst = 1;
+    fleet.put_account(north).await.unwrap();
+    eventually(Duration::from_secs(10), "north preferred", || async {
+        fleet
+            .regions()
+            .iter()
+            .any(|r| r.account == "north" && r.priority == 10 && r.connected)
+            .then_some(())
+    })
+    .await;
+    sim.set_faults(
+        "north",
+        Some("north-1"),
+        Faults {
+            outage: Some(Outage::Refused),
+            ..Faults::default()
+        },
+    )
+    .unwrap();
+    let launched = fleet
+        .launch(oms_actors::NewLaunch {
+            public_key: Some(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGn0e6u0tWc0bkKxCFPbVvNp8R3tJHQQ7RBDnBbWD3Bn t"
+                    .into(),
+            ),
+            ..ask("ci", 4)
+        })
+        .await
+        .unwrap();
+    let instances = all_reach(
+        &store,
+        &launched.request.id,
+        InstanceState::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    // The first import into north was refused and said so to its breaker:
+    // the imports queued behind it were held back, not sent.
+    let (mut failed, mut held_back) = (0, 0);
+    for instance in &instances {
+        assert_eq!(instance.attempt.as_ref().unwrap().region, "south-1");
+        for event in store.events(&instance.id).unwrap() {
+            if event.account_region.as_deref() == Some("north/north-1") {
+                failed += usize::from(event.message.contains("key pair import failed"));
+                held_back += usize::from(event.message.contains("held back"));
+            }
+        }
+    }
+    assert_eq!(failed, 1, "imports sent into the dead region");
+    assert!(held_back >= 1, "nothing was held back");
+    fleet.shutdown().await;
+}

@@ -410,11 +410,21 @@ impl RegionState {
             .unwrap_or_default();
         let cancelled = self.creating.remove(&instance_id).unwrap_or(false);
         if !done.sent {
-            // Held back before any call: the region went down while it
-            // waited. Nothing was learnt about the region.
             self.ledger.release(done.ticket);
-            let why = "held back: the region went down before the create was sent";
-            let kind = OutcomeKind::Refused(why.into());
+            let why = match (&done.result, done.times.import) {
+                // The key-pair import was answered with an error (or not
+                // at all): that is news of the region, for its breaker, as
+                // a create's would be; a refused connection opens it at
+                // once, so the launches behind this one go elsewhere.
+                (Err(error), Some(took)) => {
+                    self.observe(Err(error), Some(took));
+                    format!("the key pair import failed: {error}")
+                }
+                // Held back before any call: the region went down while
+                // it waited. Nothing was learnt about the region.
+                _ => "held back: the region went down before the create was sent".into(),
+            };
+            let kind = OutcomeKind::Refused(why);
             self.no_server(&instance_id, &attempt_id, done.keypair, cancelled, kind);
             return;
         }
