@@ -44,6 +44,9 @@ struct Phases {
     /// What Nova's API took to answer the create and key-pair import (the
     /// daemon's timeline says), within `share`.
     api: f64,
+    /// The median time Nova's API took to answer the daemon's GETs of one
+    /// server during this instance's burst: the floor under seeing ACTIVE.
+    nova_get: f64,
 }
 
 fn time(text: &str) -> Option<DateTime<Utc>> {
@@ -124,6 +127,7 @@ async fn phases(demo: &Scoped, view: &Value) -> Phases {
         total,
         share: total - nova_build,
         api,
+        nova_get: f64::NAN,
     }
 }
 
@@ -143,6 +147,7 @@ async fn burst(
     demo: &Scoped,
     count: usize,
 ) -> (Vec<String>, Vec<Phases>, Vec<Value>) {
+    let from = log_len(daemon);
     let launches = (0..count).map(|_| daemon.launch(json!({"profile": "tiny"})));
     let ids: Vec<String> = futures_util::future::join_all(launches)
         .await
@@ -155,6 +160,10 @@ async fn burst(
     let mut measured = Vec::new();
     for view in &views {
         measured.push(phases(demo, view).await);
+    }
+    let gets = get_seconds(&log_since(daemon, from));
+    for phases in &mut measured {
+        phases.nova_get = median(gets.clone());
     }
     (ids, measured, views)
 }
@@ -210,6 +219,16 @@ fn calls_to(log: &str, port: u16) -> (usize, usize) {
             .count()
     });
     (calls.len(), posts_after)
+}
+
+/// How long each GET of one server took, in a stretch of the daemon's log.
+fn get_seconds(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.contains("provider call method=GET") && l.contains("path=/v2.1/servers/"))
+        .filter(|l| !l.contains("path=/v2.1/servers/detail"))
+        .filter_map(|l| l.split("elapsed_ms=").nth(1)?.trim().parse::<f64>().ok())
+        .map(|ms| ms / 1000.0)
+        .collect()
 }
 
 /// When a Nova `service` of `region` logged `needle` for each server, by
@@ -437,12 +456,12 @@ fn extras(dead_calls: &[(usize, usize)], rerouted: &[f64]) -> String {
 
 fn render(table: &[(&str, Vec<Phases>)], runs: usize) -> String {
     let mut out = format!(
-        "| median over {runs} run(s), seconds | POST → scheduled | scheduled → create answered | create answered → Nova wrote ACTIVE | Nova wrote ACTIVE → daemon says active | submit → active | daemon's share (at most) | of which Nova's API answering | daemon's own |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| median over {runs} run(s), seconds | POST → scheduled | scheduled → create answered | create answered → Nova wrote ACTIVE | Nova wrote ACTIVE → daemon says active | submit → active | daemon's share (at most) | of which Nova's API answering | daemon's own | Nova's GET of a server |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     );
     for (name, all) in table {
         let m = |f: fn(&Phases) -> f64| median(all.iter().map(f).collect());
         out += &format!(
-            "| {name} ({} instances) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| {name} ({} instances) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
             all.len(),
             m(|p| p.to_scheduled),
             m(|p| p.to_created),
@@ -452,6 +471,7 @@ fn render(table: &[(&str, Vec<Phases>)], runs: usize) -> String {
             m(|p| p.share),
             m(|p| p.api),
             m(|p| p.share - p.api),
+            m(|p| p.nova_get),
         );
     }
     out
