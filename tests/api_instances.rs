@@ -239,15 +239,61 @@ async fn metrics_count_launches_requests_and_regions() {
         Duration::from_secs(30),
     )
     .await;
+    // Prometheus asks for OpenMetrics and gets it, said so.
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let open = h
+        .raw(
+            "GET",
+            "/metrics",
+            None,
+            None,
+            None,
+            &[("accept", prometheus_accept)],
+        )
+        .await;
+    assert_eq!(
+        open.headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(open.text.ends_with("# EOF\n"), "{}", open.text);
+    assert!(open.text.contains("# TYPE oms_api_requests counter"));
+    // Anyone else gets the classic text format, which promtool checks.
     let metrics = h.raw("GET", "/metrics", None, None, None, &[]).await;
     assert_eq!(metrics.status, 200);
-    assert!(
-        metrics.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
+    assert_eq!(
+        metrics.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
     );
+    let head = h.raw("HEAD", "/metrics", None, None, None, &[]).await;
+    assert_eq!(head.status, 200);
+    assert!(head.text.is_empty());
     let text = metrics.text;
+    assert!(!text.contains("# EOF"), "{text}");
+    assert!(
+        text.contains("# TYPE oms_api_requests_total counter"),
+        "{text}"
+    );
+    promtool_accepts(&text);
+    // Base units, the breaker in its three states, the waiting queue,
+    // reroutes and the build.
+    assert!(text.contains("oms_region_latency_seconds{"), "{text}");
+    assert!(!text.contains("milliseconds"), "{text}");
+    for (state, value) in [("closed", 1), ("open", 0), ("half_open", 0)] {
+        let series = format!(
+            "oms_region_breaker_state{{account=\"north\",region=\"north-1\",state=\"{state}\"}} {value}"
+        );
+        assert!(text.contains(&series), "{series} in {text}");
+    }
+    assert!(text.contains("oms_queue_depth 0"), "{text}");
+    assert!(text.contains("oms_queue_oldest_seconds 0"), "{text}");
+    assert!(text.contains("oms_reroutes_total 0"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "oms_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
     assert!(
         text.contains("oms_instances_finished_total{outcome=\"active\"} 3"),
         "{text}"
@@ -326,4 +372,37 @@ async fn an_account_holding_instances_cannot_be_deleted_until_they_are_gone() {
         204
     );
     assert_eq!(h.call("GET", &path, Some(&h.admin), None).await.status, 404);
+}
+
+/// `promtool check metrics` on an exposition, where Debian's `prometheus`
+/// package is installed; elsewhere nothing, unless `REQUIRE_PROMTOOL` is
+/// set (CI installs it and sets it, so the check cannot be skipped there).
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let spawned = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if std::env::var_os("REQUIRE_PROMTOOL").is_some() => {
+            panic!("promtool is required (REQUIRE_PROMTOOL) but did not start: {e}")
+        }
+        Err(_) => return,
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

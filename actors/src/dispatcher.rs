@@ -317,6 +317,9 @@ impl DispatcherState {
                 Some(place),
                 message,
             );
+            if instance.attempts > 1 {
+                let _ = self.ctx.events.send(FleetEvent::Rerouted);
+            }
             // Where it failed, and who refused it, stays known while it
             // is out being tried.
             if let Some(waiting) = self.waiting.remove(&id) {

@@ -114,6 +114,9 @@ pub enum FleetEvent {
         /// Whether it is placed again.
         replaced: bool,
     },
+    /// An instance was scheduled again: an earlier attempt failed, was
+    /// refused, or its server was lost.
+    Rerouted,
     /// One attempt failed with this class.
     AttemptFailed {
         /// The failure class.

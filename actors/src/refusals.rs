@@ -151,6 +151,7 @@ mod tests {
             profiles: Default::default(),
             flavors: None,
             launches_seen: 0,
+            calls_failed: Default::default(),
             conflict: None,
             updated_at: chrono::Utc::now(),
         }

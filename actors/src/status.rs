@@ -94,6 +94,10 @@ pub struct RegionStatus {
     pub flavors: Option<Arc<[FlavorShape]>>,
     /// Launch messages processed (for the dispatcher's bookkeeping).
     pub launches_seen: u64,
+    /// Provider calls that failed since the region's actor started, by
+    /// failure class (for metrics).
+    #[serde(skip)]
+    pub calls_failed: BTreeMap<&'static str, u64>,
     /// Why the region takes no launches although its account is enabled:
     /// its project is another account's.
     pub conflict: Option<String>,

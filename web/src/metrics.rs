@@ -1,10 +1,16 @@
-//! `/metrics` in the Prometheus text format: launches by outcome, failed
-//! attempts by class, time to active, API requests by route and status,
-//! and per account-region gauges read from the fleet at scrape time.
+//! `/metrics` in the OpenMetrics text format (what prometheus-client
+//! writes, served with its own content type), base units throughout:
+//! launches by outcome, failed attempts by class, reroutes, time to
+//! active, API requests by route and status, the waiting queue, build
+//! info, and per account-region gauges and counters read from the fleet at
+//! scrape time.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use oms_actors::breaker::BreakerState;
+use oms_actors::model::InstanceState;
+use oms_actors::store::InstanceFilter;
 use oms_actors::{Fleet, FleetEvent};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -15,6 +21,44 @@ use prometheus_client::registry::Registry;
 use tokio::sync::broadcast::error::RecvError;
 
 type Labels = Vec<(String, String)>;
+
+/// The content type of OpenMetrics, what prometheus-client writes and what
+/// Prometheus asks for first.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic text format, for every other reader (curl, promtool).
+pub const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether an `Accept` header asks for OpenMetrics (Prometheus does).
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+/// OpenMetrics text as the classic text format: a counter family is named
+/// with its `_total` (OpenMetrics names it without), and there is no
+/// `# EOF`. Everything else prometheus-client writes is the same in both.
+pub fn to_text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric, registered once.
@@ -26,7 +70,13 @@ pub struct Metrics {
     attempt_failures: Family<Labels, Counter>,
     skipped: Family<Labels, Counter>,
     lost: Family<Labels, Counter>,
+    reroutes: Counter,
     time_to_active: Histogram,
+    queue_depth: Gauge,
+    queue_oldest: FloatGauge,
+    build_info: Family<Labels, Gauge>,
+    breaker: Family<Labels, Gauge>,
+    calls_failed: Family<Labels, Counter>,
     region_healthy: Family<Labels, Gauge>,
     account_up: Family<Labels, Gauge>,
     quota_used: Family<Labels, Gauge>,
@@ -45,6 +95,12 @@ impl Metrics {
             attempt_failures: Family::default(),
             skipped: Family::default(),
             lost: Family::default(),
+            reroutes: Counter::default(),
+            queue_depth: Gauge::default(),
+            queue_oldest: FloatGauge::default(),
+            build_info: Family::default(),
+            breaker: Family::default(),
+            calls_failed: Family::default(),
             time_to_active: Histogram::new([
                 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
             ]),
@@ -112,10 +168,44 @@ impl Metrics {
             metrics.in_flight.clone(),
         );
         registry.register(
-            "region_latency_milliseconds",
-            "Recent call latency",
+            "region_latency_seconds",
+            "Recent call latency (moving average)",
             metrics.latency.clone(),
         );
+        registry.register(
+            "reroutes",
+            "Instances scheduled again after an attempt failed, was refused or lost its server",
+            metrics.reroutes.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Instances accepted and waiting for a region",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "queue_oldest_seconds",
+            "Seconds since the longest-waiting instance was accepted (0 when none waits)",
+            metrics.queue_oldest.clone(),
+        );
+        registry.register(
+            "build_info",
+            "The daemon's version (always 1)",
+            metrics.build_info.clone(),
+        );
+        registry.register(
+            "region_breaker_state",
+            "1 for the region's circuit breaker state (closed, open, half_open), 0 for the others",
+            metrics.breaker.clone(),
+        );
+        registry.register(
+            "region_calls_failed",
+            "Provider calls that failed, by failure class, since the region's actor started",
+            metrics.calls_failed.clone(),
+        );
+        metrics
+            .build_info
+            .get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())])
+            .set(1);
         Metrics {
             registry,
             ..metrics
@@ -152,6 +242,9 @@ impl Metrics {
                 self.launches
                     .get_or_create(&vec![("outcome".into(), "failed".into())])
                     .inc();
+            }
+            FleetEvent::Rerouted => {
+                self.reroutes.inc();
             }
             FleetEvent::AttemptFailed { class } => {
                 self.attempt_failures
@@ -196,6 +289,7 @@ impl Metrics {
             &self.quota_used,
             &self.quota_limit,
             &self.in_flight,
+            &self.breaker,
         ] {
             family.clear();
         }
@@ -217,13 +311,49 @@ impl Metrics {
             self.in_flight
                 .get_or_create(&labels)
                 .set(i64::from(region.creating) + region.building as i64);
-            self.latency.get_or_create(&labels).set(region.latency_ms);
+            self.latency
+                .get_or_create(&labels)
+                .set(region.latency_ms / 1000.0);
+            for state in BreakerState::ALL {
+                let mut labels = labels.clone();
+                labels.push(("state".into(), state.as_str().into()));
+                self.breaker
+                    .get_or_create(&labels)
+                    .set(i64::from(region.breaker == state));
+            }
+            for (class, count) in &region.calls_failed {
+                let mut labels = labels.clone();
+                labels.push(("class".into(), (*class).into()));
+                let counter = self.calls_failed.get_or_create(&labels);
+                // The region's own count, since its actor started: a
+                // restarted actor counts from zero again, and a counter
+                // never goes down.
+                counter.inc_by(count.saturating_sub(counter.get()));
+            }
         }
+        let waiting = fleet
+            .instances(&InstanceFilter {
+                states: vec![InstanceState::Pending],
+                ..InstanceFilter::default()
+            })
+            .unwrap_or_default();
+        self.queue_depth.set(waiting.len() as i64);
+        let now = chrono::Utc::now();
+        self.queue_oldest.set(
+            waiting
+                .iter()
+                .map(|i| (now - i.created_at).num_milliseconds() as f64 / 1000.0)
+                .fold(0.0, f64::max),
+        );
         for account in fleet.account_statuses().unwrap_or_default() {
             self.account_up
                 .get_or_create(&vec![("account".into(), account.account.clone())])
                 .set(i64::from(account.health.is_up()));
         }
+        self.render_registry()
+    }
+
+    fn render_registry(&self) -> String {
         let mut text = String::new();
         if encode(&mut text, &self.registry).is_err() {
             tracing::error!("metrics could not be encoded");
@@ -241,6 +371,49 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_format_names_counters_with_their_total() {
+        let metrics = Metrics::new();
+        metrics.request("/v1/instances", "GET", 200);
+        let open = metrics.render_registry();
+        assert!(open.contains("# TYPE oms_api_requests counter"), "{open}");
+        assert!(open.ends_with("# EOF\n"));
+        let text = to_text_format(&open);
+        assert!(
+            text.contains("# HELP oms_api_requests_total API requests"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE oms_api_requests_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("oms_api_requests_total{route=\"/v1/instances\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE oms_time_to_active_seconds histogram"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn reroutes_and_failed_attempts_are_counted() {
+        let metrics = Metrics::new();
+        metrics.record(&FleetEvent::Rerouted);
+        metrics.record(&FleetEvent::Rerouted);
+        metrics.record(&FleetEvent::AttemptFailed {
+            class: oms_actors::openstack::Class::BuildFailed,
+        });
+        let text = metrics.render_registry();
+        assert!(text.contains("oms_reroutes_total 2"), "{text}");
+        assert!(
+            text.contains("oms_attempts_failed_total{class=\"build_failed\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn unknown_methods_share_one_label() {

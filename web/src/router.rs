@@ -233,7 +233,7 @@ pub const ROUTES: &[Route] = &[
         Access::Public,
         Op::Metrics,
         200,
-        "Prometheus metrics (text format).",
+        "Prometheus metrics: OpenMetrics when the Accept header asks for it (Prometheus does), the classic text format otherwise.",
     ),
     route(
         "GET",
@@ -546,10 +546,23 @@ async fn run(
         Op::OpenApi => Ok(crate::json_response(StatusCode::OK, openapi::document())),
         Op::Metrics => {
             let text = call.api.metrics.render(&call.api.fleet);
+            let accept = call
+                .headers
+                .get(warp::http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok());
+            let (text, kind) = if crate::metrics::wants_openmetrics(accept) {
+                (text, crate::metrics::OPENMETRICS)
+            } else {
+                (crate::metrics::to_text_format(&text), crate::metrics::TEXT)
+            };
             let mut response = warp::reply::Response::new(text.into());
             response.headers_mut().insert(
                 warp::http::header::CONTENT_TYPE,
-                warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                warp::http::HeaderValue::from_static(kind),
+            );
+            response.headers_mut().insert(
+                warp::http::header::VARY,
+                warp::http::HeaderValue::from_static("Accept"),
             );
             Ok(response)
         }

@@ -123,6 +123,8 @@ pub(crate) struct RegionState {
     /// A server went that the last usage report may or may not have
     /// counted: ask Nova again rather than guess.
     usage_stale: bool,
+    /// Provider calls failed, by class, since the actor started.
+    calls_failed: BTreeMap<&'static str, u64>,
     refreshes: u64,
     latency_ms: f64,
     error_rate: f64,
@@ -178,8 +180,11 @@ impl RegionState {
         let mut repeat = false;
         match result {
             // The call's task told the pacer already (region_calls::heed).
-            Err(e) if e.class == Class::RateLimited => {}
+            Err(e) if e.class == Class::RateLimited => {
+                *self.calls_failed.entry(e.class.as_str()).or_default() += 1;
+            }
             Err(e) => {
+                *self.calls_failed.entry(e.class.as_str()).or_default() += 1;
                 let said = e.to_string();
                 repeat = self.failing_since.is_some()
                     && self.last_error.as_ref().is_some_and(|(m, _)| *m == said);
@@ -293,6 +298,7 @@ impl RegionState {
                 .collect(),
             flavors: self.flavors.clone(),
             launches_seen: self.launches_seen,
+            calls_failed: self.calls_failed.clone(),
             conflict: self.conflict.clone(),
             updated_at: Utc::now(),
         };
@@ -652,6 +658,7 @@ impl Actor for RegionActor {
             leaks: LeakWatch::default(),
             want_full: true,
             usage_stale: false,
+            calls_failed: BTreeMap::new(),
             refreshes: 0,
             latency_ms: 0.0,
             error_rate: 0.0,
