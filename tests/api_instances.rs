@@ -273,7 +273,7 @@ async fn metrics_count_launches_requests_and_regions() {
         text.contains("# TYPE oms_api_requests_total counter"),
         "{text}"
     );
-    promtool_accepts(&text);
+    crate::support::promtool::check(&["check", "metrics"], Some(&text));
     // Base units, the breaker in its three states, the waiting queue,
     // reroutes and the build.
     assert!(text.contains("oms_region_latency_seconds{"), "{text}");
@@ -372,37 +372,4 @@ async fn an_account_holding_instances_cannot_be_deleted_until_they_are_gone() {
         204
     );
     assert_eq!(h.call("GET", &path, Some(&h.admin), None).await.status, 404);
-}
-
-/// `promtool check metrics` on an exposition, where Debian's `prometheus`
-/// package is installed; elsewhere nothing, unless `REQUIRE_PROMTOOL` is
-/// set (CI installs it and sets it, so the check cannot be skipped there).
-fn promtool_accepts(text: &str) {
-    use std::io::Write;
-    let spawned = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) if std::env::var_os("REQUIRE_PROMTOOL").is_some() => {
-            panic!("promtool is required (REQUIRE_PROMTOOL) but did not start: {e}")
-        }
-        Err(_) => return,
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

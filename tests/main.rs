@@ -29,4 +29,5 @@ mod oms_daemon;
 mod oms_serve;
 mod oms_sim_command;
 mod pages;
+mod prometheus_rules;
 mod sim_transcripts;

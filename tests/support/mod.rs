@@ -8,6 +8,7 @@ pub mod contract;
 pub mod failing_store;
 pub mod fleet;
 pub mod pages;
+pub mod promtool;
 
 use std::sync::Arc;
 use std::time::Duration;
