@@ -14,13 +14,31 @@ use anyhow::Context as _;
 use crate::config::{Config, DEFAULT_CONFIG};
 use crate::state::{DEFAULT_STATE_DIR, open_store};
 
+/// What `oms --help` says after the commands.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 failure (a refused request, \
+problems in a configuration); 2 usage (a flag or argument wrong); 3 unauthorized \
+(no token, or the API refused it); 4 not found; 5 unavailable (the API could not \
+be reached, or failed).";
+
 /// Pools many OpenStack accounts into one source of compute.
 #[derive(Debug, Parser)]
-#[command(name = "oms", version, about)]
+#[command(name = "oms", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true, env = "OMS_LOG_JSON")]
     pub log_json: bool,
+    /// The API's base URL, for the commands that call it.
+    #[arg(
+        long,
+        global = true,
+        env = "OMS_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// An API token, for the commands that call the API (prefer the
+    /// variable: a flag shows in the process list).
+    #[arg(long, global = true, env = "OMS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -89,6 +107,14 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Print a shell completion script (`oms completions bash >
+    /// /etc/bash_completion.d/oms`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (`oms man | man -l -`).
+    Man,
     /// Manage provider accounts through the API.
     Account {
         /// What to do.
@@ -100,6 +126,11 @@ pub enum Command {
         /// Where the store lives.
         #[arg(long, env = "OMS_STATE_DIR", default_value = DEFAULT_STATE_DIR, global = true)]
         state_dir: PathBuf,
+        /// Create the state directory and an empty store if there is none
+        /// (otherwise a missing directory is an error: a mistyped path
+        /// would hold tokens no daemon reads).
+        #[arg(long, global = true)]
+        create: bool,
         /// What to do.
         #[command(subcommand)]
         action: TokenAction,
@@ -209,6 +240,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let api = || crate::client::ApiClient::new(&cli.url, cli.token.as_deref());
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve {
@@ -219,7 +251,22 @@ pub fn main() -> ExitCode {
             Command::CheckConfig { file } => check_config(&file),
             Command::Demo { listen } => crate::demo::run(listen).await,
             Command::Sim { config } => crate::sim_command::run(config.as_deref()).await,
-            Command::Token { state_dir, action } => token(state_dir, action).await,
+            Command::Token {
+                state_dir,
+                create,
+                action,
+            } => token(state_dir, create, action).await,
+            Command::Completions { shell } => {
+                let mut command = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut command, "oms", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man => {
+                let command = <Cli as clap::CommandFactory>::command();
+                clap_mangen::Man::new(command)
+                    .render(&mut std::io::stdout())
+                    .context("cannot write the manual page")
+            }
             Command::Launch {
                 profile,
                 count,
@@ -227,7 +274,7 @@ pub fn main() -> ExitCode {
                 public_key_file,
                 key_out,
             } => {
-                let client = crate::client::ApiClient::from_env()?;
+                let client = api()?;
                 crate::client::launch(
                     &client,
                     &profile,
@@ -238,20 +285,18 @@ pub fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::List { status } => {
-                crate::client::list(&crate::client::ApiClient::from_env()?, status.as_deref()).await
-            }
-            Command::Delete { ids } => {
-                crate::client::delete(&crate::client::ApiClient::from_env()?, &ids).await
-            }
-            Command::Account { action } => account(action).await,
+            Command::List { status } => crate::client::list(&api()?, status.as_deref()).await,
+            Command::Delete { ids } => crate::client::delete(&api()?, &ids).await,
+            Command::Account { action } => account(&api()?, action).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("oms: {error:#}");
-            ExitCode::FAILURE
+            error
+                .downcast_ref::<crate::client::ApiFailure>()
+                .map_or(ExitCode::FAILURE, |f| ExitCode::from(f.class.exit_code()))
         }
     }
 }
@@ -293,10 +338,9 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
 }
 
-async fn account(action: AccountAction) -> anyhow::Result<()> {
-    let client = crate::client::ApiClient::from_env()?;
+async fn account(client: &crate::client::ApiClient, action: AccountAction) -> anyhow::Result<()> {
     match action {
-        AccountAction::List => crate::client::accounts(&client).await,
+        AccountAction::List => crate::client::accounts(client).await,
         AccountAction::Add {
             name,
             auth_url,
@@ -315,7 +359,7 @@ async fn account(action: AccountAction) -> anyhow::Result<()> {
                 "password": password.trim_end_matches(['\n', '\r']),
                 "test_connection": test_connection,
             });
-            crate::client::register(&client, &[body]).await
+            crate::client::register(client, &[body]).await
         }
         AccountAction::ImportClouds {
             file,
@@ -323,12 +367,18 @@ async fn account(action: AccountAction) -> anyhow::Result<()> {
             clouds,
         } => {
             let bodies = crate::clouds::read(&file, secure.as_deref(), &clouds)?;
-            crate::client::register(&client, &bodies).await
+            crate::client::register(client, &bodies).await
         }
     }
 }
 
-async fn token(state_dir: PathBuf, action: TokenAction) -> anyhow::Result<()> {
+async fn token(state_dir: PathBuf, create: bool, action: TokenAction) -> anyhow::Result<()> {
+    if !create && !state_dir.exists() {
+        anyhow::bail!(
+            "no state directory at {} (is --state-dir or OMS_STATE_DIR right? --create makes a new one)",
+            state_dir.display()
+        );
+    }
     let store = open_store(&state_dir)?;
     match action {
         TokenAction::Create {

@@ -1,6 +1,6 @@
 //! A small client of the REST API for the command line: `oms launch`,
 //! `oms list`, `oms delete`, `oms account ...`. The URL and token come
-//! from `OMS_URL` and `OMS_TOKEN`.
+//! from `--url` and `--token`, or `OMS_URL` and `OMS_TOKEN`.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,14 +16,62 @@ pub struct ApiClient {
     http: reqwest::Client,
 }
 
+/// Why a call to the API failed, when that decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No token, or the API refused it (401, 403): exit 3.
+    Unauthorized,
+    /// The API knows no such thing (404): exit 4.
+    NotFound,
+    /// The API could not be reached or failed (5xx): exit 5.
+    Unavailable,
+}
+
+impl Failure {
+    /// The exit code (documented in `oms --help` and the README).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Failure::Unauthorized => 3,
+            Failure::NotFound => 4,
+            Failure::Unavailable => 5,
+        }
+    }
+}
+
+/// A failed call, classified.
+#[derive(Debug)]
+pub struct ApiFailure {
+    /// Which kind.
+    pub class: Failure,
+    /// What the API or the connection said.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+fn failure(class: Failure, message: String) -> anyhow::Error {
+    ApiFailure { class, message }.into()
+}
+
 impl ApiClient {
-    /// From `OMS_URL` (default `http://127.0.0.1:8080`) and `OMS_TOKEN`.
-    pub fn from_env() -> anyhow::Result<ApiClient> {
-        let url = std::env::var("OMS_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-        let token = std::env::var("OMS_TOKEN").context("set OMS_TOKEN to an API token")?;
+    /// A client of the API at `url` with `token` (from `--url`/`OMS_URL`
+    /// and `--token`/`OMS_TOKEN`).
+    pub fn new(url: &str, token: Option<&str>) -> anyhow::Result<ApiClient> {
+        let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            failure(
+                Failure::Unauthorized,
+                "no API token: set OMS_TOKEN or pass --token".into(),
+            )
+        })?;
         Ok(ApiClient {
             url: url.trim_end_matches('/').to_owned(),
-            token,
+            token: token.to_owned(),
             http: reqwest::Client::new(),
         })
     }
@@ -41,15 +89,25 @@ impl ApiClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.url))?;
+        let response = request.send().await.map_err(|e| {
+            let cause =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            failure(
+                Failure::Unavailable,
+                format!("cannot reach {}: {cause}", self.url),
+            )
+        })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() && status.as_u16() != 204 {
             let message = body["error"]["message"].as_str().unwrap_or("no message");
-            bail!("{status}: {message}");
+            let said = format!("{status}: {message}");
+            return Err(match status.as_u16() {
+                401 | 403 => failure(Failure::Unauthorized, said),
+                404 => failure(Failure::NotFound, said),
+                500..=599 => failure(Failure::Unavailable, said),
+                _ => anyhow::anyhow!(said),
+            });
         }
         Ok(body)
     }

@@ -241,3 +241,87 @@ async fn launch_list_and_delete_from_the_command_line() {
         .unwrap();
     assert!(String::from_utf8_lossy(&without_token.stderr).contains("OMS_TOKEN"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_say_what_went_wrong() {
+    let h = start_with(ApiConfig::default(), |_| {}).await;
+    let code = |output: &Output| output.status.code();
+    // Usage.
+    assert_eq!(code(&oms(&h, &["list", "--no-such-flag"])), Some(2));
+    // Unauthorized: no token, or one the API does not know.
+    let without = Command::new(env!("CARGO_BIN_EXE_oms"))
+        .args(["list", "--url", &h.base])
+        .env_remove("OMS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(code(&without), Some(3));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("OMS_TOKEN"));
+    let wrong = oms(&h, &["list", "--token", "oms_not-a-token"]);
+    assert_eq!(
+        code(&wrong),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    // Not found.
+    let missing = oms(&h, &["delete", "01a23959acca71a69931dfaff59face0-00000"]);
+    assert_eq!(
+        code(&missing),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    // Unavailable: nothing listens there (the flag beats the variable).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = oms(&h, &["list", "--url", &url]);
+    assert_eq!(code(&unreachable), Some(5));
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach"));
+    // And success.
+    assert_eq!(code(&oms(&h, &["list"])), Some(0));
+}
+
+#[test]
+fn token_commands_refuse_a_state_directory_that_is_not_there() {
+    let dir = std::env::temp_dir().join(format!("oms-no-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_oms"))
+            .args(args)
+            .args(["--state-dir", dir.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let listed = run(&["token", "list"]);
+    assert_eq!(listed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("no state directory"));
+    assert!(!dir.exists(), "a mistyped path made a store");
+    let created = run(&["token", "create", "--name", "ci", "--create"]);
+    assert!(created.status.success(), "{created:?}");
+    assert!(String::from_utf8_lossy(&created.stdout).starts_with("oms_"));
+    assert!(run(&["token", "list"]).status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_the_manual_page_are_generated() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_oms"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let script = run(&["completions", shell]);
+        assert!(
+            script.contains("launch") && script.contains("oms"),
+            "{shell}: {script}"
+        );
+    }
+    let man = run(&["man"]);
+    assert!(man.contains(".TH oms"), "{man}");
+    assert!(man.contains("Exit codes"), "{man}");
+}

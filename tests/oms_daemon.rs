@@ -92,6 +92,8 @@ async fn a_command_line_token_opens_the_api_of_oms_serve() {
             "root",
             "--role",
             "admin",
+            // The first admin token, before the daemon ever ran.
+            "--create",
         ])
         .env("RUST_LOG", "trace")
         .output()
