@@ -289,15 +289,7 @@ async fn builds_that_never_finish_time_out_and_are_replaced_elsewhere() {
 async fn refused_connections_and_bad_credentials_send_launches_elsewhere() {
     let sim = sim_of(&["dead", "locked", "alive"], |p| p.regions.truncate(1)).await;
     let (fleet, store) = fleet_on(&sim, fast_config()).await;
-    sim.set_faults(
-        "dead",
-        Some("dead-1"),
-        Faults {
-            outage: Some(Outage::Refused),
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    close_port(&sim, "dead");
     // The "locked" account's password is changed under it: every call is
     // a 401, the re-auth too.
     let mut locked = fleet
@@ -327,9 +319,23 @@ async fn refused_connections_and_bad_credentials_send_launches_elsewhere() {
     fleet.shutdown().await;
 }
 
-/// Sets the priority (and, when given, the mutating rate) of account
-/// `name`, and waits until its region runs with them.
-async fn prefer(fleet: &oms_actors::Fleet, name: &str, mutating_per_sec: Option<f64>) {
+/// Closes the port of provider `name`'s only region: connections refused.
+fn close_port(sim: &oms_sim::Simulator, name: &str) {
+    let faults = Faults {
+        outage: Some(Outage::Refused),
+        ..Faults::default()
+    };
+    sim.set_faults(name, Some(&format!("{name}-1")), faults)
+        .unwrap();
+}
+
+/// Sets the priority of account `name` (and its limits as `limits` says),
+/// and waits until its region runs with them.
+async fn prefer(
+    fleet: &oms_actors::Fleet,
+    name: &str,
+    limits: impl FnOnce(&mut oms_actors::model::RegionLimits),
+) {
     let mut account = fleet
         .accounts()
         .unwrap()
@@ -337,9 +343,7 @@ async fn prefer(fleet: &oms_actors::Fleet, name: &str, mutating_per_sec: Option<
         .find(|a| a.name == name)
         .unwrap();
     account.priority = 10;
-    if let Some(rate) = mutating_per_sec {
-        account.limits.mutating_per_sec = rate;
-    }
+    limits(&mut account.limits);
     fleet.put_account(account).await.unwrap();
     eventually(Duration::from_secs(10), "preferred", || async {
         fleet
@@ -364,7 +368,7 @@ async fn a_build_that_fails_is_rerouted_before_its_server_is_gone() {
     })
     .await;
     let (fleet, store) = fleet_on(&sim, fast_config()).await;
-    prefer(&fleet, "north", None).await;
+    prefer(&fleet, "north", |_| {}).await;
     let launched = fleet.launch(ask("ci", 1)).await.unwrap();
     let active = all_reach(
         &store,
@@ -393,7 +397,7 @@ async fn creates_queued_for_a_region_that_stops_answering_are_held_back() {
     let sim = sim_of(&["north", "south"], |p| p.regions.truncate(1)).await;
     let (fleet, store) = fleet_on(&sim, fast_config()).await;
     // North is preferred and sends one create a second: a burst queues.
-    prefer(&fleet, "north", Some(1.0)).await;
+    prefer(&fleet, "north", |l| l.mutating_per_sec = 1.0).await;
     // What north built before it died times out soon and moves on.
     let mut small = fleet.profile("small").unwrap().unwrap();
     small.boot_timeout_secs = 3;
@@ -407,15 +411,7 @@ async fn creates_queued_for_a_region_that_stops_answering_are_held_back() {
             .then_some(())
     })
     .await;
-    sim.set_faults(
-        "north",
-        Some("north-1"),
-        Faults {
-            outage: Some(Outage::Refused),
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    close_port(&sim, "north");
     let instances = all_reach(
         &store,
         &launched.request.id,
@@ -454,33 +450,12 @@ async fn a_refused_key_pair_import_opens_the_breaker_for_the_launches_behind_it(
     config.breaker.max_open_for = Duration::from_secs(600);
     let (fleet, store) = fleet_on(&sim, config).await;
     // North is preferred and imports one key a second, one at a time.
-    let mut north = fleet
-        .accounts()
-        .unwrap()
-        .into_iter()
-        .find(|a| a.name == "north")
-        .unwrap();
-    north.priority = 10;
-    north.limits.mutating_per_sec = 1.0;
-    north.limits.mutating_burst = 1;
-    fleet.put_account(north).await.unwrap();
-    eventually(Duration::from_secs(10), "north preferred", || async {
-        fleet
-            .regions()
-            .iter()
-            .any(|r| r.account == "north" && r.priority == 10 && r.connected)
-            .then_some(())
+    prefer(&fleet, "north", |l| {
+        l.mutating_per_sec = 1.0;
+        l.mutating_burst = 1;
     })
     .await;
-    sim.set_faults(
-        "north",
-        Some("north-1"),
-        Faults {
-            outage: Some(Outage::Refused),
-            ..Faults::default()
-        },
-    )
-    .unwrap();
+    close_port(&sim, "north");
     let launched = fleet
         .launch(oms_actors::NewLaunch {
             public_key: Some(
