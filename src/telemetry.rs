@@ -18,15 +18,41 @@ pub fn filter(spec: &str) -> EnvFilter {
         })
 }
 
+/// Whether to colour what goes to stderr: only a terminal, and never when
+/// `NO_COLOR` is set (no-color.org); a file or a pipe gets plain text.
+pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber; later calls are ignored.
 pub fn init(json: bool) {
+    use std::io::IsTerminal as _;
     let spec = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_else(|_| "info".into());
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(&spec))
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour(true, None));
+        assert!(!colour(false, None));
+        assert!(!colour(true, Some("1".into())));
+        // no-color.org: an empty NO_COLOR does not count.
+        assert!(colour(true, Some("".into())));
+    }
 }

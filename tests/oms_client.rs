@@ -25,6 +25,11 @@ fn oms(h: &Harness, args: &[&str]) -> Output {
             !String::from_utf8_lossy(text).contains(&h.admin),
             "oms {args:?} wrote its token to {stream}"
         );
+        // A pipe is no terminal: no colour codes.
+        assert!(
+            !text.contains(&0x1b),
+            "oms {args:?} wrote colour codes to {stream}"
+        );
     }
     output
 }
