@@ -316,6 +316,11 @@ fn region_fill(s: &Scenario, fails: impl Fn(u64) -> bool) -> f64 {
         if active >= slots {
             return t;
         }
+        // A sequence that never fills (every build failing) has no bound
+        // worth the name; the run gives up at the same time.
+        if t > s.give_up.as_secs_f64() {
+            return f64::INFINITY;
+        }
         while tokens >= 1.0 {
             if used < slots {
                 used += 1;

@@ -132,8 +132,7 @@ async fn expect_refused(
     assert!(answer.text.len() < 600, "{method} {path}: {}", answer.text);
 }
 
-const PUBLIC_KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGn0e6u0tWc0bkKxCFPbVvNp8R3tJHQQ7RBDnBbWD3Bn test";
+use crate::support::PUBLIC_KEY;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_every_write_route_is_refused_and_changes_nothing() {

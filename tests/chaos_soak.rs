@@ -28,8 +28,7 @@ use crate::support::binary::{ADMIN, Proc, all_instances, private_file, sim_state
 use crate::support::{client, password};
 
 const PROVIDERS: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn soak";
+const KEY: &str = crate::support::PUBLIC_KEY;
 /// The daemon's poll interval: a vanished server must be noticed within two.
 const POLL_SECS: f64 = 1.0;
 

@@ -13,8 +13,7 @@ use oms_actors::openstack::{
 use oms_sim::{AppCredentialConfig, Faults, Outage};
 use secrecy::SecretString;
 
-const ED25519: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn test@oms";
+const ED25519: &str = crate::support::PUBLIC_KEY;
 
 /// The id of the `cirros-fake` image in `region`.
 async fn cirros(sim: &oms_sim::Simulator, region: &str) -> String {

@@ -458,10 +458,7 @@ async fn a_refused_key_pair_import_opens_the_breaker_for_the_launches_behind_it(
     close_port(&sim, "north");
     let launched = fleet
         .launch(oms_actors::NewLaunch {
-            public_key: Some(
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGn0e6u0tWc0bkKxCFPbVvNp8R3tJHQQ7RBDnBbWD3Bn t"
-                    .into(),
-            ),
+            public_key: Some(crate::support::PUBLIC_KEY.into()),
             ..ask("ci", 4)
         })
         .await

@@ -90,7 +90,7 @@ async fn only_what_is_provably_ours_and_unknown_to_the_store_is_collected() {
     for (name, tags) in survivors {
         foreign.push(nova.create_server(&create(name, tags)).await.unwrap());
     }
-    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn x";
+    let key = crate::support::PUBLIC_KEY;
     let our_key = format!("oms-k-leaktest-{account}-gone");
     let foreign_keys = [
         "someone-elses".to_owned(),
@@ -247,10 +247,7 @@ async fn failed_builds_leave_no_key_pair_behind_without_a_leak_scan() {
     .await;
     let launched = fleet
         .launch(oms_actors::NewLaunch {
-            public_key: Some(
-                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn ci"
-                    .into(),
-            ),
+            public_key: Some(crate::support::PUBLIC_KEY.into()),
             ..ask("ci", 6)
         })
         .await

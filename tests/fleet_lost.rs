@@ -14,9 +14,6 @@ use oms_actors::store::{InstanceFilter, Store};
 use oms_actors::{Fleet, FleetConfig, NewLaunch};
 use oms_sim::Simulator;
 
-const KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn ci";
-
 fn config() -> FleetConfig {
     FleetConfig {
         daemon_id: "losttest".into(),
@@ -78,7 +75,7 @@ async fn running(launch: NewLaunch) -> (Simulator, Fleet, Arc<dyn Store>, Vec<In
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_active_server_deleted_behind_our_back_makes_its_instance_lost() {
     let (sim, fleet, store, active) = running(NewLaunch {
-        public_key: Some(KEY.into()),
+        public_key: Some(crate::support::PUBLIC_KEY.into()),
         ..ask("ci", 2)
     })
     .await;

@@ -83,7 +83,7 @@ async fn three_sigkills_lose_nothing_duplicate_nothing_leak_nothing() {
                         .post(&url)
                         .bearer_auth(ADMIN)
                         .header("Idempotency-Key", format!("kill-{key}"))
-                        .json(&json!({"profile": "small", "count": 1, "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn kill"}))
+                        .json(&json!({"profile": "small", "count": 1, "public_key": crate::support::PUBLIC_KEY}))
                         .send()
                         .await;
                     if let Ok(response) = sent

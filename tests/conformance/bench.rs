@@ -18,6 +18,7 @@
 //! Nova set a server to ERROR (nova-conductor's log, in milliseconds) the
 //! daemon scheduled the next attempt.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -75,12 +76,26 @@ fn last_event(view: &Value, status: &str) -> DateTime<Utc> {
         .unwrap_or_else(|| panic!("no {status} event: {view}"))
 }
 
-/// When Nova wrote ACTIVE for a server: nova-compute logs "Took … to build
-/// instance" just after that save, to the millisecond. (`launched_at` and
-/// `created` are stored to the second, truncated: up to a second early.)
-async fn active_written(demo: &Scoped, region: &str, server_id: &str) -> DateTime<Utc> {
-    if let Some(at) = nova_log_times(region, "compute", "seconds to build instance").get(server_id)
-    {
+/// When Nova wrote ACTIVE for each server, by id: nova-compute logs "Took
+/// … to build instance" just after that save, to the millisecond.
+/// (`launched_at` and `created` are stored to the second, truncated: up to
+/// a second early.)
+fn actives_written() -> HashMap<String, DateTime<Utc>> {
+    REGIONS
+        .iter()
+        .flat_map(|r| nova_log_times(r, "compute", "seconds to build instance"))
+        .collect()
+}
+
+/// When Nova wrote ACTIVE for one server: from nova-compute's log, or
+/// else (to the second) from `launched_at`.
+async fn active_written(
+    demo: &Scoped,
+    written: &HashMap<String, DateTime<Utc>>,
+    region: &str,
+    server_id: &str,
+) -> DateTime<Utc> {
+    if let Some(at) = written.get(server_id) {
         return *at;
     }
     let (status, server) = demo.server(region, server_id).await;
@@ -88,14 +103,14 @@ async fn active_written(demo: &Scoped, region: &str, server_id: &str) -> DateTim
     time(server["server"]["OS-SRV-USG:launched_at"].as_str().unwrap()).unwrap()
 }
 
-async fn phases(demo: &Scoped, view: &Value) -> Phases {
+async fn phases(demo: &Scoped, written: &HashMap<String, DateTime<Utc>>, view: &Value) -> Phases {
     let submitted = time(view["events"][0]["at"].as_str().unwrap()).unwrap();
     let scheduled = last_event(view, "scheduled");
     let created = last_event(view, "building");
     let active = last_event(view, "active");
     let region = view["region"].as_str().unwrap();
     let server_id = view["server_id"].as_str().unwrap();
-    let launched = active_written(demo, region, server_id).await;
+    let launched = active_written(demo, written, region, server_id).await;
     let nova_build = secs(created, launched);
     let total = secs(submitted, active);
     let api = view["events"]
@@ -157,36 +172,21 @@ async fn burst(
     let views = daemon
         .wait_for(&ids, "active", Duration::from_secs(300))
         .await;
+    let written = actives_written();
+    let nova_get = median(get_seconds(&log_since(daemon, from)));
     let mut measured = Vec::new();
     for view in &views {
-        measured.push(phases(demo, view).await);
-    }
-    let gets = get_seconds(&log_since(daemon, from));
-    for phases in &mut measured {
-        phases.nova_get = median(gets.clone());
+        let mut phases = phases(demo, &written, view).await;
+        phases.nova_get = nova_get;
+        measured.push(phases);
     }
     (ids, measured, views)
 }
 
-/// The daemon's log from byte `from` on, without colours.
+/// The daemon's log from byte `from` on (plain text: it is no terminal).
 fn log_since(daemon: &Daemon, from: usize) -> String {
     let log = std::fs::read(daemon.dir.join("oms.log")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&log[from.min(log.len())..]).into_owned();
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // An ANSI colour: ESC [ ... m
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
+    String::from_utf8_lossy(&log[from.min(log.len())..]).into_owned()
 }
 
 fn log_len(daemon: &Daemon) -> usize {
@@ -233,11 +233,7 @@ fn get_seconds(log: &str) -> Vec<f64> {
 
 /// When a Nova `service` of `region` logged `needle` for each server, by
 /// server id (its log's local time is UTC on the tier's machine).
-fn nova_log_times(
-    region: &str,
-    service: &str,
-    needle: &str,
-) -> std::collections::HashMap<String, DateTime<Utc>> {
+fn nova_log_times(region: &str, service: &str, needle: &str) -> HashMap<String, DateTime<Utc>> {
     let n = if region == "RegionOne" { 1 } else { 2 };
     let state = std::env::var("MOS_STATE").unwrap_or_else(|_| "/var/tmp/oms-conformance".into());
     let log =
@@ -255,7 +251,7 @@ fn nova_log_times(
 /// For every failed build in `views`: seconds from Nova setting its server
 /// to ERROR to the daemon scheduling the instance's next attempt.
 fn reroutes(views: &[Value]) -> Vec<f64> {
-    let errored: std::collections::HashMap<String, DateTime<Utc>> = REGIONS
+    let errored: HashMap<String, DateTime<Utc>> = REGIONS
         .iter()
         .flat_map(|r| nova_log_times(r, "conductor", "Setting instance to ERROR state"))
         .collect();

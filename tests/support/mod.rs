@@ -20,6 +20,11 @@ use oms_actors::openstack::{
 use oms_sim::{ProviderConfig, RegionConfig, SimConfig, Simulator};
 use secrecy::SecretString;
 
+/// An OpenSSH public key for launches and imports (its private half is
+/// nowhere: nothing logs in).
+pub const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDpDFr+8I0HQV9icG0+dBIJHThN1YYprA6OMhadAwztn ci";
+
 /// A simulator with one provider `p` whose regions are `p-1` and `p-2`,
 /// changed by `adjust` before it starts.
 pub async fn sim_with(adjust: impl FnOnce(&mut ProviderConfig)) -> Simulator {

@@ -178,13 +178,13 @@ impl RegionState {
         self.error_rate = self.error_rate * (1.0 - EWMA) + failed * EWMA;
         let wall = Utc::now();
         let mut repeat = false;
+        if let Err(e) = result {
+            *self.calls_failed.entry(e.class.as_str()).or_default() += 1;
+        }
         match result {
             // The call's task told the pacer already (region_calls::heed).
-            Err(e) if e.class == Class::RateLimited => {
-                *self.calls_failed.entry(e.class.as_str()).or_default() += 1;
-            }
+            Err(e) if e.class == Class::RateLimited => {}
             Err(e) => {
-                *self.calls_failed.entry(e.class.as_str()).or_default() += 1;
                 let said = e.to_string();
                 repeat = self.failing_since.is_some()
                     && self.last_error.as_ref().is_some_and(|(m, _)| *m == said);
