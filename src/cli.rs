@@ -59,11 +59,21 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// Check a configuration file and print what is wrong, with lines.
+    /// Check a configuration file: every problem, each as FILE:LINE:COLUMN.
+    ///
+    /// Relative secret files are looked for in $CREDENTIALS_DIRECTORY when
+    /// set, else in credentials/ beside the file, then beside the file.
+    /// When none of those is a credentials directory, a missing secret is
+    /// a note (systemd's LoadCredential= will provide it), not a problem.
+    /// Exits 1 when there is a problem.
     CheckConfig {
         /// The file.
         #[arg(default_value = DEFAULT_CONFIG)]
         file: PathBuf,
+        /// Look for the secret files here (where the unit's LoadCredential=
+        /// lines take them from).
+        #[arg(long, value_name = "DIR")]
+        credentials: Option<PathBuf>,
     },
     /// Run the daemon over an embedded simulator, with an admin token.
     Demo {
@@ -248,7 +258,7 @@ pub fn main() -> ExitCode {
                 state_dir,
                 listen,
             } => serve(config, state_dir, listen).await,
-            Command::CheckConfig { file } => check_config(&file),
+            Command::CheckConfig { file, credentials } => check_config(&file, credentials),
             Command::Demo { listen } => crate::demo::run(listen).await,
             Command::Sim { config } => crate::sim_command::run(config.as_deref()).await,
             Command::Token {
@@ -321,19 +331,35 @@ async fn serve(
     crate::serve::run(&path, required, config).await
 }
 
-fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+fn check_config(file: &std::path::Path, credentials: Option<PathBuf>) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let problems = match Config::parse(&text, file, std::env::vars()) {
-        Ok(config) => config.check(&text),
-        Err(problems) => problems,
+    let (config, mut problems) = Config::parse_all(&text, file, std::env::vars());
+    let mut notes = Vec::new();
+    if let Some(mut config) = config {
+        if let Some(dir) = credentials {
+            config.secrets = crate::config::SecretPlaces::only(dir);
+        }
+        let checked = config.check(&text);
+        problems.extend(checked.problems);
+        notes = checked.notes;
+    }
+    problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+    // FILE:LINE:COLUMN, as compilers write, so editors jump to it.
+    let placed = |p: &crate::config::Problem| match (p.line, p.column) {
+        (Some(line), Some(column)) => format!("{}:{line}:{column}", file.display()),
+        (Some(line), None) => format!("{}:{line}", file.display()),
+        _ => file.display().to_string(),
     };
+    for note in &notes {
+        println!("{}: note: {}", placed(note), note.message);
+    }
     if problems.is_empty() {
         println!("{}: ok", file.display());
         return Ok(());
     }
     for problem in &problems {
-        println!("{}: {problem}", file.display());
+        println!("{}: {}", placed(problem), problem.message);
     }
     anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
 }

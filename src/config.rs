@@ -43,10 +43,65 @@ pub struct Config {
     pub profiles: Vec<ProfileConfig>,
     /// Accounts to create or update on start and reload.
     pub accounts: Vec<AccountConfig>,
-    /// Where relative secret files are looked up (not in the file: the
-    /// config file's directory, or `$CREDENTIALS_DIRECTORY`).
+    /// Where relative secret files are looked up (not in the file).
     #[serde(skip)]
-    pub secrets_dir: PathBuf,
+    pub secrets: SecretPlaces,
+}
+
+/// Where relative secret files are looked up: `$CREDENTIALS_DIRECTORY`
+/// under systemd; otherwise `credentials/` beside the configuration file
+/// (where the README installs them), then the file's own directory.
+#[derive(Debug, Clone, Default)]
+pub struct SecretPlaces {
+    /// Searched in order; the first that holds the file wins.
+    pub dirs: Vec<PathBuf>,
+    /// Whether one of `dirs` is a credentials directory, so a secret that
+    /// is not there is surely missing; outside systemd with none,
+    /// `check-config` cannot see what the unit will load.
+    pub known: bool,
+}
+
+impl SecretPlaces {
+    /// The places for a configuration file at `path`.
+    pub fn for_file(path: &Path) -> SecretPlaces {
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            return SecretPlaces::only(PathBuf::from(dir));
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let credentials = dir.join("credentials");
+        SecretPlaces {
+            known: credentials.is_dir(),
+            dirs: vec![credentials, dir],
+        }
+    }
+
+    /// One directory, known to be where the secrets are.
+    pub fn only(dir: PathBuf) -> SecretPlaces {
+        SecretPlaces {
+            dirs: vec![dir],
+            known: true,
+        }
+    }
+
+    /// Where `file` is: itself when absolute, else the first place that
+    /// has it (the first place when none has).
+    pub fn resolve(&self, file: &Path) -> PathBuf {
+        if file.is_absolute() {
+            return file.to_path_buf();
+        }
+        self.dirs
+            .iter()
+            .map(|dir| dir.join(file))
+            .find(|candidate| candidate.exists())
+            .unwrap_or_else(|| {
+                self.dirs
+                    .first()
+                    .map_or(file.to_path_buf(), |d| d.join(file))
+            })
+    }
 }
 
 impl Default for Config {
@@ -61,7 +116,7 @@ impl Default for Config {
             fleet: FleetSection::default(),
             profiles: Vec::new(),
             accounts: Vec::new(),
-            secrets_dir: PathBuf::from("."),
+            secrets: SecretPlaces::default(),
         }
     }
 }
@@ -234,15 +289,31 @@ fn yes() -> bool {
 pub struct Problem {
     /// 1-based line, when known.
     pub line: Option<usize>,
+    /// 1-based column (in characters), when known.
+    pub column: Option<usize>,
     /// What is wrong.
     pub message: String,
 }
 
+impl Problem {
+    /// A problem with no place in the file.
+    pub fn unplaced(message: String) -> Problem {
+        Problem {
+            line: None,
+            column: None,
+            message,
+        }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}", self.message),
-            None => f.write_str(&self.message),
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(f, "line {line}, column {column}: {}", self.message)
+            }
+            (Some(line), None) => write!(f, "line {line}: {}", self.message),
+            _ => f.write_str(&self.message),
         }
     }
 }
@@ -288,110 +359,246 @@ fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
 
 impl Config {
     /// Reads `path` (a missing default file means defaults), applies
-    /// `OMS_*` overrides, and checks types. Problems carry lines.
+    /// `OMS_*` overrides, and checks types and settings. Problems carry
+    /// lines and columns.
     pub fn load(path: &Path, required: bool) -> Result<Config, Vec<Problem>> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
             Err(e) => {
-                return Err(vec![Problem {
-                    line: None,
-                    message: format!("cannot read {}: {e}", path.display()),
-                }]);
+                return Err(vec![Problem::unplaced(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                ))]);
             }
         };
         Config::parse(&text, path, std::env::vars())
     }
 
-    /// Parses `text` as if read from `path`, with `env` overrides.
+    /// Parses `text` as if read from `path`, with `env` overrides: every
+    /// syntax and type problem of the file, then every setting out of
+    /// bounds (accounts are checked on their own by [`Config::check`]).
     pub fn parse(
         text: &str,
         path: &Path,
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Config, Vec<Problem>> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
-        let mut document: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            vec![Problem {
-                line: e.span().map(|s| line_of(s.start)),
-                message: e.message().to_owned(),
-            }]
-        })?;
-        apply_env(&mut document, env);
-        let mut config: Config =
-            toml::Table::try_into(document).map_err(|e: toml::de::Error| {
-                vec![Problem {
-                    line: None,
-                    message: e.message().to_owned(),
-                }]
-            })?;
-        // Type errors from the merged table have no span; find one in the
-        // text when the message names a key.
-        config.secrets_dir = std::env::var_os("CREDENTIALS_DIRECTORY")
-            .map(PathBuf::from)
-            .or_else(|| path.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| PathBuf::from("."));
-        Ok(config)
+        let (config, problems) = Config::parse_all(text, path, env);
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(problems),
+        }
     }
 
-    /// Every problem the daemon would meet: bad accounts, bad profiles,
-    /// unreadable secret files, duplicate names.
-    pub fn check(&self, text: &str) -> Vec<Problem> {
+    /// Like [`Config::parse`], but what could be read (the keys of the
+    /// wrong type left at their defaults) comes with the problems, so a
+    /// check goes on to the accounts; nothing when the syntax is wrong.
+    pub fn parse_all(
+        text: &str,
+        path: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> (Option<Config>, Vec<Problem>) {
+        let (file_only, mut problems) = crate::check_config::typed(text);
+        let Some(mut config) = file_only else {
+            return (None, problems);
+        };
+        if problems.is_empty() {
+            // The environment overrides keys of the file, by path.
+            let mut document: toml::Table = text.parse().unwrap_or_default();
+            apply_env(&mut document, env);
+            match toml::Table::try_into::<Config>(document) {
+                Ok(merged) => config = merged,
+                // The file alone deserialized: an OMS_ variable is wrong.
+                Err(e) => problems.push(Problem::unplaced(format!(
+                    "an OMS_ environment variable: {}",
+                    e.message().trim_end()
+                ))),
+            }
+        }
+        config.secrets = SecretPlaces::for_file(path);
+        problems.extend(config.settings_problems(text));
+        (Some(config), problems)
+    }
+
+    /// Settings the daemon cannot run with: intervals that are not
+    /// positive, no attempt, limits of zero, profiles out of bounds or
+    /// declared twice.
+    fn settings_problems(&self, text: &str) -> Vec<Problem> {
+        use crate::check_config::at;
         let mut problems = Vec::new();
+        let mut need = |ok: bool, path: &str, what: &str| {
+            if !ok {
+                problems.push(at(text, path, format!("{path}: {what}")));
+            }
+        };
+        let f = &self.fleet;
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        for (value, key) in [
+            (f.poll_interval_secs, "poll_interval_secs"),
+            (f.refresh_interval_secs, "refresh_interval_secs"),
+            (f.leak_interval_secs, "leak_interval_secs"),
+            (f.retention_days, "retention_days"),
+        ] {
+            need(
+                positive(value),
+                &format!("fleet.{key}"),
+                "must be more than 0",
+            );
+        }
+        need(
+            f.leak_grace_secs.is_finite() && f.leak_grace_secs >= 0.0,
+            "fleet.leak_grace_secs",
+            "must be 0 or more",
+        );
+        let max_deadline = oms_actors::bounds::MAX_DEADLINE.as_secs();
+        need(
+            (1..=max_deadline).contains(&f.default_deadline_secs),
+            "fleet.default_deadline_secs",
+            &format!("1 to {max_deadline}"),
+        );
+        let max_attempts = oms_actors::bounds::MAX_ATTEMPTS;
+        need(
+            (1..=max_attempts).contains(&f.default_max_attempts),
+            "fleet.default_max_attempts",
+            &format!("1 to {max_attempts}: at least one attempt"),
+        );
+        let a = &self.api;
+        need(a.max_count >= 1, "api.max_count", "at least 1");
+        need(
+            a.body_limit >= 1024,
+            "api.body_limit",
+            "at least 1024 bytes: a launch with a public key needs that much",
+        );
+        need(
+            a.client_rate_per_sec >= 1,
+            "api.client_rate_per_sec",
+            "at least 1",
+        );
+        need(a.client_burst >= 1, "api.client_burst", "at least 1");
         let mut names = std::collections::BTreeSet::new();
-        let mut built: Vec<oms_actors::model::Account> = Vec::new();
-        for account in &self.accounts {
-            if !names.insert(account.name.clone()) {
-                problems.push(problem_at(
+        for (i, profile) in self.profiles().iter().enumerate() {
+            if !names.insert(profile.name.clone()) {
+                problems.push(at(
                     text,
-                    &account.name,
-                    format!("account {} is declared twice", account.name),
+                    &format!("profiles[{i}].name"),
+                    format!("profile {} is declared twice", profile.name),
                 ));
             }
-            match self.account(account) {
-                Err(message) => problems.push(problem_at(
+            if let Err(message) = profile.check_bounds() {
+                problems.push(at(
                     text,
-                    &account.name,
-                    format!("account {}: {message}", account.name),
-                )),
-                Ok(mut declared) => {
-                    declared.id = declared.name.clone();
-                    if let Some(other) = oms_actors::one_project::declared_clash(&declared, &built)
-                    {
-                        problems.push(problem_at(
+                    &format!("profiles[{i}]"),
+                    format!("profile {}: {message}", profile.name),
+                ));
+            }
+        }
+        problems
+    }
+
+    /// Every problem the daemon would meet with accounts and secrets:
+    /// bad accounts, unreadable secret files, duplicate names, two
+    /// accounts on one project. A secret file that cannot be looked for
+    /// here (no credentials directory: systemd will load it) is a note,
+    /// not a problem, and the account is checked without it.
+    pub fn check(&self, text: &str) -> Checked {
+        use crate::check_config::at;
+        let mut checked = Checked::default();
+        let mut names = std::collections::BTreeSet::new();
+        let mut built: Vec<oms_actors::model::Account> = Vec::new();
+        for (i, declared) in self.accounts.iter().enumerate() {
+            let place = format!("accounts[{i}].name");
+            let name = &declared.name;
+            if !names.insert(name.clone()) {
+                checked.problems.push(at(
+                    text,
+                    &place,
+                    format!("account {name} is declared twice"),
+                ));
+            }
+            let mut declared = declared.clone();
+            for (file, key) in [
+                (&mut declared.password_file, "password_file"),
+                (
+                    &mut declared.application_credential_secret_file,
+                    "application_credential_secret_file",
+                ),
+            ] {
+                if let Some(note) = file.as_deref().and_then(|f| self.unseen_secret(f)) {
+                    checked.notes.push(at(
+                        text,
+                        &format!("accounts[{i}].{key}"),
+                        format!("account {name}: {note}"),
+                    ));
+                    *file = None;
+                    if key == "password_file" {
+                        declared.password = Some("unseen".into());
+                    } else {
+                        declared.application_credential_secret = Some("unseen".into());
+                    }
+                }
+            }
+            match self
+                .account(&declared)
+                .and_then(|a| a.check_bounds().map(|()| a))
+            {
+                Err(message) => {
+                    checked
+                        .problems
+                        .push(at(text, &place, format!("account {name}: {message}")));
+                }
+                Ok(mut account) => {
+                    account.id = account.name.clone();
+                    if let Some(other) = oms_actors::one_project::declared_clash(&account, &built) {
+                        checked.problems.push(at(
                             text,
-                            &account.name,
+                            &place,
                             format!(
-                                "account {}: {}",
-                                account.name,
+                                "account {name}: {}",
                                 oms_actors::one_project::clash_message(&other.name)
                             ),
                         ));
                     }
-                    built.push(declared);
+                    built.push(account);
                 }
             }
         }
-        for profile in &self.profiles {
-            if profile.min_vcpus == 0 || profile.min_ram_mb == 0 || profile.image.is_empty() {
-                problems.push(problem_at(
+        if let Some(file) = &self.admin_token_file {
+            if let Some(note) = self.unseen_secret(file) {
+                checked.notes.push(at(
                     text,
-                    &profile.name,
-                    format!(
-                        "profile {}: min_vcpus, min_ram_mb and image are required",
-                        profile.name
-                    ),
+                    "admin_token_file",
+                    format!("admin_token_file: {note}"),
+                ));
+            } else if let Err(message) = self.read_secret(file) {
+                checked.problems.push(at(
+                    text,
+                    "admin_token_file",
+                    format!("admin_token_file: {message}"),
                 ));
             }
         }
-        if let Some(file) = &self.admin_token_file
-            && let Err(message) = self.read_secret(file)
-        {
-            problems.push(Problem {
-                line: None,
-                message: format!("admin_token_file: {message}"),
-            });
+        checked
+    }
+
+    /// Why a secret file cannot be looked for here, if it cannot: it is
+    /// in none of the places and none of them is a credentials directory.
+    fn unseen_secret(&self, file: &Path) -> Option<String> {
+        if self.secrets.known || file.is_absolute() || self.secrets.resolve(file).exists() {
+            return None;
         }
-        problems
+        let name = file.display();
+        let places: Vec<String> = self
+            .secrets
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        Some(format!(
+            "{name} is not in {}; not checked. Under systemd it is read from \
+             $CREDENTIALS_DIRECTORY (LoadCredential={name}:/etc/openmultistack/credentials/{name}); \
+             give --credentials DIR to check it",
+            places.join(" or ")
+        ))
     }
 
     /// The fleet's settings.
@@ -425,11 +632,7 @@ impl Config {
     /// Reads a secret file (relative to the secrets directory); refuses
     /// one that other users can read.
     pub fn read_secret(&self, file: &Path) -> Result<String, String> {
-        let path = if file.is_absolute() {
-            file.to_path_buf()
-        } else {
-            self.secrets_dir.join(file)
-        };
+        let path = self.secrets.resolve(file);
         let metadata =
             std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if metadata.permissions().mode() & 0o007 != 0 {
@@ -582,14 +785,13 @@ impl Config {
     }
 }
 
-/// A problem placed on the line that declares `name`.
-fn problem_at(text: &str, name: &str, message: String) -> Problem {
-    let needle = format!("\"{name}\"");
-    let line = text
-        .lines()
-        .position(|l| l.trim_start().starts_with("name") && l.contains(&needle))
-        .map(|i| i + 1);
-    Problem { line, message }
+/// What [`Config::check`] found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// What the daemon would refuse.
+    pub problems: Vec<Problem>,
+    /// What could not be checked here, and why.
+    pub notes: Vec<Problem>,
 }
 
 #[cfg(test)]
@@ -611,6 +813,23 @@ mod tests {
         assert_eq!(config.accounts.len(), 2);
         assert_eq!(config.profiles.len(), 1);
         assert_eq!(config.accounts[0].limits.max_concurrent_creates, 10);
+    }
+
+    #[test]
+    fn settings_the_daemon_cannot_run_with_are_refused_each_at_its_line() {
+        let text = "[fleet]\npoll_interval_secs = -3\ndefault_max_attempts = 0\nleak_grace_secs = -1.0\n\n[api]\nmax_count = 0\n\n[[profiles]]\nname = \"small\"\nmin_vcpus = 1\nmin_ram_mb = 512\nimage = \"i\"\n\n[[profiles]]\nname = \"small\"\nmin_vcpus = 0\nmin_ram_mb = 512\nimage = \"i\"\n";
+        let problems = parse(text, &[]).unwrap_err();
+        let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(
+            lines,
+            [Some(2), Some(4), Some(3), Some(7), Some(16), Some(15)],
+            "{problems:#?}"
+        );
+        // From the environment too, though no line can be given then.
+        let problems = parse("", &[("OMS_FLEET__POLL_INTERVAL_SECS", "0")]).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let problems = parse("", &[("OMS_API__MAX_COUNT", "\"x\"")]).unwrap_err();
+        assert!(problems[0].message.contains("OMS_"), "{problems:?}");
     }
 
     #[test]
@@ -666,7 +885,7 @@ application_credential_id = "x"
 application_credential_secret = "s"
 "#;
         let config = parse(text, &[]).unwrap();
-        let problems = config.check(text);
+        let problems = config.check(text).problems;
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(problems[0].line, Some(10));
         assert!(problems[0].message.contains("nopass"));
@@ -699,7 +918,7 @@ project_name = "q"
 password = "pw"
 "#;
         let config = parse(text, &[]).unwrap();
-        let problems = config.check(text);
+        let problems = config.check(text).problems;
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].line, Some(10));
         assert!(

@@ -1,6 +1,7 @@
 //! OpenMultiStack's binary crate: command line, telemetry and the
 //! composition root that wires the actors, the web server and the simulator.
 
+pub mod check_config;
 pub mod cli;
 pub mod client;
 pub mod clouds;

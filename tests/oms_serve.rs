@@ -291,24 +291,92 @@ async fn sighup_with_a_broken_account_keeps_the_others_working() {
     assert!(serve.stop().success());
 }
 
+fn check_config(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_oms"))
+        .arg("check-config")
+        .args(args)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
-fn check_config_prints_each_problem_with_its_line() {
+fn check_config_prints_every_problem_in_one_run_at_its_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oms.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:0\"\n\n[[accounts]]\nname = \"nosecret\"\nauth_url = \"https://k/v3\"\nusername = \"u\"\nproject_name = \"p\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_oms"))
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("line 4: account nosecret"), "{text}");
+    let path = file.to_str().unwrap();
+    std::fs::write(
+        &file,
+        "listen = 5\n\n[fleet]\npoll_interval_secs = -3\ndefault_max_attempts = 0\n\n\
+         [api]\nmax_count = 0\nbody_limit = \"big\"\n\n\
+         [[profiles]]\nname = \"small\"\nmin_vcpus = 1\nmin_ram_mb = 512\nimage = \"i\"\n\n\
+         [[profiles]]\nname = \"small\"\nmin_vcpus = 1\nmin_ram_mb = 512\nimage = \"i\"\n\n\
+         [[accounts]]\nname = \"nosecret\"\nauth_url = \"https://k/v3\"\nusername = \"u\"\nproject_name = \"p\"\n",
+    )
+    .unwrap();
+    let (ok, text) = check_config(&[path]);
+    assert!(!ok, "{text}");
+    for expected in [
+        format!("{path}:1:10: listen: invalid type"),
+        format!("{path}:4:1: fleet.poll_interval_secs: must be more than 0"),
+        format!("{path}:5:1: fleet.default_max_attempts: 1 to"),
+        format!("{path}:8:1: api.max_count: at least 1"),
+        format!("{path}:9:14: api.body_limit: invalid type"),
+        format!("{path}:18:1: profile small is declared twice"),
+        format!("{path}:24:1: account nosecret: a password or an application credential"),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
+    }
+    assert_eq!(text.lines().count(), 7, "{text}");
+
     std::fs::write(&file, "listen = \n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_oms"))
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("line 1"));
+    let (ok, text) = check_config(&[path]);
+    assert!(!ok && text.contains(&format!("{path}:")), "{text}");
+}
+
+/// The shipped example passes as shipped: its secrets are systemd
+/// credentials, which a shell cannot see, so they are notes; given where
+/// they are, they are checked.
+#[test]
+fn check_config_passes_the_shipped_example_and_checks_its_secrets_where_told() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/oms.toml.example");
+    let (ok, text) = check_config(&[example]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("note: account acme: acme-password is not in"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with(": ok"), "{text}");
+
+    let credentials = tempfile::tempdir().unwrap();
+    let dir = credentials.path().to_str().unwrap();
+    write_private(&credentials.path().join("acme-password"), "pw\n");
+    write_private(
+        &credentials.path().join("admin-token"),
+        "oms_example-admin-token\n",
+    );
+    let (ok, text) = check_config(&[example, "--credentials", dir]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("account bigcloud: cannot read") && !text.contains("note:"),
+        "{text}"
+    );
+    write_private(&credentials.path().join("bigcloud-secret"), "s\n");
+    let (ok, text) = check_config(&[example, "--credentials", dir]);
+    assert!(ok, "{text}");
+
+    // credentials/ beside the file is where the README installs secrets:
+    // once it exists, a secret missing from it is a problem.
+    let etc = tempfile::tempdir().unwrap();
+    let file = etc.path().join("oms.toml");
+    std::fs::copy(example, &file).unwrap();
+    std::fs::create_dir(etc.path().join("credentials")).unwrap();
+    let (ok, text) = check_config(&[file.to_str().unwrap()]);
+    assert!(!ok && text.contains("account acme: cannot read"), "{text}");
 }
 
 /// Under systemd with the watchdog on, a task pings the watchdog with a

@@ -63,6 +63,22 @@ impl Default for RegionLimits {
     }
 }
 
+impl RegionLimits {
+    /// Why these limits cannot drive a region: a rate of zero would never
+    /// send, and beyond 1000 no provider's API keeps up.
+    pub fn check_bounds(&self) -> Result<(), String> {
+        let ok = self.mutating_per_sec > 0.0
+            && self.mutating_per_sec <= 1000.0
+            && self.read_per_sec > 0.0
+            && self.read_per_sec <= 1000.0
+            && (1..=1000).contains(&self.mutating_burst)
+            && (1..=1000).contains(&self.max_concurrent_creates);
+        ok.then_some(()).ok_or_else(|| {
+            "limits: rates in (0, 1000] per second, mutating_burst and max_concurrent_creates 1 to 1000".into()
+        })
+    }
+}
+
 /// Flavor and image names an account forces for a profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Pin {
@@ -185,6 +201,7 @@ impl Account {
         }
         bounds::list("regions", &self.regions)?;
         bounds::list("networks", &self.networks)?;
+        self.limits.check_bounds()?;
         bounds::list("pins", self.pins.keys())?;
         for pin in self.pins.values() {
             bounds::list("pins", pin.flavor.iter().chain(&pin.image))?;

@@ -108,21 +108,6 @@ pub(crate) struct PatchBody {
     secret: Option<String>,
 }
 
-/// Refuses rates and concurrency outside sane bounds.
-pub(crate) fn check_limits(limits: &RegionLimits) -> Result<(), ApiError> {
-    let ok = limits.mutating_per_sec > 0.0
-        && limits.mutating_per_sec <= 1000.0
-        && limits.read_per_sec > 0.0
-        && limits.read_per_sec <= 1000.0
-        && (1..=1000).contains(&limits.mutating_burst)
-        && (1..=1000).contains(&limits.max_concurrent_creates);
-    ok.then_some(()).ok_or_else(|| {
-        ApiError::invalid(
-            "limits: rates in (0, 1000] per second, mutating_burst and max_concurrent_creates 1 to 1000",
-        )
-    })
-}
-
 /// Validates a registration into an account (and whether to test it).
 pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
     let auth_url: url::Url = body
@@ -176,7 +161,6 @@ pub(crate) fn build(body: CreateBody) -> Result<(Account, bool), ApiError> {
         }
     };
     let limits = body.limits.unwrap_or_default();
-    check_limits(&limits)?;
     let account = Account {
         id: String::new(),
         name: body.name,
@@ -287,7 +271,6 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<warp::reply::Response, ApiE
     let changes: PatchBody = body::json(call)?;
     let mut account = find(call)?;
     if let Some(limits) = changes.limits {
-        check_limits(&limits)?;
         account.limits = limits;
     }
     if let Some(secret) = changes.secret {

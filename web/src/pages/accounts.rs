@@ -257,8 +257,8 @@ pub(crate) async fn edit(page: &Page<'_>, id: &str) -> warp::reply::Response {
         read_per_sec: text("read_per_sec").parse().unwrap_or(f64::NAN),
         max_concurrent_creates: text("max_concurrent_creates").parse().unwrap_or(0),
     };
-    if let Err(error) = crate::accounts::check_limits(&limits) {
-        return edit_form(page, id, Some(error.message));
+    if let Err(message) = limits.check_bounds() {
+        return edit_form(page, id, Some(message));
     }
     account.priority = priority;
     account.limits = limits;
