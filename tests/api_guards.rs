@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 /// A concrete path for a route template.
 fn concrete(path: &str) -> String {
     path.replace("{id}", "00000000000000000000000000000000")
+        .replace("{name}", "absent")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

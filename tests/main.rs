@@ -5,6 +5,7 @@ mod support;
 
 mod api_guards;
 mod api_instances;
+mod api_profiles;
 mod api_secrets;
 mod api_tokens;
 mod browser;

@@ -634,16 +634,55 @@ impl Fleet {
         Ok(self.ctx.store.list_profiles()?)
     }
 
-    /// Adds or replaces a profile; regions resolve it on their next refresh.
-    pub async fn put_profile(&self, profile: Profile) -> Result<(), FleetError> {
-        profile.check_bounds().map_err(FleetError::Invalid)?;
-        self.ctx.store.put_profile(&profile)?;
+    /// Adds a profile; one of that name is a conflict, so a create does
+    /// not silently replace what others launch with.
+    pub async fn add_profile(&self, profile: Profile) -> Result<(), FleetError> {
+        if self.ctx.store.get_profile(&profile.name)?.is_some() {
+            return Err(FleetError::Conflict(format!(
+                "profile {} exists; PUT /v1/profiles/{} replaces it",
+                profile.name, profile.name
+            )));
+        }
+        self.put_profile(profile).await
+    }
+
+    /// Removes a profile; refused while unfinished instances use it (their
+    /// boot timeout and reroutes need it).
+    pub async fn remove_profile(&self, name: &str) -> Result<(), FleetError> {
+        if self.ctx.store.get_profile(name)?.is_none() {
+            return Err(FleetError::NotFound(format!("profile {name}")));
+        }
+        let users = self.ctx.store.list_instances(&InstanceFilter {
+            profile: Some(name.to_owned()),
+            ..InstanceFilter::live()
+        })?;
+        if !users.is_empty() {
+            return Err(FleetError::Conflict(format!(
+                "profile {name} is used by {} instance(s) that are not finished",
+                users.len()
+            )));
+        }
+        self.ctx.store.delete_profile(name)?;
         self.ctx.store.flush().await?;
+        self.refresh_regions();
+        Ok(())
+    }
+
+    /// Asks every region to read profiles and limits again.
+    fn refresh_regions(&self) {
         for status in self.ctx.board.snapshot() {
             if let Some(region) = self.ctx.region(&status.account_id, &status.region) {
                 let _ = region.send_message(RegionMsg::Refresh { full: true });
             }
         }
+    }
+
+    /// Adds or replaces a profile; regions resolve it on their next refresh.
+    pub async fn put_profile(&self, profile: Profile) -> Result<(), FleetError> {
+        profile.check_bounds().map_err(FleetError::Invalid)?;
+        self.ctx.store.put_profile(&profile)?;
+        self.ctx.store.flush().await?;
+        self.refresh_regions();
         Ok(())
     }
 

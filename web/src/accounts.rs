@@ -292,7 +292,5 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<warp::reply::Response, ApiE
 /// `DELETE /v1/accounts/{id}`: refused while it holds instances.
 pub(crate) async fn delete(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     call.api.fleet.remove_account(&call.params[0]).await?;
-    let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    Ok(crate::no_content())
 }

@@ -111,6 +111,13 @@ impl Api {
     }
 }
 
+/// An empty 204.
+pub(crate) fn no_content() -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
 /// A JSON response.
 pub(crate) fn json_response<T: serde::Serialize + ?Sized>(
     status: StatusCode,

@@ -1,4 +1,6 @@
-//! `/v1/profiles`: list (any client), create or replace (admin).
+//! `/v1/profiles`: list and show (any client); create, replace and
+//! delete (admin). A create of a name that exists is a conflict: only a
+//! PUT to the profile's own path replaces it.
 
 use oms_actors::model::Profile;
 use serde::Deserialize;
@@ -33,17 +35,58 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     ))
 }
 
-/// `POST /v1/profiles`.
-pub(crate) async fn put(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
-    let p: ProfileBody = body::json(call)?;
-    let profile = Profile {
-        name: p.name,
-        min_vcpus: p.min_vcpus,
-        min_ram_mb: p.min_ram_mb,
-        min_disk_gb: p.min_disk_gb,
-        image: p.image,
-        boot_timeout_secs: p.boot_timeout_secs,
-    };
-    call.api.fleet.put_profile(profile.clone()).await?;
+impl ProfileBody {
+    fn into_profile(self) -> Profile {
+        Profile {
+            name: self.name,
+            min_vcpus: self.min_vcpus,
+            min_ram_mb: self.min_ram_mb,
+            min_disk_gb: self.min_disk_gb,
+            image: self.image,
+            boot_timeout_secs: self.boot_timeout_secs,
+        }
+    }
+}
+
+/// `GET /v1/profiles/{name}`.
+pub(crate) fn get(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let name = &call.params[0];
+    let profile = call
+        .api
+        .fleet
+        .profile(name)?
+        .ok_or_else(|| ApiError::not_found(format!("no profile {name}")))?;
+    Ok(crate::json_response(StatusCode::OK, &profile))
+}
+
+/// `POST /v1/profiles`: a new profile.
+pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let profile = body::json::<ProfileBody>(call)?.into_profile();
+    call.api.fleet.add_profile(profile.clone()).await?;
     Ok(crate::json_response(StatusCode::CREATED, &profile))
+}
+
+/// `PUT /v1/profiles/{name}`: creates or replaces; the body's name is the
+/// path's.
+pub(crate) async fn put(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    let profile = body::json::<ProfileBody>(call)?.into_profile();
+    if profile.name != call.params[0] {
+        return Err(ApiError::invalid(
+            "name: the body's name must be the one in the path",
+        ));
+    }
+    let existed = call.api.fleet.profile(&profile.name)?.is_some();
+    call.api.fleet.put_profile(profile.clone()).await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(crate::json_response(status, &profile))
+}
+
+/// `DELETE /v1/profiles/{name}`.
+pub(crate) async fn delete(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
+    call.api.fleet.remove_profile(&call.params[0]).await?;
+    Ok(crate::no_content())
 }

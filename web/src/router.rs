@@ -53,8 +53,14 @@ pub enum Op {
     ListRegions,
     /// List profiles.
     ListProfiles,
-    /// Create or replace a profile.
+    /// One profile.
+    GetProfile,
+    /// Create a profile.
+    CreateProfile,
+    /// Create or replace a profile by name.
     PutProfile,
+    /// Delete a profile.
+    DeleteProfile,
     /// List tokens.
     ListTokens,
     /// Create a token.
@@ -355,12 +361,42 @@ pub const ROUTES: &[Route] = &[
         "POST",
         "/v1/profiles",
         Access::Admin,
-        Op::PutProfile,
+        Op::CreateProfile,
         201,
-        "Create or replace a profile.",
+        "Create a profile (a name that exists is a conflict: PUT replaces).",
     )
     .body(schema::<crate::profiles::ProfileBody>)
+    .answer(schema::<oms_actors::model::Profile>)
+    .also(&[(409, "a profile of that name exists")]),
+    route(
+        "GET",
+        "/v1/profiles/{name}",
+        Access::Client,
+        Op::GetProfile,
+        200,
+        "One profile.",
+    )
     .answer(schema::<oms_actors::model::Profile>),
+    route(
+        "PUT",
+        "/v1/profiles/{name}",
+        Access::Admin,
+        Op::PutProfile,
+        200,
+        "Create or replace a profile (201 when it is new).",
+    )
+    .body(schema::<crate::profiles::ProfileBody>)
+    .answer(schema::<oms_actors::model::Profile>)
+    .also(&[(201, "created")]),
+    route(
+        "DELETE",
+        "/v1/profiles/{name}",
+        Access::Admin,
+        Op::DeleteProfile,
+        204,
+        "Delete a profile no unfinished instance uses.",
+    )
+    .also(&[(409, "unfinished instances use the profile")]),
     route(
         "GET",
         "/v1/tokens",
@@ -442,8 +478,7 @@ pub const MAX_ID: usize = 64;
 
 /// A 204 to `OPTIONS`, saying which methods the path takes.
 fn options(allowed: &str) -> warp::reply::Response {
-    let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
-    *response.status_mut() = StatusCode::NO_CONTENT;
+    let mut response = crate::no_content();
     if let Ok(value) = warp::http::HeaderValue::from_str(allowed) {
         response
             .headers_mut()
@@ -577,7 +612,10 @@ async fn run(
         Op::DeleteAccount => accounts::delete(&call).await,
         Op::ListRegions => regions::list(&call),
         Op::ListProfiles => profiles::list(&call),
+        Op::GetProfile => profiles::get(&call),
+        Op::CreateProfile => profiles::create(&call).await,
         Op::PutProfile => profiles::put(&call).await,
+        Op::DeleteProfile => profiles::delete(&call).await,
         Op::ListTokens => tokens::list(&call),
         Op::CreateToken => tokens::create(&call).await,
         Op::RevokeToken => tokens::revoke(&call).await,

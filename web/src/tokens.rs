@@ -53,7 +53,5 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<warp::reply::Response, Api
 /// `DELETE /v1/tokens/{id}`.
 pub(crate) async fn revoke(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     call.api.fleet.revoke_token(&call.params[0]).await?;
-    let mut response = warp::reply::Response::new(Vec::<u8>::new().into());
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    Ok(crate::no_content())
 }
