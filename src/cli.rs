@@ -39,6 +39,10 @@ pub struct Cli {
     /// variable: a flag shows in the process list).
     #[arg(long, global = true, env = "OMS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// How listings and answers are printed: a table with a header, or
+    /// the API's own JSON or YAML for scripts.
+    #[arg(short = 'f', long, global = true, value_enum, default_value_t)]
+    pub format: crate::output::Format,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -87,7 +91,11 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Launch instances through the API (OMS_URL, OMS_TOKEN).
+    /// Launch instances through the API.
+    ///
+    /// Without --public-key-file a key pair is generated and its private
+    /// key written to --key-out FILE, or to oms-<request id>.key in the
+    /// current directory (mode 0600); --no-key boots without a key.
     Launch {
         /// Profile name.
         #[arg(long)]
@@ -99,17 +107,49 @@ pub enum Command {
         #[arg(long)]
         name_prefix: Option<String>,
         /// Your OpenSSH public key; otherwise one is generated.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["key_out", "no_key"])]
         public_key_file: Option<PathBuf>,
-        /// Where to write a generated private key (created 0600).
-        #[arg(long)]
+        /// Where to write a generated private key (created 0600; it must
+        /// not exist).
+        #[arg(long, conflicts_with = "no_key")]
         key_out: Option<PathBuf>,
+        /// Boot without any key pair.
+        #[arg(long)]
+        no_key: bool,
+        /// Attempts per instance (the daemon's default otherwise).
+        #[arg(long)]
+        max_attempts: Option<u32>,
+        /// Seconds after which instances not yet active fail.
+        #[arg(long, value_name = "SECS")]
+        deadline: Option<u64>,
+        /// Wait until every instance is active or failed: a progress bar
+        /// on a terminal, a line per change otherwise; exits 1 if any
+        /// failed.
+        #[arg(long)]
+        wait: bool,
     },
-    /// List instances through the API.
+    /// List instances through the API (all but deleted ones by default).
     List {
-        /// Only this status.
+        /// Only these statuses, comma-separated (pending, scheduled,
+        /// building, active, deleting, deleted, failed, lost).
         #[arg(long)]
         status: Option<String>,
+        /// Deleted instances too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one instance and its timeline.
+    Show {
+        /// Instance id.
+        id: String,
+    },
+    /// Every account-region's health, quota and latency.
+    Regions,
+    /// Manage profiles through the API.
+    Profile {
+        /// What to do.
+        #[command(subcommand)]
+        action: ProfileAction,
     },
     /// Delete instances through the API.
     Delete {
@@ -172,6 +212,42 @@ pub enum TokenAction {
     Revoke {
         /// Token id.
         id: String,
+    },
+}
+
+/// Profile subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProfileAction {
+    /// List profiles.
+    List,
+    /// Create a profile (--replace: create or replace).
+    Add {
+        /// Name clients ask for.
+        name: String,
+        /// At least this many vCPUs.
+        #[arg(long)]
+        min_vcpus: u32,
+        /// At least this much RAM, MiB.
+        #[arg(long)]
+        min_ram_mb: u64,
+        /// At least this much root disk, GB.
+        #[arg(long, default_value_t = 0)]
+        min_disk_gb: u64,
+        /// Image name.
+        #[arg(long)]
+        image: String,
+        /// Seconds a server may take to become active.
+        #[arg(long, default_value_t = 600)]
+        boot_timeout_secs: u64,
+        /// Replace a profile of that name if there is one.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Delete profiles no unfinished instance uses.
+    Delete {
+        /// Profile names.
+        #[arg(required = true)]
+        names: Vec<String>,
     },
 }
 
@@ -251,6 +327,7 @@ pub fn main() -> ExitCode {
         }
     };
     let api = || crate::client::ApiClient::new(&cli.url, cli.token.as_deref());
+    let format = cli.format;
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve {
@@ -283,21 +360,32 @@ pub fn main() -> ExitCode {
                 name_prefix,
                 public_key_file,
                 key_out,
+                no_key,
+                max_attempts,
+                deadline,
+                wait,
             } => {
-                let client = api()?;
-                crate::client::launch(
-                    &client,
-                    &profile,
+                let ask = crate::client::Launch {
+                    profile: &profile,
                     count,
-                    name_prefix.as_deref(),
-                    public_key_file.as_deref(),
-                    key_out.as_deref(),
-                )
-                .await
+                    name_prefix: name_prefix.as_deref(),
+                    public_key_file: public_key_file.as_deref(),
+                    key_out: key_out.as_deref(),
+                    no_key,
+                    max_attempts,
+                    deadline,
+                    wait,
+                };
+                crate::client::launch(&api()?, ask, format).await
             }
-            Command::List { status } => crate::client::list(&api()?, status.as_deref()).await,
-            Command::Delete { ids } => crate::client::delete(&api()?, &ids).await,
-            Command::Account { action } => account(&api()?, action).await,
+            Command::List { status, all } => {
+                crate::client::list(&api()?, status.as_deref(), all, format).await
+            }
+            Command::Show { id } => crate::client::show(&api()?, &id, format).await,
+            Command::Regions => crate::client::regions(&api()?, format).await,
+            Command::Delete { ids } => crate::client::delete(&api()?, &ids, format).await,
+            Command::Profile { action } => profile(&api()?, action, format).await,
+            Command::Account { action } => account(&api()?, action, format).await,
         }
     });
     match result {
@@ -364,9 +452,39 @@ fn check_config(file: &std::path::Path, credentials: Option<PathBuf>) -> anyhow:
     anyhow::bail!("{} problem(s) in {}", problems.len(), file.display())
 }
 
-async fn account(client: &crate::client::ApiClient, action: AccountAction) -> anyhow::Result<()> {
+async fn profile(
+    client: &crate::client::ApiClient,
+    action: ProfileAction,
+    format: crate::output::Format,
+) -> anyhow::Result<()> {
     match action {
-        AccountAction::List => crate::client::accounts(client).await,
+        ProfileAction::List => crate::client::profiles(client, format).await,
+        ProfileAction::Add {
+            name,
+            min_vcpus,
+            min_ram_mb,
+            min_disk_gb,
+            image,
+            boot_timeout_secs,
+            replace,
+        } => {
+            let body = serde_json::json!({
+                "name": name, "min_vcpus": min_vcpus, "min_ram_mb": min_ram_mb,
+                "min_disk_gb": min_disk_gb, "image": image, "boot_timeout_secs": boot_timeout_secs,
+            });
+            crate::client::add_profile(client, &body, replace, format).await
+        }
+        ProfileAction::Delete { names } => crate::client::delete_profiles(client, &names).await,
+    }
+}
+
+async fn account(
+    client: &crate::client::ApiClient,
+    action: AccountAction,
+    format: crate::output::Format,
+) -> anyhow::Result<()> {
+    match action {
+        AccountAction::List => crate::client::accounts(client, format).await,
         AccountAction::Add {
             name,
             auth_url,

@@ -1,6 +1,7 @@
 //! A small client of the REST API for the command line: `oms launch`,
-//! `oms list`, `oms delete`, `oms account ...`. The URL and token come
-//! from `--url` and `--token`, or `OMS_URL` and `OMS_TOKEN`.
+//! `list`, `show`, `delete`, `regions`, `profile ...`, `account ...`. The
+//! URL and token come from `--url` and `--token`, or `OMS_URL` and
+//! `OMS_TOKEN`; what is printed, from `-f`.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -8,6 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
+
+use crate::output::{Format, cell, emit, table, time};
 
 /// The API's address and a token.
 pub struct ApiClient {
@@ -113,121 +116,547 @@ impl ApiClient {
     }
 }
 
-/// `oms launch`.
-pub async fn launch(
-    client: &ApiClient,
-    profile: &str,
-    count: u32,
-    name_prefix: Option<&str>,
-    public_key_file: Option<&Path>,
-    key_out: Option<&Path>,
-) -> anyhow::Result<()> {
-    let mut body = json!({"profile": profile, "count": count});
-    if let Some(prefix) = name_prefix {
+/// What `oms launch` asks for.
+pub struct Launch<'a> {
+    /// Profile name.
+    pub profile: &'a str,
+    /// How many.
+    pub count: u32,
+    /// Prefix of instance names.
+    pub name_prefix: Option<&'a str>,
+    /// The user's own public key.
+    pub public_key_file: Option<&'a Path>,
+    /// Where a generated private key goes (else `oms-<request>.key`).
+    pub key_out: Option<&'a Path>,
+    /// Boot without any key.
+    pub no_key: bool,
+    /// Attempts per instance.
+    pub max_attempts: Option<u32>,
+    /// Seconds until instances not yet active fail.
+    pub deadline: Option<u64>,
+    /// Wait until every instance is active or failed.
+    pub wait: bool,
+}
+
+/// Statuses an instance does not leave on its own.
+const SETTLED: [&str; 4] = ["active", "failed", "lost", "deleted"];
+
+/// `oms launch`: the generated private key goes to a file created 0600
+/// before the request is sent (so a key is never answered with nowhere
+/// to go), then renamed after the request it belongs to.
+pub async fn launch(client: &ApiClient, ask: Launch<'_>, format: Format) -> anyhow::Result<()> {
+    let mut body = json!({"profile": ask.profile, "count": ask.count});
+    if let Some(prefix) = ask.name_prefix {
         body["name_prefix"] = json!(prefix);
     }
-    if let Some(file) = public_key_file {
+    if let Some(attempts) = ask.max_attempts {
+        body["max_attempts"] = json!(attempts);
+    }
+    if let Some(deadline) = ask.deadline {
+        body["deadline"] = json!(deadline);
+    }
+    let mut key_file = None;
+    if let Some(file) = ask.public_key_file {
         let key = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         body["public_key"] = json!(key.trim());
+    } else if ask.no_key {
+        body["generate_key"] = json!(false);
+    } else {
+        key_file = Some(KeyFile::create(ask.key_out)?);
     }
-    let answer = client
+    let mut answer = match client
         .send(reqwest::Method::POST, "/v1/instances", Some(&body))
-        .await?;
-    for instance in answer["instances"].as_array().into_iter().flatten() {
-        println!(
-            "{}  {}  {}",
-            instance["id"].as_str().unwrap_or("?"),
-            instance["name"].as_str().unwrap_or("?"),
-            instance["status"].as_str().unwrap_or("?")
-        );
-    }
-    if let Some(private) = answer["private_key"].as_str() {
-        match key_out {
-            Some(path) => {
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| format!("cannot create {}", path.display()))?;
-                file.write_all(private.as_bytes())?;
+        .await
+    {
+        Ok(answer) => answer,
+        Err(error) => {
+            if let Some(file) = key_file {
+                file.discard();
+            }
+            return Err(error);
+        }
+    };
+    let request_id = answer["request"]["id"]
+        .as_str()
+        .unwrap_or("request")
+        .to_owned();
+    if let Some(file) = key_file {
+        // Never printed: it would land in terminals' scrollback and logs.
+        let private = answer
+            .as_object_mut()
+            .and_then(|o| o.remove("private_key"))
+            .and_then(|k| k.as_str().map(str::to_owned));
+        match private {
+            Some(private) => {
+                let path = file.keep(&private, &request_id)?;
                 eprintln!(
-                    "private key written to {} (it is not kept anywhere else)",
+                    "private key written to {} (mode 0600; it is kept nowhere else): ssh -i {} ...",
+                    path.display(),
                     path.display()
                 );
             }
-            None => eprintln!(
-                "a key pair was generated; pass --key-out FILE to keep its private key, or --public-key-file to use yours"
-            ),
+            None => file.discard(),
         }
+    }
+    let instances = answer["instances"].as_array().cloned().unwrap_or_default();
+    if !ask.wait {
+        return emit(format, &answer, || instance_table(&instances));
+    }
+    let settled = wait_for(client, &request_id, instances.len()).await?;
+    emit(format, &Value::Array(settled.clone()), || {
+        instance_table(&settled)
+    })?;
+    let failed = settled
+        .iter()
+        .filter(|i| matches!(i["status"].as_str(), Some("failed" | "lost")))
+        .count();
+    if failed > 0 {
+        bail!("{failed} of {} instance(s) failed", settled.len());
     }
     Ok(())
 }
 
-/// `oms list`.
-pub async fn list(client: &ApiClient, status: Option<&str>) -> anyhow::Result<()> {
+/// The file a generated private key goes to.
+struct KeyFile {
+    /// Where it is while the request is sent.
+    path: std::path::PathBuf,
+    /// Whether it gets the request's name once known.
+    rename: bool,
+    file: std::fs::File,
+}
+
+impl KeyFile {
+    fn create(path: Option<&Path>) -> anyhow::Result<KeyFile> {
+        let (path, rename) = match path {
+            Some(path) => (path.to_path_buf(), false),
+            None => (
+                std::path::PathBuf::from(format!(".oms-key-{}.partial", std::process::id())),
+                true,
+            ),
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "cannot create {} for the generated private key (give --key-out FILE, \
+                     --public-key-file or --no-key)",
+                    path.display()
+                )
+            })?;
+        Ok(KeyFile { path, rename, file })
+    }
+
+    fn keep(mut self, private: &str, request_id: &str) -> anyhow::Result<std::path::PathBuf> {
+        self.file.write_all(private.as_bytes())?;
+        self.file.sync_all()?;
+        if !self.rename {
+            return Ok(self.path);
+        }
+        let named = std::path::PathBuf::from(format!("oms-{request_id}.key"));
+        std::fs::rename(&self.path, &named)
+            .with_context(|| format!("the private key is in {}", self.path.display()))?;
+        Ok(named)
+    }
+
+    fn discard(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Polls the request's instances until each has settled: a progress bar
+/// on a terminal, a line per change otherwise.
+async fn wait_for(
+    client: &ApiClient,
+    request_id: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Value>> {
+    use std::io::IsTerminal as _;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(count as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} settled  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    });
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    loop {
+        let instances = all_instances(client, &format!("request={request_id}")).await?;
+        for i in &instances {
+            let id = cell(i, "id");
+            let status = cell(i, "status");
+            if seen.get(&id) != Some(&status) {
+                if bar.is_none() {
+                    eprintln!(
+                        "{}  {}  {}/{}  {}",
+                        cell(i, "name"),
+                        status,
+                        cell(i, "provider"),
+                        cell(i, "region"),
+                        cell(i, "address")
+                    );
+                }
+                seen.insert(id, status);
+            }
+        }
+        let by = |wanted: &[&str]| {
+            instances
+                .iter()
+                .filter(|i| wanted.contains(&i["status"].as_str().unwrap_or("")))
+                .count()
+        };
+        let settled = by(&SETTLED);
+        if let Some(bar) = &bar {
+            bar.set_position(settled as u64);
+            bar.set_message(format!(
+                "{} active, {} building, {} waiting, {} failed",
+                by(&["active"]),
+                by(&["scheduled", "building"]),
+                by(&["pending"]),
+                by(&["failed", "lost"])
+            ));
+        }
+        if settled == instances.len() && !instances.is_empty() {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            return Ok(instances);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// Every instance a query selects, over all pages.
+async fn all_instances(client: &ApiClient, query: &str) -> anyhow::Result<Vec<Value>> {
+    let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut path = "/v1/instances?limit=200".to_owned();
-        if let Some(status) = status {
-            path.push_str(&format!("&status={status}"));
-        }
+        let mut path = format!("/v1/instances?limit=200&{query}");
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
         let page = client.send(reqwest::Method::GET, &path, None).await?;
-        for i in page["instances"].as_array().into_iter().flatten() {
-            let text = |k: &str| i[k].as_str().unwrap_or("-").to_owned();
-            println!(
-                "{}  {:<20} {:<9} {:<12} {:<12} {}",
-                text("id"),
-                text("name"),
-                text("status"),
-                text("provider"),
-                text("region"),
-                text("address")
-            );
-        }
+        all.extend(page["instances"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => return Ok(()),
+            None => return Ok(all),
         }
     }
+}
+
+fn instance_table(instances: &[Value]) -> String {
+    table(
+        &[
+            "id", "name", "status", "provider", "region", "address", "created",
+        ],
+        instances.iter().map(|i| {
+            vec![
+                cell(i, "id"),
+                cell(i, "name"),
+                cell(i, "status"),
+                cell(i, "provider"),
+                cell(i, "region"),
+                cell(i, "address"),
+                time(i, "created_at"),
+            ]
+        }),
+    )
+}
+
+/// `oms list`: every status but `deleted` unless `--all` or `--status`.
+pub async fn list(
+    client: &ApiClient,
+    status: Option<&str>,
+    all: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let query = match (status, all) {
+        (Some(status), _) => format!("status={status}"),
+        (None, true) => String::new(),
+        (None, false) => "status=pending,scheduled,building,active,deleting,failed,lost".into(),
+    };
+    let instances = all_instances(client, &query).await?;
+    emit(format, &Value::Array(instances.clone()), || {
+        instance_table(&instances)
+    })
+}
+
+/// `oms show ID`: the instance and its timeline.
+pub async fn show(client: &ApiClient, id: &str, format: Format) -> anyhow::Result<()> {
+    let instance = client
+        .send(reqwest::Method::GET, &format!("/v1/instances/{id}"), None)
+        .await?;
+    emit(format, &instance, || {
+        let fields = [
+            "id",
+            "name",
+            "status",
+            "client",
+            "profile",
+            "provider",
+            "region",
+            "server_id",
+            "address",
+            "provider_status",
+            "attempts",
+            "replaced",
+            "failure",
+            "request_id",
+        ];
+        let mut text = table(
+            &["field", "value"],
+            fields
+                .iter()
+                .map(|f| vec![(*f).to_owned(), cell(&instance, f)])
+                .chain([
+                    vec!["created".into(), time(&instance, "created_at")],
+                    vec!["expires".into(), time(&instance, "expires_at")],
+                ]),
+        );
+        text.push_str("\n\n");
+        text.push_str(&table(
+            &["time", "status", "where", "event"],
+            instance["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    let mut event = cell(e, "message");
+                    if let Some(detail) = e["detail"].as_str() {
+                        event.push_str(&format!(" ({detail})"));
+                    }
+                    if e["repeated"].as_u64().unwrap_or(0) > 0 {
+                        event.push_str(&format!(
+                            " ×{} more, last {}",
+                            e["repeated"],
+                            time(e, "last_at")
+                        ));
+                    }
+                    vec![time(e, "at"), cell(e, "status"), cell(e, "where"), event]
+                }),
+        ));
+        text
+    })
 }
 
 /// `oms delete ID...`.
-pub async fn delete(client: &ApiClient, ids: &[String]) -> anyhow::Result<()> {
+pub async fn delete(client: &ApiClient, ids: &[String], format: Format) -> anyhow::Result<()> {
+    let mut deleted = Vec::new();
     for id in ids {
-        let answer = client
+        deleted.push(
+            client
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/v1/instances/{id}"),
+                    None,
+                )
+                .await?,
+        );
+    }
+    emit(format, &Value::Array(deleted.clone()), || {
+        table(
+            &["id", "name", "status"],
+            deleted
+                .iter()
+                .map(|i| vec![cell(i, "id"), cell(i, "name"), cell(i, "status")]),
+        )
+    })
+}
+
+/// `oms regions`: every account-region's health, and the accounts that
+/// have no region running.
+pub async fn regions(client: &ApiClient, format: Format) -> anyhow::Result<()> {
+    let answer = client
+        .send(reqwest::Method::GET, "/v1/regions", None)
+        .await?;
+    emit(format, &answer, || {
+        let mut text = table(
+            &[
+                "provider",
+                "region",
+                "health",
+                "quota",
+                "building",
+                "latency",
+                "last error",
+            ],
+            answer["regions"].as_array().into_iter().flatten().map(|r| {
+                let used = r["used"]["instances"].as_i64().unwrap_or(0);
+                let quota = match r["limit"]["instances"].as_i64() {
+                    Some(max) if max < 0 => format!("{used}/unlimited"),
+                    Some(max) => format!("{used}/{max}"),
+                    None => format!("{used}/?"),
+                };
+                let mut health = cell(r, "health").replace('_', " ");
+                if r["drain"] == true {
+                    health.push_str(", draining");
+                }
+                if r["enabled"] == false {
+                    health.push_str(", disabled");
+                }
+                vec![
+                    cell(r, "account"),
+                    cell(r, "region"),
+                    health,
+                    quota,
+                    r["building"].to_string(),
+                    format!("{:.0} ms", r["latency_ms"].as_f64().unwrap_or(0.0)),
+                    cell(r, "last_error"),
+                ]
+            }),
+        );
+        let down: Vec<Vec<String>> = answer["accounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["health"] != "connected")
+            .map(|a| {
+                vec![
+                    cell(a, "account"),
+                    cell(a, "health").replace('_', " "),
+                    time(a, "since"),
+                    cell(a, "reason"),
+                ]
+            })
+            .collect();
+        if !down.is_empty() {
+            text.push_str("\n\n");
+            text.push_str(&table(&["account", "state", "since", "why"], down));
+        }
+        text
+    })
+}
+
+/// `oms profile list`.
+pub async fn profiles(client: &ApiClient, format: Format) -> anyhow::Result<()> {
+    let answer = client
+        .send(reqwest::Method::GET, "/v1/profiles", None)
+        .await?;
+    let profiles = answer["profiles"].as_array().cloned().unwrap_or_default();
+    emit(format, &Value::Array(profiles.clone()), || {
+        profile_table(&profiles)
+    })
+}
+
+fn profile_table(profiles: &[Value]) -> String {
+    table(
+        &[
+            "name",
+            "vcpus",
+            "ram mb",
+            "disk gb",
+            "image",
+            "boot timeout s",
+        ],
+        profiles.iter().map(|p| {
+            vec![
+                cell(p, "name"),
+                cell(p, "min_vcpus"),
+                cell(p, "min_ram_mb"),
+                cell(p, "min_disk_gb"),
+                cell(p, "image"),
+                cell(p, "boot_timeout_secs"),
+            ]
+        }),
+    )
+}
+
+/// `oms profile add`: a create, or with `replace` a PUT to its path.
+pub async fn add_profile(
+    client: &ApiClient,
+    profile: &Value,
+    replace: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let name = profile["name"].as_str().unwrap_or_default();
+    let answer = if replace {
+        client
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/profiles/{name}"),
+                Some(profile),
+            )
+            .await?
+    } else {
+        client
+            .send(reqwest::Method::POST, "/v1/profiles", Some(profile))
+            .await?
+    };
+    emit(format, &answer, || {
+        profile_table(std::slice::from_ref(&answer))
+    })
+}
+
+/// `oms profile delete NAME...`.
+pub async fn delete_profiles(client: &ApiClient, names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        client
             .send(
                 reqwest::Method::DELETE,
-                &format!("/v1/instances/{id}"),
+                &format!("/v1/profiles/{name}"),
                 None,
             )
             .await?;
-        println!("{id}  {}", answer["status"].as_str().unwrap_or("?"));
+        println!("{name}  deleted");
     }
     Ok(())
 }
 
-/// `oms account list`.
-pub async fn accounts(client: &ApiClient) -> anyhow::Result<()> {
+/// `oms account list`: who each account is, so a cloud registered twice
+/// shows.
+pub async fn accounts(client: &ApiClient, format: Format) -> anyhow::Result<()> {
     let answer = client
         .send(reqwest::Method::GET, "/v1/accounts", None)
         .await?;
-    for a in answer["accounts"].as_array().into_iter().flatten() {
-        println!(
-            "{}  {:<16} {}  enabled={} drain={} priority={}",
-            a["id"].as_str().unwrap_or("?"),
-            a["name"].as_str().unwrap_or("?"),
-            a["auth_url"].as_str().unwrap_or("?"),
-            a["enabled"],
-            a["drain"],
-            a["priority"]
-        );
+    let accounts = answer["accounts"].as_array().cloned().unwrap_or_default();
+    emit(format, &Value::Array(accounts.clone()), || {
+        table(
+            &[
+                "name", "provider", "project", "user", "regions", "status", "priority",
+            ],
+            accounts.iter().map(|a| {
+                let host = url::Url::parse(a["auth_url"].as_str().unwrap_or(""))
+                    .ok()
+                    .and_then(|u| {
+                        let host = u.host_str()?.to_owned();
+                        Some(u.port().map_or(host.clone(), |p| format!("{host}:{p}")))
+                    })
+                    .unwrap_or_else(|| cell(a, "auth_url"));
+                let mut status = cell(&a["status"], "health").replace('_', " ");
+                if a["enabled"] == false {
+                    status = "disabled".into();
+                } else if a["drain"] == true {
+                    status.push_str(", draining");
+                }
+                vec![
+                    cell(a, "name"),
+                    host,
+                    named(&a["project"]),
+                    named(&a["user"]),
+                    cell(&a["status"], "regions"),
+                    status,
+                    cell(a, "priority"),
+                ]
+            }),
+        )
+    })
+}
+
+/// A user or project as `name` (or its id) for a table.
+fn named(value: &Value) -> String {
+    match (value["name"].as_str(), value["id"].as_str()) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(id)) => id.to_owned(),
+        _ => "-".into(),
     }
-    Ok(())
 }
 
 /// Registers accounts (each body as `POST /v1/accounts` takes it). Every

@@ -8,6 +8,7 @@ pub mod clouds;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod output;
 pub mod serve;
 pub mod sim_command;
 pub mod state;

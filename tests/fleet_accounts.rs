@@ -110,6 +110,34 @@ async fn an_account_that_cannot_authenticate_shows_why_everywhere() {
         .unwrap()
         .clone();
     assert_eq!(ghost["status"]["health"], "failing", "{ghost}");
+
+    // Reached, but Keystone refuses the password: said as such, not as a
+    // failure like the unreachable one.
+    let north = h.sim.providers()[0].clone();
+    let wrong = json!({
+        "name": "wrong-password", "auth_url": north.auth_url,
+        "user": {"name": "demo", "domain": "Default"},
+        "project": {"name": "other", "domain": "Default"},
+        "password": "not-the-password",
+    });
+    let answer = h
+        .call("POST", "/v1/accounts", Some(&h.admin), Some(wrong))
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    eventually(
+        Duration::from_secs(10),
+        "wrong password: auth_failed",
+        || async {
+            let answer = h.call("GET", "/v1/regions", Some(&h.admin), None).await;
+            answer.body["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["account"] == "wrong-password" && a["health"] == "auth_failed")
+                .cloned()
+        },
+    )
+    .await;
     let metrics = h.call("GET", "/metrics", None, None).await.text;
     assert!(
         metrics.contains("oms_account_up{account=\"ghost\"} 0"),
@@ -202,4 +230,58 @@ async fn the_younger_of_two_accounts_found_on_one_project_takes_no_launches() {
         other => panic!("expected a conflict, got {other:?}"),
     }
     fleet.shutdown().await;
+}
+
+/// What `GET /v1/accounts/{id}` answers is what `POST /v1/accounts`
+/// takes: an account read back, given its secret, registers as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_read_back_registers_again_as_it_was() {
+    let h = start(ApiConfig::default()).await;
+    let north = h.sim.providers()[0].clone();
+    let id = h
+        .store
+        .list_accounts()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == north.name)
+        .unwrap()
+        .id;
+    let path = format!("/v1/accounts/{id}");
+    let read = h.call("GET", &path, Some(&h.admin), None).await.body;
+    assert_eq!(read["user"]["name"], "demo", "{read}");
+    assert_eq!(read["project"]["name"], "demo", "{read}");
+    assert!(read.get("auth").is_none(), "{read}");
+    let writable = [
+        "name",
+        "auth_url",
+        "identity_version",
+        "interface",
+        "user",
+        "project",
+        "application_credential",
+        "regions",
+        "networks",
+        "enabled",
+        "drain",
+        "priority",
+        "limits",
+        "pins",
+    ];
+    let mut body = json!({"password": north.users[0].password});
+    for key in writable {
+        if let Some(value) = read.get(key) {
+            body[key] = value.clone();
+        }
+    }
+    assert_eq!(
+        h.call("DELETE", &path, Some(&h.admin), None).await.status,
+        204
+    );
+    let again = h
+        .call("POST", "/v1/accounts", Some(&h.admin), Some(body))
+        .await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    for key in writable {
+        assert_eq!(again.body.get(key), read.get(key), "{key}");
+    }
 }

@@ -186,13 +186,38 @@ async fn clouds_yaml_imports_password_and_application_credential_clouds() {
     assert_eq!(account_names(&h).len(), 4);
 }
 
+/// Like [`oms`], run in `dir` (where a generated key is written).
+fn oms_in(h: &Harness, dir: &std::path::Path, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_oms"))
+        .args(args)
+        .current_dir(dir)
+        .env("OMS_URL", &h.base)
+        .env("OMS_TOKEN", &h.admin)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains(&h.admin)
+            && !String::from_utf8_lossy(&output.stderr).contains(&h.admin)
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn launch_list_and_delete_from_the_command_line() {
+async fn launch_wait_list_show_and_delete_from_the_command_line() {
     let h = start_with(ApiConfig::default(), |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("id_ed25519");
-    let launched = oms(
+    // No key flag: the generated key goes to a file named for the request.
+    let launched = oms_in(
         &h,
+        dir.path(),
         &[
             "launch",
             "--profile",
@@ -201,50 +226,208 @@ async fn launch_list_and_delete_from_the_command_line() {
             "2",
             "--name-prefix",
             "cli",
-            "--key-out",
-            key.to_str().unwrap(),
+            "--wait",
+            "-f",
+            "json",
         ],
     );
+    assert!(launched.status.success(), "{}", stderr(&launched));
+    let instances: Vec<serde_json::Value> = serde_json::from_str(&stdout(&launched)).unwrap();
+    assert_eq!(instances.len(), 2);
     assert!(
-        launched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&launched.stderr)
+        instances.iter().all(|i| i["status"] == "active"),
+        "{instances:?}"
     );
-    let ids: Vec<String> = String::from_utf8_lossy(&launched.stdout)
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids.len(), 2);
+    // Not a terminal: a line per change, no progress bar.
+    let progress = stderr(&launched);
+    assert!(
+        progress.lines().any(|l| l.contains(" active ")),
+        "{progress}"
+    );
+    let request = instances[0]["request_id"].as_str().unwrap();
+    let key = dir.path().join(format!("oms-{request}.key"));
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        progress.contains(&format!("oms-{request}.key")),
+        "{progress}"
+    );
     let private = std::fs::read_to_string(&key).unwrap();
     assert!(private.contains("OPENSSH PRIVATE KEY"));
     let key_body: String = private
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    for stream in [&launched.stdout, &launched.stderr] {
-        let text: String = String::from_utf8_lossy(stream).lines().collect();
+    for stream in [stdout(&launched), progress] {
+        let text: String = stream.lines().collect();
         assert!(
             !text.contains(&key_body),
             "the private key went to a stream"
         );
     }
-    eventually(Duration::from_secs(30), "listed active", || async {
-        let listed = oms(&h, &["list", "--status", "active"]);
-        (String::from_utf8_lossy(&listed.stdout).lines().count() == 2).then_some(())
+    let ids: Vec<&str> = instances
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+
+    // A table with a header, one row per instance.
+    let listed = stdout(&oms_in(&h, dir.path(), &["list"]));
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 3, "{listed}");
+    for header in [
+        "ID", "NAME", "STATUS", "PROVIDER", "REGION", "ADDRESS", "CREATED",
+    ] {
+        assert!(lines[0].contains(header), "{listed}");
+    }
+    let yaml: Vec<serde_json::Value> =
+        serde_yaml_ng::from_str(&stdout(&oms_in(&h, dir.path(), &["list", "-f", "yaml"]))).unwrap();
+    assert_eq!(yaml.len(), 2);
+
+    let shown = oms_in(&h, dir.path(), &["show", ids[0]]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let shown = stdout(&shown);
+    assert!(shown.contains("FIELD") && shown.contains("TIME"), "{shown}");
+    assert!(shown.contains("attempt 1 scheduled"), "{shown}");
+    let detail: serde_json::Value = serde_json::from_str(&stdout(&oms_in(
+        &h,
+        dir.path(),
+        &["show", ids[0], "-f", "json"],
+    )))
+    .unwrap();
+    assert_eq!(detail["id"], ids[0]);
+    assert!(detail["events"].as_array().unwrap().len() >= 3);
+
+    let deleted = oms_in(&h, dir.path(), &["delete", ids[0], ids[1]]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert!(stdout(&deleted).contains("deleting"));
+    eventually(Duration::from_secs(30), "deleted and hidden", || async {
+        let listed = stdout(&oms_in(&h, dir.path(), &["list"]));
+        (listed.lines().count() == 1).then_some(())
     })
     .await;
-    let deleted = oms(&h, &["delete", &ids[0], &ids[1]]);
-    assert!(deleted.status.success());
-    assert!(String::from_utf8_lossy(&deleted.stdout).contains("deleting"));
+    let all = stdout(&oms_in(&h, dir.path(), &["list", "--all"]));
+    assert_eq!(
+        all.lines().filter(|l| l.contains(" deleted")).count(),
+        2,
+        "{all}"
+    );
+
+    // --no-key: no key is generated, none is written.
+    let keyless = oms_in(
+        &h,
+        dir.path(),
+        &["launch", "--profile", "small", "--no-key", "-f", "json"],
+    );
+    assert!(keyless.status.success(), "{}", stderr(&keyless));
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&keyless)).unwrap();
+    assert!(answer.get("private_key").is_none(), "{answer}");
+    let keys = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(keys, 1, "one key file, from the first launch");
+
     let without_token = Command::new(env!("CARGO_BIN_EXE_oms"))
         .args(["list"])
         .env_remove("OMS_TOKEN")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&without_token.stderr).contains("OMS_TOKEN"));
+    assert!(stderr(&without_token).contains("OMS_TOKEN"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_wait_exits_non_zero_when_an_instance_fails() {
+    let h = start_with(ApiConfig::default(), |p| {
+        for region in &mut p.regions {
+            region.faults.build_error_rate = 1.0;
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let failed = oms_in(
+        &h,
+        dir.path(),
+        &[
+            "launch",
+            "--profile",
+            "small",
+            "--max-attempts",
+            "1",
+            "--no-key",
+            "--wait",
+        ],
+    );
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    assert!(
+        stderr(&failed).contains("1 of 1 instance(s) failed"),
+        "{}",
+        stderr(&failed)
+    );
+    assert!(stdout(&failed).contains("failed"), "{}", stdout(&failed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_profiles_and_accounts_from_the_command_line() {
+    let h = start_with(ApiConfig::default(), |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let regions = stdout(&oms_in(&h, dir.path(), &["regions"]));
+    let header = regions.lines().next().unwrap();
+    for column in ["PROVIDER", "REGION", "HEALTH", "QUOTA", "LATENCY"] {
+        assert!(header.contains(column), "{regions}");
+    }
+    assert!(
+        regions.lines().skip(1).all(|l| l.contains("healthy")),
+        "{regions}"
+    );
+    assert!(regions.contains("0/20"), "{regions}");
+
+    let accounts = stdout(&oms_in(&h, dir.path(), &["account", "list"]));
+    assert!(
+        accounts.lines().next().unwrap().contains("PROJECT"),
+        "{accounts}"
+    );
+    let north = accounts.lines().find(|l| l.starts_with("north")).unwrap();
+    assert!(
+        north.contains("127.0.0.1") && north.contains("demo"),
+        "{accounts}"
+    );
+
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "profile",
+            "add",
+            "tiny",
+            "--min-vcpus",
+            "1",
+            "--min-ram-mb",
+            "64",
+            "--image",
+            "cirros-fake",
+        ];
+        args.extend_from_slice(extra);
+        oms_in(&h, dir.path(), &args)
+    };
+    assert!(add(&[]).status.success());
+    let again = add(&[]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("--replace") || stderr(&again).contains("PUT"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(add(&["--replace", "--min-disk-gb", "2"]).status.success());
+    let profiles = stdout(&oms_in(&h, dir.path(), &["profile", "list"]));
+    let tiny = profiles.lines().find(|l| l.starts_with("tiny")).unwrap();
+    assert!(tiny.split_whitespace().any(|c| c == "2"), "{profiles}");
+    assert!(
+        oms_in(&h, dir.path(), &["profile", "delete", "tiny"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        oms_in(&h, dir.path(), &["profile", "delete", "tiny"])
+            .status
+            .code(),
+        Some(4)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

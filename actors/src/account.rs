@@ -228,7 +228,12 @@ impl Actor for AccountSupervisor {
             AccountMsg::Connected(Err(e)) => {
                 let delay = state.retry_connect(&myself);
                 error!(account = %state.account.name, error = %e, retry_in = ?delay, "cannot authenticate or read the catalog");
-                state.publish(AccountHealth::Failing, Some(e.to_string()), None);
+                let health = if e.class == crate::openstack::Class::Unauthorized {
+                    AccountHealth::AuthFailed
+                } else {
+                    AccountHealth::Failing
+                };
+                state.publish(health, Some(e.to_string()), None);
             }
             AccountMsg::Spawn(region) => state.spawn_region(&myself, region).await?,
             AccountMsg::Probe => {

@@ -126,35 +126,7 @@ mod tests {
     use super::*;
 
     fn status(breaker: BreakerState) -> RegionStatus {
-        RegionStatus {
-            account_id: "a".into(),
-            account: "acme".into(),
-            region: "r1".into(),
-            enabled: true,
-            drain: false,
-            priority: 0,
-            connected: true,
-            breaker,
-            limit: None,
-            used: Default::default(),
-            reserved: 0,
-            building: 0,
-            creating: 0,
-            max_creating: 10,
-            paused: false,
-            latency_ms: 1.0,
-            error_rate: 0.0,
-            healthy: true,
-            failing_since: None,
-            last_error: None,
-            last_error_at: None,
-            profiles: Default::default(),
-            flavors: None,
-            launches_seen: 0,
-            calls_failed: Default::default(),
-            conflict: None,
-            updated_at: chrono::Utc::now(),
-        }
+        RegionStatus::sample(breaker)
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct RegionStatus {
     /// Reached, breaker closed, and no failing call since the last
     /// success: what operators and metrics call healthy.
     pub healthy: bool,
+    /// The same in operators' words, with the shades between healthy and
+    /// down (set by [`RegionBoard::publish`] from the other fields).
+    pub health: RegionHealth,
     /// Since when every call fails (a 5xx, a refused connection, a
     /// timeout), until one succeeds.
     pub failing_since: Option<DateTime<Utc>>,
@@ -103,6 +106,88 @@ pub struct RegionStatus {
     pub conflict: Option<String>,
     /// When this snapshot was taken.
     pub updated_at: DateTime<Utc>,
+}
+
+/// A region's health in operators' words rather than breaker states.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionHealth {
+    /// Reached, breaker closed, calls succeeding.
+    Healthy,
+    /// Takes launches, but calls fail now and then, or the provider asked
+    /// us to slow down.
+    Degraded,
+    /// Breaker open: it takes no launches until a probe succeeds.
+    Down,
+    /// Breaker half-open: one probe decides.
+    Probing,
+    /// Not reached yet.
+    #[default]
+    Connecting,
+    /// Its project is another account's: it takes no launches.
+    Conflict,
+}
+
+/// An error rate above which a region that still takes launches is
+/// degraded (a moving average, so one failure among many calls is not).
+const DEGRADED_ERROR_RATE: f64 = 0.2;
+
+impl RegionStatus {
+    /// A connected, healthy region of account `acme`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn sample(breaker: crate::breaker::BreakerState) -> RegionStatus {
+        RegionStatus {
+            account_id: "a".into(),
+            account: "acme".into(),
+            region: "r1".into(),
+            enabled: true,
+            drain: false,
+            priority: 0,
+            connected: true,
+            breaker,
+            limit: None,
+            used: Default::default(),
+            reserved: 0,
+            building: 0,
+            creating: 0,
+            max_creating: 10,
+            paused: false,
+            latency_ms: 1.0,
+            error_rate: 0.0,
+            healthy: true,
+            health: RegionHealth::default(),
+            failing_since: None,
+            last_error: None,
+            last_error_at: None,
+            profiles: Default::default(),
+            flavors: None,
+            launches_seen: 0,
+            calls_failed: Default::default(),
+            conflict: None,
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// Judges [`RegionStatus::health`] from the breaker and the calls.
+    pub fn judge_health(&self) -> RegionHealth {
+        use crate::breaker::BreakerState;
+        if self.conflict.is_some() {
+            return RegionHealth::Conflict;
+        }
+        match self.breaker {
+            BreakerState::Open => RegionHealth::Down,
+            BreakerState::HalfOpen => RegionHealth::Probing,
+            BreakerState::Closed if !self.connected => RegionHealth::Connecting,
+            BreakerState::Closed
+                if self.failing_since.is_some()
+                    || self.paused
+                    || self.error_rate >= DEGRADED_ERROR_RATE =>
+            {
+                RegionHealth::Degraded
+            }
+            BreakerState::Closed => RegionHealth::Healthy,
+        }
+    }
 }
 
 /// What a flavor offers.
@@ -146,7 +231,8 @@ pub struct RegionBoard {
 
 impl RegionBoard {
     /// Publishes a snapshot.
-    pub fn publish(&self, status: RegionStatus) {
+    pub fn publish(&self, mut status: RegionStatus) {
+        status.health = status.judge_health();
         let key = (status.account_id.clone(), status.region.clone());
         self.inner
             .write()
@@ -198,7 +284,9 @@ pub enum AccountHealth {
     Connecting,
     /// Authenticated; its regions run.
     Connected,
-    /// Authentication or the catalog failed.
+    /// Keystone refused its credentials.
+    AuthFailed,
+    /// Keystone or the catalog could not be read (unreachable, failing).
     Failing,
     /// Authenticated, but no compute region (of those it selects) is in
     /// the catalog.
@@ -268,5 +356,45 @@ impl AccountBoard {
             .unwrap_or_else(|p| p.into_inner())
             .get(account_id)
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::BreakerState;
+
+    #[test]
+    fn health_in_words_from_the_breaker_and_the_calls() {
+        let judge = |change: &dyn Fn(&mut RegionStatus)| {
+            let mut status = RegionStatus::sample(BreakerState::Closed);
+            change(&mut status);
+            status.judge_health()
+        };
+        assert_eq!(judge(&|_| {}), RegionHealth::Healthy);
+        assert_eq!(
+            judge(&|s| s.breaker = BreakerState::Open),
+            RegionHealth::Down
+        );
+        assert_eq!(
+            judge(&|s| s.breaker = BreakerState::HalfOpen),
+            RegionHealth::Probing
+        );
+        assert_eq!(judge(&|s| s.connected = false), RegionHealth::Connecting);
+        assert_eq!(
+            judge(&|s| s.failing_since = Some(Utc::now())),
+            RegionHealth::Degraded
+        );
+        assert_eq!(judge(&|s| s.paused = true), RegionHealth::Degraded);
+        assert_eq!(judge(&|s| s.error_rate = 0.3), RegionHealth::Degraded);
+        assert_eq!(judge(&|s| s.error_rate = 0.1), RegionHealth::Healthy);
+        // A conflict wins over everything: the region takes no launches.
+        assert_eq!(
+            judge(&|s| {
+                s.conflict = Some("held".into());
+                s.breaker = BreakerState::Open;
+            }),
+            RegionHealth::Conflict
+        );
     }
 }

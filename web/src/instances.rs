@@ -43,6 +43,10 @@ pub(crate) struct LaunchBody {
     #[serde(default)]
     metadata: BTreeMap<String, String>,
     public_key: Option<String>,
+    /// Without `public_key`: generate a key pair and answer its private
+    /// key once (the default), or boot with no key at all (`false`).
+    #[serde(default = "yes")]
+    generate_key: bool,
     #[serde(default)]
     placement: PlacementHints,
     expires_in: Option<u64>,
@@ -54,6 +58,10 @@ pub(crate) struct LaunchBody {
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn valid_name(name: &str) -> bool {
@@ -197,6 +205,7 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
     };
     let (public_key, private_key) = match &launch.public_key {
         Some(key) => (Some(key.trim_end().to_owned()), None),
+        None if !launch.generate_key => (None, None),
         None => {
             let (public, private) = generate_key(&format!("openmultistack-{}", principal.name))?;
             (Some(public), Some(private))
@@ -261,15 +270,17 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
     let fleet = &call.api.fleet;
     let names = fleet.account_names()?;
     let states = match call.query("status") {
-        Some(status) => {
-            let state: InstanceState = serde_json::from_value(json!(status)).map_err(|_| {
-                ApiError::bad_request(
-                    "status: one of pending, scheduled, building, active, deleting, \
-                         deleted, failed, lost",
-                )
-            })?;
-            vec![state]
-        }
+        Some(statuses) => statuses
+            .split(',')
+            .map(|status| {
+                serde_json::from_value::<InstanceState>(json!(status)).map_err(|_| {
+                    ApiError::bad_request(
+                        "status: one or more (comma-separated) of pending, scheduled, \
+                         building, active, deleting, deleted, failed, lost",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
     let account_id = call
@@ -296,6 +307,7 @@ pub(crate) fn list(call: &Call<'_>) -> Result<warp::reply::Response, ApiError> {
         account_id,
         region: call.query("region").map(str::to_owned),
         profile: call.query("profile").map(str::to_owned),
+        request_id: call.query("request").map(str::to_owned),
         name_contains: call.query("name").map(str::to_owned),
         after: call.query("cursor").map(str::to_owned),
         limit: limit + 1,

@@ -168,8 +168,13 @@ const UNAVAILABLE: (u16, &str) = (503, "the actor tree is not running");
 const INSTANCE_QUERY: &[Param] = &[
     Param {
         name: "status",
-        description: "Only instances in this state.",
-        schema: schema::<oms_actors::model::InstanceState>,
+        description: "Only instances in these states, comma-separated (`active,building`).",
+        schema: schema::<String>,
+    },
+    Param {
+        name: "request",
+        description: "Only the instances of this launch request.",
+        schema: schema::<String>,
     },
     Param {
         name: "provider",

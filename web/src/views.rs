@@ -8,7 +8,7 @@ use oms_actors::model::{
     Account, AccountAuth, ApiToken, Event, Instance, InstanceState, Pin, Profile, RegionLimits,
     Role,
 };
-use oms_actors::openstack::{IdentityVersion, Interface};
+use oms_actors::openstack::{ApplicationCredentialRef, Domain, IdentityVersion, Interface, Named};
 use oms_actors::status::{AccountHealth, AccountStatus, RegionStatus};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -197,9 +197,15 @@ pub(crate) struct AccountView<'a> {
     pub identity_version: IdentityVersion,
     pub interface: Interface,
     pub auth_method: &'static str,
-    /// Who the account is (user and project, or the application
-    /// credential), without any secret.
-    pub auth: &'a AccountAuth,
+    /// The user, in the shape a registration gives it (password accounts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<NamedView<'a>>,
+    /// The project, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<NamedView<'a>>,
+    /// The application credential without its secret, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_credential: Option<AppCredentialView<'a>>,
     /// Whether a password or secret is stored (it is never shown).
     pub secret_set: bool,
     pub regions: &'a [String],
@@ -221,8 +227,77 @@ pub(crate) struct AccountView<'a> {
     pub dry_run: bool,
 }
 
+/// A user or project as `POST /v1/accounts` takes it: `{"id"}` or
+/// `{"name", "domain" | "domain_id"}`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct NamedView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain_id: Option<&'a str>,
+}
+
+fn named(n: &Named) -> NamedView<'_> {
+    match n {
+        Named::Id(id) => NamedView {
+            id: Some(id),
+            name: None,
+            domain: None,
+            domain_id: None,
+        },
+        Named::Name { name, domain } => NamedView {
+            id: None,
+            name: Some(name),
+            domain: match domain {
+                Domain::Name(d) => Some(d),
+                Domain::Id(_) => None,
+            },
+            domain_id: match domain {
+                Domain::Id(d) => Some(d),
+                Domain::Name(_) => None,
+            },
+        },
+    }
+}
+
+/// An application credential as `POST /v1/accounts` takes it, without
+/// the secret.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub(crate) struct AppCredentialView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<NamedView<'a>>,
+}
+
 /// An account without its secret.
 pub(crate) fn account(a: &Account) -> AccountView<'_> {
+    let (user, project, application_credential) = match &a.auth {
+        AccountAuth::Password { user, project } => (Some(named(user)), Some(named(project)), None),
+        AccountAuth::ApplicationCredential { credential } => {
+            let view = match credential {
+                ApplicationCredentialRef::Id(id) => AppCredentialView {
+                    id: Some(id),
+                    name: None,
+                    user: None,
+                },
+                ApplicationCredentialRef::Name { name, user } => AppCredentialView {
+                    id: None,
+                    name: Some(name),
+                    user: Some(named(user)),
+                },
+            };
+            (None, None, Some(view))
+        }
+    };
     AccountView {
         id: &a.id,
         name: &a.name,
@@ -233,7 +308,9 @@ pub(crate) fn account(a: &Account) -> AccountView<'_> {
             AccountAuth::Password { .. } => "password",
             AccountAuth::ApplicationCredential { .. } => "application_credential",
         },
-        auth: &a.auth,
+        user,
+        project,
+        application_credential,
         secret_set: !secrecy::ExposeSecret::expose_secret(&a.secret).is_empty(),
         regions: &a.regions,
         networks: &a.networks,

@@ -288,6 +288,7 @@ impl RegionState {
             healthy: self.clients.is_some()
                 && self.failing_since.is_none()
                 && self.breaker.state(now) == BreakerState::Closed,
+            health: Default::default(),
             failing_since: self.failing_since,
             last_error: self.last_error.as_ref().map(|(e, _)| e.clone()),
             last_error_at: self.last_error.as_ref().map(|(_, at)| *at),

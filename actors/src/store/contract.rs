@@ -203,6 +203,28 @@ fn instances_filter_and_paginate(store: &dyn Store) {
         ..mine.clone()
     };
     assert_eq!(store.list_instances(&named).unwrap().len(), 1);
+    let (other, others) = self::request("filter-client", None, 2);
+    store.insert_request(&other, &others).unwrap();
+    let of_request = |id: &str| InstanceFilter {
+        request_id: Some(id.into()),
+        ..mine.clone()
+    };
+    assert_eq!(
+        store
+            .list_instances(&of_request(&request.id))
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        store.list_instances(&of_request(&other.id)).unwrap().len(),
+        2
+    );
+    let active_or_pending = InstanceFilter {
+        states: vec![InstanceState::Active, InstanceState::Pending],
+        ..of_request(&request.id)
+    };
+    assert_eq!(store.list_instances(&active_or_pending).unwrap().len(), 5);
 
     let mut seen = Vec::new();
     let mut after = None;
@@ -211,7 +233,7 @@ fn instances_filter_and_paginate(store: &dyn Store) {
             .list_instances(&InstanceFilter {
                 after: after.clone(),
                 limit: 2,
-                ..mine.clone()
+                ..of_request(&request.id)
             })
             .unwrap();
         if page.is_empty() {

@@ -85,6 +85,8 @@ pub struct InstanceFilter {
     pub region: Option<String>,
     /// Profile name.
     pub profile: Option<String>,
+    /// The launch request it belongs to.
+    pub request_id: Option<String>,
     /// Substring of the name.
     pub name_contains: Option<String>,
     /// Only ids after this one (pagination cursor).
@@ -122,6 +124,10 @@ impl InstanceFilter {
                 .as_ref()
                 .is_none_or(|r| attempt.is_some_and(|t| t.region == *r))
             && self.profile.as_ref().is_none_or(|p| *p == instance.profile)
+            && self
+                .request_id
+                .as_ref()
+                .is_none_or(|r| *r == instance.request_id)
             && self
                 .name_contains
                 .as_ref()

@@ -39,6 +39,7 @@ pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
         account_id,
         region: page.query("region").map(str::to_owned),
         profile: page.query("profile").map(str::to_owned),
+        request_id: page.query("request").map(str::to_owned),
         name_contains: page.query("name").map(str::to_owned),
         after: page.query("cursor").map(str::to_owned),
         limit: PAGE_SIZE + 1,
