@@ -80,10 +80,22 @@ pub enum Command {
         credentials: Option<PathBuf>,
     },
     /// Run the daemon over an embedded simulator, with an admin token.
+    ///
+    /// Logs go to a file it names (--verbose: to the terminal), so the
+    /// banner with the token, the simulated providers and a ready
+    /// clouds.yaml stays on screen. The store is in memory unless
+    /// --state-dir is given.
     Demo {
         /// Address of the REST API.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Keep the store (tokens, accounts, profiles, instances), the log
+        /// and clouds.yaml here across runs.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Log to the terminal instead of the file.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Run the OpenStack simulator (3 providers × 2 regions by default).
     Sim {
@@ -315,6 +327,30 @@ pub fn main() -> ExitCode {
         }
         _ => false,
     };
+    // The demo logs to a file in its directory, so its banner stays.
+    let (mut demo_dir, mut demo_log) = (None, None);
+    if let Command::Demo {
+        state_dir, verbose, ..
+    } = &cli.command
+    {
+        match crate::demo::directory(state_dir.as_deref()) {
+            Ok(dir) => {
+                if !verbose {
+                    let log = dir.join("oms-demo.log");
+                    if let Err(error) = crate::telemetry::init_file(&log, cli.log_json) {
+                        eprintln!("oms: {error:#}");
+                        return ExitCode::FAILURE;
+                    }
+                    demo_log = Some(log);
+                }
+                demo_dir = Some(dir);
+            }
+            Err(error) => {
+                eprintln!("oms: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     crate::telemetry::init(cli.log_json || configured_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -336,7 +372,17 @@ pub fn main() -> ExitCode {
                 listen,
             } => serve(config, state_dir, listen).await,
             Command::CheckConfig { file, credentials } => check_config(&file, credentials),
-            Command::Demo { listen } => crate::demo::run(listen).await,
+            Command::Demo {
+                listen, state_dir, ..
+            } => {
+                let options = crate::demo::DemoOptions {
+                    listen,
+                    dir: demo_dir.clone().context("no demo directory")?,
+                    keep_state: state_dir.is_some(),
+                    log_file: demo_log.clone(),
+                };
+                crate::demo::run(options).await
+            }
             Command::Sim { config } => crate::sim_command::run(config.as_deref()).await,
             Command::Token {
                 state_dir,

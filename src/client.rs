@@ -623,13 +623,6 @@ pub async fn accounts(client: &ApiClient, format: Format) -> anyhow::Result<()> 
                 "name", "provider", "project", "user", "regions", "status", "priority",
             ],
             accounts.iter().map(|a| {
-                let host = url::Url::parse(a["auth_url"].as_str().unwrap_or(""))
-                    .ok()
-                    .and_then(|u| {
-                        let host = u.host_str()?.to_owned();
-                        Some(u.port().map_or(host.clone(), |p| format!("{host}:{p}")))
-                    })
-                    .unwrap_or_else(|| cell(a, "auth_url"));
                 let mut status = cell(&a["status"], "health").replace('_', " ");
                 if a["enabled"] == false {
                     status = "disabled".into();
@@ -638,7 +631,7 @@ pub async fn accounts(client: &ApiClient, format: Format) -> anyhow::Result<()> 
                 }
                 vec![
                     cell(a, "name"),
-                    host,
+                    cell(a, "keystone"),
                     named(&a["project"]),
                     named(&a["user"]),
                     cell(&a["status"], "regions"),

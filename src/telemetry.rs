@@ -24,6 +24,28 @@ pub fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) ->
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// Installs the global subscriber writing to `file` (appended, never
+/// coloured), for `oms demo`, whose terminal shows the banner instead.
+pub fn init_file(file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .with_context(|| format!("cannot open the log file {}", file.display()))?;
+    let spec = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(&spec))
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(log));
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    Ok(())
+}
+
 /// Installs the global subscriber; later calls are ignored.
 pub fn init(json: bool) {
     use std::io::IsTerminal as _;

@@ -46,10 +46,14 @@ fn oms() -> Command {
 /// Starts `oms args`, returning it and the stdout lines up to one
 /// starting with `until`.
 fn start(args: &[&str], until: &str) -> (Running, Vec<String>) {
+    start_with_stderr(args, until, Stdio::null())
+}
+
+fn start_with_stderr(args: &[&str], until: &str, stderr: Stdio) -> (Running, Vec<String>) {
     let mut child = oms()
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut lines = Vec::new();
@@ -188,5 +192,139 @@ async fn oms_demo_comes_up_with_six_regions_and_live_instances() {
     let login = http.get(format!("{base}/login")).send().await.unwrap();
     assert_eq!(login.status().as_u16(), 200);
     assert!(login.text().await.unwrap().contains("Admin token"));
+    assert!(demo.terminate_and_wait().success());
+}
+
+fn banner_value(lines: &[String], prefix: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {lines:#?}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn accounts_connected(base: &str, token: &str, count: usize) {
+    eventually(Duration::from_secs(30), "accounts connected", || async {
+        let (_, body) = get(&format!("{base}/v1/regions"), Some(token)).await;
+        let connected = body["accounts"].as_array().map_or(0, |a| {
+            a.iter().filter(|a| a["health"] == "connected").count()
+        });
+        (connected == count).then_some(())
+    })
+    .await;
+}
+
+/// The demo is quiet on the terminal (its log goes to the file it names),
+/// prints the simulated providers and a clouds.yaml that imports as is,
+/// and with --state-dir keeps what it was given across runs, its
+/// accounts following the simulated providers to their new ports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oms_demo_is_quiet_imports_its_clouds_yaml_and_keeps_state_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("demo");
+    let state_arg = state.to_str().unwrap();
+    let stderr_file = dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_file).unwrap();
+    let (demo, lines) = start_with_stderr(
+        &["demo", "--listen", "127.0.0.1:0", "--state-dir", state_arg],
+        "stop",
+        Stdio::from(stderr),
+    );
+    let base = banner_value(&lines, "web").trim_end_matches('/').to_owned();
+    let token = banner_value(&lines, "token");
+    let log = banner_value(&lines, "logs");
+    assert_eq!(log, state.join("oms-demo.log").to_str().unwrap());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/v3") && l.contains("demo/secret")),
+        "{lines:#?}"
+    );
+    let clouds = banner_value(&lines, "clouds");
+    accounts_connected(&base, &token, 3).await;
+    let imported = oms()
+        .args(["account", "import-clouds", &clouds, "--url", &base])
+        .env("OMS_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    accounts_connected(&base, &token, 6).await;
+    assert!(demo.terminate_and_wait().success());
+    assert_eq!(
+        std::fs::read_to_string(&stderr_file).unwrap(),
+        "",
+        "the demo wrote to the terminal"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("account connected")
+    );
+
+    // Again on the same directory: a new token, the six accounts back.
+    let (demo, lines) = start(
+        &["demo", "--listen", "127.0.0.1:0", "--state-dir", state_arg],
+        "stop",
+    );
+    let base = banner_value(&lines, "web").trim_end_matches('/').to_owned();
+    let second = banner_value(&lines, "token");
+    assert_ne!(second, token);
+    accounts_connected(&base, &second, 6).await;
+    assert!(demo.terminate_and_wait().success());
+}
+
+/// The README's tour of the API, pasted into bash against `oms demo` as
+/// the README says: every call must succeed (`curl -f`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_api_tour_runs_pasted_against_the_demo() {
+    let readme = include_str!("../README.md");
+    let tour = readme
+        .split("## A tour of the API")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|block| block.split("\n```").next())
+        .expect("the tour's sh block");
+    let (first, script) = tour.split_once('\n').unwrap();
+    assert!(first.starts_with("B=") && first.contains("T=") && first.contains("A="));
+    let (demo, lines) = start(&["demo", "--listen", "127.0.0.1:0"], "stop");
+    let base = banner_value(&lines, "web").trim_end_matches('/').to_owned();
+    let token = banner_value(&lines, "token");
+    let alpha = banner_value(&lines, "  alpha");
+    accounts_connected(&base, &token, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ran = tokio::task::spawn_blocking({
+        let script = script.to_owned();
+        let dir = dir.path().to_owned();
+        move || {
+            Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &script])
+                .current_dir(dir)
+                .env("B", base)
+                .env("T", token)
+                .env("A", alpha)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        ran.status.success(),
+        "the tour failed:\n{}\n{}",
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let out = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        out.contains("\"alpha-ops\"") && out.contains("\"deleting\""),
+        "{out}"
+    );
     assert!(demo.terminate_and_wait().success());
 }

@@ -141,7 +141,9 @@ impl DispatcherState {
         self.forget(&instance);
         let _ = self.ctx.events.send(FleetEvent::Failed);
         instance.failure = Some(reason.clone());
-        let place = instance.placement().map(|(a, r)| format!("{a}/{r}"));
+        let place = instance
+            .placement()
+            .map(|(a, r)| format!("{}/{r}", self.account_name(&a)));
         self.record(&mut instance, InstanceState::Failed, place, reason);
     }
 

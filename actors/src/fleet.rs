@@ -169,6 +169,20 @@ pub struct Fleet {
     root: ActorRef<RootMsg>,
     /// Taken by the first shutdown.
     root_task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Every region's recent past, sampled from the board.
+    history: Arc<std::sync::Mutex<crate::history::History>>,
+    /// The task that samples it; it ends with the fleet.
+    _sampler: AbortOnDrop,
+}
+
+/// A task that stops when its handle is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Fleet {
@@ -189,12 +203,47 @@ impl Fleet {
         let (root, root_task) = Actor::spawn(Some(ctx.names.root()), RootSupervisor, ctx.clone())
             .await
             .map_err(|e| FleetError::Unavailable(e.to_string()))?;
+        let history = Arc::new(std::sync::Mutex::new(crate::history::History::new(
+            ctx.config.history_samples,
+        )));
+        let sampler = tokio::spawn({
+            let board = ctx.board.clone();
+            let history = history.clone();
+            let every = ctx.config.history_interval;
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tick.tick().await;
+                    let snapshot = board.snapshot();
+                    history
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .record(&snapshot, Utc::now());
+                }
+            }
+        });
         Ok(Fleet {
             ctx,
             launching: tokio::sync::Mutex::new(()),
             root,
             root_task: tokio::sync::Mutex::new(Some(root_task)),
+            history,
+            _sampler: AbortOnDrop(sampler),
         })
+    }
+
+    /// How often region history is sampled.
+    pub fn history_interval(&self) -> Duration {
+        self.ctx.config.history_interval
+    }
+
+    /// One region's samples of the last hours, oldest first.
+    pub fn region_history(&self, account_id: &str, region: &str) -> Vec<crate::history::Sample> {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .of(account_id, region)
     }
 
     /// Whether the store answers and the tree's core actors run.

@@ -9,6 +9,7 @@ pub mod bounds;
 pub mod breaker;
 mod dispatcher;
 pub mod fleet;
+pub mod history;
 pub mod leaks;
 pub mod ledger;
 mod messages;

@@ -64,6 +64,10 @@ pub struct FleetConfig {
     pub default_max_attempts: u32,
     /// How instances are placed (the naive policy is for benchmarks).
     pub policy: Policy,
+    /// How often each region's status is sampled into its history.
+    pub history_interval: Duration,
+    /// Samples kept per region (with the interval: how far back).
+    pub history_samples: usize,
 }
 
 /// What adoption waits beyond a create call's timeout: Nova finishing a
@@ -94,6 +98,9 @@ impl Default for FleetConfig {
             default_deadline: Duration::from_secs(30 * 60),
             default_max_attempts: 10,
             policy: Policy::Pooled,
+            // Three hours at ten seconds.
+            history_interval: Duration::from_secs(10),
+            history_samples: 1080,
         }
     }
 }

@@ -493,6 +493,15 @@ pub struct Event {
 }
 
 impl Event {
+    /// Whether it tells of a failure: an attempt that failed or was
+    /// refused, an instance that failed or lost its server (pages show it
+    /// red, not as the waiting that follows).
+    pub fn is_failure(&self) -> bool {
+        matches!(self.state, InstanceState::Failed | InstanceState::Lost)
+            || self.message.starts_with(crate::transitions::ATTEMPT_FAILED)
+            || self.message.starts_with(crate::transitions::REGION_REFUSED)
+    }
+
     /// Whether `next` says the same as this event (state, place, words).
     pub fn is_repeated_by(&self, next: &Event) -> bool {
         self.state == next.state

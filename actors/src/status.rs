@@ -128,6 +128,21 @@ pub enum RegionHealth {
     Conflict,
 }
 
+impl RegionHealth {
+    /// Its name as the API spells it: the pages' class and, with spaces,
+    /// their word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionHealth::Healthy => "healthy",
+            RegionHealth::Degraded => "degraded",
+            RegionHealth::Down => "down",
+            RegionHealth::Probing => "probing",
+            RegionHealth::Connecting => "connecting",
+            RegionHealth::Conflict => "conflict",
+        }
+    }
+}
+
 /// An error rate above which a region that still takes launches is
 /// degraded (a moving average, so one failure among many calls is not).
 const DEGRADED_ERROR_RATE: f64 = 0.2;

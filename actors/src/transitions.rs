@@ -58,6 +58,11 @@ pub(crate) enum Transition {
     },
 }
 
+/// How an event of a failed attempt begins.
+pub const ATTEMPT_FAILED: &str = "attempt failed";
+/// How an event of a refused attempt begins.
+pub const REGION_REFUSED: &str = "region refused";
+
 /// Decides what `kind` means for an instance in `state`.
 pub(crate) fn decide(
     kind: OutcomeKind,
@@ -87,7 +92,7 @@ pub(crate) fn decide(
             why: "deleted before it was built",
         },
         OutcomeKind::Refused(reason) => Transition::Retry {
-            why: format!("region refused: {reason}"),
+            why: format!("{REGION_REFUSED}: {reason}"),
             exclusion: Exclusion::None,
             refund: true,
             // The naive policy just waits for the region.
@@ -95,7 +100,7 @@ pub(crate) fn decide(
             class: None,
         },
         OutcomeKind::Failed { class, message } => Transition::Retry {
-            why: format!("attempt failed: {message}"),
+            why: format!("{ATTEMPT_FAILED}: {message}"),
             exclusion: match (policy, class) {
                 // The naive strategy moves on after any error.
                 (Policy::Naive, _) | (_, Class::BadRequest) => Exclusion::Always,

@@ -26,6 +26,7 @@ pub fn fast_config() -> FleetConfig {
         leak_grace: Duration::from_secs(2),
         probe_interval: Duration::from_millis(500),
         probe_timeout: Duration::from_secs(2),
+        history_interval: Duration::from_millis(250),
         client: ClientConfig {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),

@@ -114,6 +114,9 @@ pub(crate) struct EventView<'a> {
     detail: Option<&'a str>,
     /// How many more times the same happened since `at`.
     repeated: u32,
+    /// Whether it tells of a failure (a failed or refused attempt, a
+    /// failed or lost instance).
+    failure: bool,
     last_at: Option<DateTime<Utc>>,
 }
 
@@ -125,6 +128,7 @@ pub(crate) fn event(e: &Event) -> EventView<'_> {
         place: e.account_region.as_deref(),
         message: &e.message,
         detail: e.detail.as_deref(),
+        failure: e.is_failure(),
         repeated: e.repeated,
         last_at: e.last_at,
     }
@@ -194,6 +198,9 @@ pub(crate) struct AccountView<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub auth_url: String,
+    /// The Keystone's host (and port, when the URL gives one): which
+    /// provider this is, to spot one registered twice.
+    pub keystone: String,
     pub identity_version: IdentityVersion,
     pub interface: Interface,
     pub auth_method: &'static str,
@@ -302,6 +309,15 @@ pub(crate) fn account(a: &Account) -> AccountView<'_> {
         id: &a.id,
         name: &a.name,
         auth_url: without_credentials(&a.auth_url),
+        keystone: a
+            .auth_url
+            .host_str()
+            .map(|h| {
+                a.auth_url
+                    .port()
+                    .map_or(h.to_owned(), |p| format!("{h}:{p}"))
+            })
+            .unwrap_or_default(),
         identity_version: a.identity_version,
         interface: a.interface,
         auth_method: match &a.auth {

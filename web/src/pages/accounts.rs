@@ -24,6 +24,12 @@ pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
             ];
             actions.push(json!({"action": "delete", "label": "Delete", "confirm": format!("Delete account {}?", a.name)}));
             view["actions"] = Value::Array(actions);
+            // Who and where, to spot one cloud registered twice.
+            view["user_word"] = json!(named_word(&view["user"])
+                .or_else(|| named_word(&view["application_credential"]["user"]))
+                .or_else(|| view["application_credential"]["id"].as_str().map(|id| format!("credential {id}"))));
+            view["project_word"] = json!(named_word(&view["project"]));
+            view["health_word"] = json!(view["status"]["health"].as_str().unwrap_or("").replace('_', " "));
             view
         })
         .collect();
@@ -32,6 +38,23 @@ pub(crate) fn list(page: &Page<'_>) -> warp::reply::Response {
         "accounts",
         json!({"title": "Accounts", "nav_accounts": true, "accounts": accounts}),
     )
+}
+
+/// A user or project as a word: its name (with a domain other than the
+/// default), or its id.
+fn named_word(named: &Value) -> Option<String> {
+    match (named["name"].as_str(), named["id"].as_str()) {
+        (Some(name), _) => Some(
+            match named["domain"].as_str().or(named["domain_id"].as_str()) {
+                Some(domain) if !domain.eq_ignore_ascii_case("default") => {
+                    format!("{name} ({domain})")
+                }
+                _ => name.to_owned(),
+            },
+        ),
+        (None, Some(id)) => Some(id.to_owned()),
+        _ => None,
+    }
 }
 
 /// The registration form, with what was typed (never the secrets) and
@@ -102,14 +125,43 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
         "regions": text("regions").split(',').map(str::trim).filter(|r| !r.is_empty()).collect::<Vec<_>>(),
         "test_connection": page.field("test_connection").is_some(),
     });
-    if !text("password").is_empty() {
-        body["password"] = json!(page.field("password").unwrap_or_default());
+    // Where a tested secret may go: the same Keystone, identity version,
+    // user, project and credential as when it was tested.
+    let held_for = [
+        "auth_url",
+        "identity_version",
+        "username",
+        "project_name",
+        "domain",
+        "application_credential_id",
+    ]
+    .map(text)
+    .join("\n");
+    let mut password = page.field("password").unwrap_or_default().to_owned();
+    let mut app_secret = page
+        .field("application_credential_secret")
+        .unwrap_or_default()
+        .to_owned();
+    if password.is_empty()
+        && app_secret.is_empty()
+        && let Some(session) = &page.session
+        && let Some(held) = page.api.sessions.take_held(session, &held_for)
+    {
+        let held = secrecy::ExposeSecret::expose_secret(&held).to_owned();
+        if text("username").is_empty() {
+            app_secret = held;
+        } else {
+            password = held;
+        }
+    }
+    if !password.trim().is_empty() {
+        body["password"] = json!(password);
         body["user"] = json!({"name": text("username"), "domain": domain});
         body["project"] = json!({"name": text("project_name"), "domain": domain});
     }
-    if !text("application_credential_secret").is_empty() {
+    if !app_secret.trim().is_empty() {
         body["application_credential"] = json!({"id": text("application_credential_id"),
-                                                "secret": page.field("application_credential_secret").unwrap_or_default()});
+                                                "secret": app_secret});
     }
     if !text("priority").is_empty() {
         match text("priority").parse::<i32>() {
@@ -158,6 +210,11 @@ pub(crate) async fn create(page: &Page<'_>) -> warp::reply::Response {
     if page.field("intent") == Some("test") {
         return match page.api.fleet.test_connection(&account).await {
             Ok(regions) => {
+                if let Some(session) = &page.session {
+                    page.api
+                        .sessions
+                        .hold(session, held_for, account.secret.clone());
+                }
                 let mut shown = typed.clone();
                 shown["tested"] = json!(regions.join(", "));
                 form(page, shown, None, json!({}))

@@ -3,7 +3,7 @@
 
 use oms_actors::model::InstanceState;
 use oms_actors::store::InstanceFilter;
-use serde_json::{Value, json};
+use serde_json::json;
 use warp::http::StatusCode;
 
 use super::{Page, message, redirect, render};
@@ -90,13 +90,8 @@ pub(crate) fn show(page: &Page<'_>, id: &str) -> warp::reply::Response {
         );
     };
     let names = fleet.account_names().unwrap_or_default();
-    let events: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            json!({"at": e.at.format("%Y-%m-%d %H:%M:%S").to_string(), "status": e.state.as_str(),
-                        "where": e.account_region, "message": e.message})
-        })
-        .collect();
+    // The API's own view of each event: the page shows what clients see.
+    let events: Vec<views::EventView<'_>> = events.iter().map(views::event).collect();
     let data = json!({
         "title": instance.name, "nav_instances": true, "live": true,
         "instance": views::instance(&instance, &names), "events": events,

@@ -3,8 +3,10 @@
 //! carries the session's CSRF token; every value is escaped by `{{x}}`.
 
 mod accounts;
+mod charts;
 mod instances;
 mod overview;
+mod regions;
 pub mod session;
 
 use std::sync::LazyLock;
@@ -27,6 +29,7 @@ struct Templates;
 static PAGES: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(false);
+    registry.register_helper("when", Box::new(when));
     registry
         .register_embed_templates_with_extension::<Templates>(".hbs")
         .expect("embedded templates are valid");
@@ -73,6 +76,54 @@ impl Page<'_> {
             .map(|s| s.csrf.clone())
             .unwrap_or_default()
     }
+}
+
+/// `{{when at}}`: an RFC 3339 time as people read it ("4 min ago", "in
+/// 2 h", a date when older than a day), the exact UTC time on hover and
+/// in `datetime`. Anything else is `-`: what is written is always ours.
+fn when(
+    helper: &handlebars::Helper<'_>,
+    _: &Handlebars<'_>,
+    _: &handlebars::Context,
+    _: &mut handlebars::RenderContext<'_, '_>,
+    out: &mut dyn handlebars::Output,
+) -> handlebars::HelperResult {
+    let at = helper
+        .param(0)
+        .and_then(|p| p.value().as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    match at {
+        Some(at) => out.write(&time_element(
+            at.with_timezone(&chrono::Utc),
+            chrono::Utc::now(),
+        ))?,
+        None => out.write("-")?,
+    }
+    Ok(())
+}
+
+/// A `<time>` saying `at` relative to `now`.
+pub(crate) fn time_element(
+    at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let iso = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let seconds = (now - at).num_seconds();
+    let (ago, n) = (seconds >= 0, seconds.unsigned_abs());
+    let span = match n {
+        0..=59 => format!("{n} s"),
+        60..=3_599 => format!("{} min", n / 60),
+        3_600..=86_399 => format!("{} h {} min", n / 3600, n % 3600 / 60),
+        _ => String::new(),
+    };
+    let text = if span.is_empty() {
+        at.format("%Y-%m-%d %H:%M").to_string()
+    } else if ago {
+        format!("{span} ago")
+    } else {
+        format!("in {span}")
+    };
+    format!("<time datetime=\"{iso}\" title=\"{iso}\">{text}</time>")
 }
 
 /// Renders `template` in the layout with `data` plus the session's fields.
@@ -194,7 +245,7 @@ pub(crate) async fn dispatch(
     }
     let known = matches!(
         segments.first().copied(),
-        None | Some("login" | "logout" | "instances" | "accounts" | "tokens")
+        None | Some("login" | "logout" | "instances" | "accounts" | "tokens" | "regions")
     );
     if !known {
         return None;
@@ -258,6 +309,7 @@ async fn route(page: &mut Page<'_>) -> warp::reply::Response {
         (Method::GET, ["instances"]) => instances::list(page),
         (Method::GET, ["instances", id]) => instances::show(page, id),
         (Method::POST, ["instances", id, "delete"]) => instances::delete(page, id).await,
+        (Method::GET, ["regions", account, region]) => regions::show(page, account, region),
         (Method::GET, ["accounts"]) => accounts::list(page),
         (Method::GET, ["accounts", "new"]) => {
             accounts::form(page, json!({"domain": "Default"}), None, json!({}))
@@ -331,5 +383,31 @@ async fn login(page: &mut Page<'_>) -> warp::reply::Response {
             *response.status_mut() = StatusCode::UNAUTHORIZED;
             response
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_people_say_them_with_the_exact_time_on_hover() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let at = |secs: i64| time_element(now - chrono::Duration::seconds(secs), now);
+        assert!(at(5).contains(">5 s ago<"), "{}", at(5));
+        assert!(at(240).contains(">4 min ago<"));
+        assert!(at(3 * 3600 + 120).contains(">3 h 2 min ago<"));
+        assert!(at(-600).contains(">in 10 min<"));
+        assert!(at(3 * 86_400).contains(">2026-11-30 12:00<"));
+        assert!(at(5).contains("title=\"2026-12-03T11:59:55Z\""));
+        let rendered = PAGES
+            .render_template(
+                "{{when a}} {{when b}}",
+                &json!({"a": "<script>", "b": null}),
+            )
+            .unwrap();
+        assert_eq!(rendered, "- -");
     }
 }

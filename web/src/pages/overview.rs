@@ -1,8 +1,8 @@
 //! The dashboard and the tokens page.
 
 use oms_actors::FleetError;
-use oms_actors::breaker::BreakerState;
 use oms_actors::model::{InstanceState, Role};
+use oms_actors::status::RegionHealth;
 use oms_actors::store::InstanceFilter;
 use oms_actors::tokens::NewToken;
 use secrecy::ExposeSecret;
@@ -43,16 +43,17 @@ pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
     let queue: Vec<Value> = pending
         .iter()
         .map(|i| {
-            let why = page
+            let last = page
                 .api
                 .fleet
                 .instance(&i.id)
                 .ok()
                 .flatten()
-                .and_then(|(_, events)| events.last().map(|e| e.message.clone()))
-                .unwrap_or_default();
+                .and_then(|(_, mut events)| events.pop());
             json!({"id": i.id, "name": i.name, "client": i.client, "profile": i.profile,
-                   "created_at": i.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), "why": why})
+                   "created_at": rfc3339(i.created_at),
+                   "why": last.as_ref().map(|e| e.message.clone()),
+                   "why_detail": last.and_then(|e| e.detail)})
         })
         .collect();
     let (mut used, mut limit, mut healthy) = (0i64, 0i64, 0usize);
@@ -66,25 +67,26 @@ pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
                 used += r.used.instances;
                 limit += max.max(0);
             }
-            let up = r.healthy && r.conflict.is_none();
-            healthy += usize::from(up);
-            // In words, not breaker states: closed is healthy.
-            let health = match r.breaker {
-                BreakerState::Open => "down",
-                BreakerState::HalfOpen => "probing",
-                BreakerState::Closed if up => "healthy",
-                BreakerState::Closed if !r.connected => "connecting",
-                BreakerState::Closed => "failing",
-            };
-            let percent = if max > 0 { (r.used.instances * 100 / max).clamp(0, 100) } else { 0 };
+            healthy += usize::from(r.health == RegionHealth::Healthy);
+            let history = page.api.fleet.region_history(&r.account_id, &r.region);
+            let healths: Vec<&str> = history.iter().map(|s| s.health.as_str()).collect();
             json!({
                 "account": r.account, "region": r.region, "enabled": r.enabled, "drain": r.drain,
-                "breaker": serde_json::to_value(r.breaker).unwrap_or(Value::Null),
-                "health": health,
-                "failing_since": r.failing_since.map(|t| t.format("%H:%M:%S").to_string()),
-                "last_error_at": r.last_error_at.map(|t| t.format("%H:%M:%S").to_string()),
+                "href": region_href(&r.account_id, &r.region),
+                "health": r.health.as_str(),
+                "health_word": r.health.as_str().replace('_', " "),
+                "health_detail": format!(
+                    "breaker {}; {:.0}% of recent calls failed; {:.0} ms",
+                    serde_json::to_value(r.breaker).ok().and_then(|b| b.as_str().map(str::to_owned)).unwrap_or_default(),
+                    r.error_rate * 100.0,
+                    r.latency_ms
+                ),
+                "failing_since": r.failing_since.map(rfc3339),
+                "last_error_at": r.last_error_at.map(rfc3339),
                 "used": r.used.instances, "limit": if max < 0 { "∞".to_owned() } else { max.to_string() },
-                "percent": percent, "reserved": r.reserved,
+                "quota_bar": super::charts::quota_bar(r.used.instances, r.limit.map(|l| l.instances)),
+                "history": super::charts::health_strip("health over the last hours", &healths),
+                "reserved": r.reserved,
                 "in_flight": r.creating as usize + r.building,
                 "error_rate": format!("{:.0}", r.error_rate * 100.0),
                 "latency": format!("{:.0}", r.latency_ms),
@@ -101,7 +103,11 @@ pub(crate) fn dashboard(page: &Page<'_>) -> warp::reply::Response {
         .unwrap_or_default()
         .iter()
         .filter(|s| !s.health.is_up())
-        .map(|s| json!(views::account_status(s)))
+        .map(|s| {
+            let mut view = json!(views::account_status(s));
+            view["health_word"] = json!(view["health"].as_str().unwrap_or("").replace('_', " "));
+            view
+        })
         .collect();
     let data = json!({
         "title": "Dashboard", "nav_dashboard": true, "live": true,
@@ -206,4 +212,16 @@ pub(crate) async fn revoke_token(page: &Page<'_>, id: &str) -> warp::reply::Resp
         }
     }
     redirect("/tokens", None)
+}
+
+/// The region page's address; a region's name is the provider's, so it
+/// is encoded.
+pub(crate) fn region_href(account_id: &str, region: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(region.as_bytes()).collect();
+    format!("/regions/{account_id}/{encoded}")
+}
+
+/// A time as the `when` helper reads it.
+pub(crate) fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

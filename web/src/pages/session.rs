@@ -37,7 +37,23 @@ pub struct Session {
     expires: Instant,
     /// The end of the absolute lifetime, for signed-in sessions.
     ends: Option<Instant>,
+    /// A secret whose connection test passed, held so registering the
+    /// account needs no retyping.
+    held: Option<Held>,
 }
+
+/// A tested secret: usable once, for the account it was tested with, by
+/// the session that tested it, within `HOLD`.
+#[derive(Debug, Clone)]
+struct Held {
+    /// Keystone URL, user, project, credential: where the secret may go.
+    account: String,
+    secret: secrecy::SecretString,
+    until: Instant,
+}
+
+/// How long a tested secret is held for the registration that follows.
+pub const HOLD: Duration = Duration::from_secs(10 * 60);
 
 /// Who a session signed in as.
 #[derive(Debug, Clone)]
@@ -103,6 +119,7 @@ impl Sessions {
             admin: None,
             expires: now + SIGN_IN_WINDOW,
             ends: None,
+            held: None,
         };
         let mut map = self.map();
         map.retain(|_, s| s.expires > now);
@@ -131,6 +148,7 @@ impl Sessions {
             admin: Some(admin),
             expires: now + IDLE,
             ends: Some(now + ABSOLUTE),
+            held: None,
         };
         map.insert(session.id.clone(), session.clone());
         session
@@ -139,6 +157,27 @@ impl Sessions {
     /// Ends a session.
     pub fn end(&self, session: &Session) {
         self.map().remove(&session.id);
+    }
+
+    /// Holds `secret`, tested against `account` (its Keystone URL and who
+    /// it is), for this session's next registration; replaces any other.
+    pub fn hold(&self, session: &Session, account: String, secret: secrecy::SecretString) {
+        if let Some(live) = self.map().get_mut(&session.id) {
+            live.held = Some(Held {
+                account,
+                secret,
+                until: Instant::now() + HOLD,
+            });
+        }
+    }
+
+    /// The held secret, once, if it was tested against this very account
+    /// (a secret never goes to a Keystone it was not tested with).
+    pub fn take_held(&self, session: &Session, account: &str) -> Option<secrecy::SecretString> {
+        let mut map = self.map();
+        let live = map.get_mut(&session.id)?;
+        let held = live.held.take()?;
+        (held.account == account && held.until > Instant::now()).then_some(held.secret)
     }
 }
 
@@ -227,6 +266,35 @@ mod tests {
             sessions.find(Some(&cookie), |_| true).is_some(),
             "signed-in sessions stay"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_secret_is_given_once_and_only_for_its_account() {
+        use secrecy::ExposeSecret as _;
+        let sessions = Sessions::default();
+        let (session, _) = signed_in(&sessions);
+        let other = sessions.start();
+        sessions.hold(&session, "https://k/v3|u|p".into(), "pw".into());
+        assert!(sessions.take_held(&other, "https://k/v3|u|p").is_none());
+        assert!(
+            sessions
+                .take_held(&session, "https://evil/v3|u|p")
+                .is_none(),
+            "another Keystone"
+        );
+        // Asked for the wrong account, it is gone: a guess does not get
+        // a second try.
+        assert!(sessions.take_held(&session, "https://k/v3|u|p").is_none());
+        sessions.hold(&session, "https://k/v3|u|p".into(), "pw".into());
+        let secret = sessions.take_held(&session, "https://k/v3|u|p").unwrap();
+        assert_eq!(secret.expose_secret(), "pw");
+        assert!(
+            sessions.take_held(&session, "https://k/v3|u|p").is_none(),
+            "once"
+        );
+        sessions.hold(&session, "a".into(), "pw".into());
+        tokio::time::advance(HOLD + Duration::from_secs(1)).await;
+        assert!(sessions.take_held(&session, "a").is_none(), "expired");
     }
 
     #[tokio::test(start_paused = true)]
