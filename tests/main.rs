@@ -13,6 +13,7 @@ mod chaos_soak;
 mod client_against_sim;
 mod client_bad_answers;
 mod conformance;
+mod facade_openstack;
 mod fleet_accounts;
 mod fleet_capacity;
 mod fleet_failover;

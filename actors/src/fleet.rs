@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::messages::{Chaos, DispatcherMsg, FleetConfig, FleetCtx, FleetEvent, Names, RegionMsg};
 use crate::model::{
-    Account, ApiToken, Event, Instance, InstanceState, LaunchRequest, PlacementHints, Profile,
-    new_id,
+    Account, ApiToken, Event, Instance, InstanceState, KeyPair, LaunchRequest, PlacementHints,
+    Profile, new_id,
 };
 use crate::openstack::Client;
 use crate::root::{RootMsg, RootSupervisor};
@@ -74,6 +74,9 @@ pub struct NewLaunch {
     pub count: u32,
     /// Prefix of instance names.
     pub name_prefix: Option<String>,
+    /// One instance named `name_prefix` itself, as Nova names one server
+    /// (the OpenStack façade); otherwise `<prefix>-<index>`.
+    pub exact_name: bool,
     /// cloud-init user data.
     pub user_data: Option<Vec<u8>>,
     /// Metadata for every server.
@@ -290,6 +293,11 @@ impl Fleet {
         )?)
     }
 
+    /// Token `id`, revoked or not.
+    pub fn token(&self, id: &str) -> Result<Option<ApiToken>, FleetError> {
+        Ok(crate::tokens::find(self.ctx.store.as_ref(), id)?)
+    }
+
     /// Whether token `id` exists and is not revoked.
     pub fn token_live(&self, id: &str) -> Result<bool, FleetError> {
         Ok(crate::tokens::find(self.ctx.store.as_ref(), id)?.is_some_and(|t| !t.revoked))
@@ -403,7 +411,11 @@ impl Fleet {
                 id: Instance::id_for(&request.id, index),
                 request_id: request.id.clone(),
                 client: request.client.clone(),
-                name: format!("{}-{index}", request.name_prefix),
+                name: if ask.exact_name && ask.count == 1 {
+                    request.name_prefix.clone()
+                } else {
+                    format!("{}-{index}", request.name_prefix)
+                },
                 profile: request.profile.clone(),
                 state: InstanceState::Pending,
                 attempt: None,
@@ -681,6 +693,46 @@ impl Fleet {
     /// Every profile.
     pub fn profiles(&self) -> Result<Vec<Profile>, FleetError> {
         Ok(self.ctx.store.list_profiles()?)
+    }
+
+    /// Stores a client's new key pair; a name the client uses is a
+    /// conflict (Nova's).
+    pub async fn add_keypair(&self, keypair: KeyPair) -> Result<(), FleetError> {
+        crate::bounds::text("name", &keypair.name, crate::bounds::MAX_TEXT)
+            .map_err(FleetError::Invalid)?;
+        if self
+            .ctx
+            .store
+            .get_keypair(&keypair.client, &keypair.name)?
+            .is_some()
+        {
+            return Err(FleetError::Conflict(format!(
+                "Key pair '{}' already exists.",
+                keypair.name
+            )));
+        }
+        self.ctx.store.put_keypair(&keypair)?;
+        self.ctx.store.flush().await?;
+        Ok(())
+    }
+
+    /// One of a client's key pairs.
+    pub fn keypair(&self, client: &str, name: &str) -> Result<Option<KeyPair>, FleetError> {
+        Ok(self.ctx.store.get_keypair(client, name)?)
+    }
+
+    /// A client's key pairs.
+    pub fn keypairs(&self, client: &str) -> Result<Vec<KeyPair>, FleetError> {
+        Ok(self.ctx.store.list_keypairs(client)?)
+    }
+
+    /// Removes a client's key pair (servers booted with it keep it).
+    pub async fn remove_keypair(&self, client: &str, name: &str) -> Result<(), FleetError> {
+        if !self.ctx.store.delete_keypair(client, name)? {
+            return Err(FleetError::NotFound(format!("key pair {name}")));
+        }
+        self.ctx.store.flush().await?;
+        Ok(())
     }
 
     /// Adds a profile; one of that name is a conflict, so a create does

@@ -210,6 +210,21 @@ impl Account {
     }
 }
 
+/// A client's key pair, by name (the OpenStack façade's `os-keypairs`):
+/// only its public key is kept, and it is imported into a region when a
+/// launch there names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPair {
+    /// Owning client.
+    pub client: String,
+    /// Name, unique per client.
+    pub name: String,
+    /// One OpenSSH public key line.
+    pub public_key: String,
+    /// When it was imported.
+    pub created_at: DateTime<Utc>,
+}
+
 /// A provider-independent shape, resolved per account-region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Profile {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use oms_actors::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
+use oms_actors::model::{Account, ApiToken, Event, Instance, KeyPair, LaunchRequest, Profile};
 use oms_actors::store::{FlushFuture, Inserted, InstanceFilter, Store, StoreError, StoreResult};
 
 /// Forwards to `inner`, except that instance listings fail while
@@ -46,6 +46,18 @@ impl Store for FailingStore {
     }
     fn put_profile(&self, profile: &Profile) -> StoreResult<()> {
         self.inner.put_profile(profile)
+    }
+    fn put_keypair(&self, keypair: &KeyPair) -> StoreResult<()> {
+        self.inner.put_keypair(keypair)
+    }
+    fn get_keypair(&self, client: &str, name: &str) -> StoreResult<Option<KeyPair>> {
+        self.inner.get_keypair(client, name)
+    }
+    fn list_keypairs(&self, client: &str) -> StoreResult<Vec<KeyPair>> {
+        self.inner.list_keypairs(client)
+    }
+    fn delete_keypair(&self, client: &str, name: &str) -> StoreResult<bool> {
+        self.inner.delete_keypair(client, name)
     }
     fn get_profile(&self, name: &str) -> StoreResult<Option<Profile>> {
         self.inner.get_profile(name)

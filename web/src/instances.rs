@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use oms_actors::NewLaunch;
 use oms_actors::model::{InstanceState, PlacementHints, Profile};
 use oms_actors::store::InstanceFilter;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -142,41 +142,13 @@ fn validate(call: &Call<'_>, launch: &LaunchBody) -> Result<(), ApiError> {
         }
     }
     if let Some(key) = &launch.public_key
-        && !one_public_key(key)
+        && !crate::keys::one_public_key(key)
     {
         return Err(ApiError::invalid(
             "public_key: exactly one OpenSSH public key, on one line",
         ));
     }
     Ok(())
-}
-
-/// Longest public key line (an RSA 16384-bit key is about 2.8 KiB).
-const MAX_PUBLIC_KEY: usize = 8 * 1024;
-
-/// Whether `key` is exactly one OpenSSH public key: one line, which
-/// parses. A second line would be a second key in `authorized_keys`.
-fn one_public_key(key: &str) -> bool {
-    let line = key.trim_end_matches(['\n', '\r']);
-    line.len() <= MAX_PUBLIC_KEY
-        && !line.chars().any(char::is_control)
-        && ssh_key::PublicKey::from_openssh(line).is_ok()
-}
-
-/// A fresh ed25519 key pair: (public OpenSSH line, private OpenSSH PEM).
-fn generate_key(comment: &str) -> Result<(String, SecretString), ApiError> {
-    let mut rng = ssh_key::rand_core::OsRng;
-    let mut key = ssh_key::PrivateKey::random(&mut rng, ssh_key::Algorithm::Ed25519)
-        .map_err(|_| ApiError::internal("key generation failed"))?;
-    key.set_comment(comment);
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|_| ApiError::internal("key encoding failed"))?;
-    let private = key
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(|_| ApiError::internal("key encoding failed"))?;
-    Ok((public, SecretString::from(private.to_string())))
 }
 
 /// `POST /v1/instances`.
@@ -207,7 +179,8 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
         Some(key) => (Some(key.trim_end().to_owned()), None),
         None if !launch.generate_key => (None, None),
         None => {
-            let (public, private) = generate_key(&format!("openmultistack-{}", principal.name))?;
+            let (public, private) =
+                crate::keys::generate_key(&format!("openmultistack-{}", principal.name))?;
             (Some(public), Some(private))
         }
     };
@@ -217,6 +190,7 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
         profile: String::new(),
         count: launch.count,
         name_prefix: launch.name_prefix.clone(),
+        exact_name: false,
         user_data: launch.user_data.clone().map(String::into_bytes),
         metadata: launch.metadata.clone(),
         public_key,

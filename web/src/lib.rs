@@ -9,7 +9,9 @@ mod accounts;
 pub mod auth;
 mod body;
 pub mod error;
+mod facade;
 mod instances;
+mod keys;
 pub mod metrics;
 mod openapi;
 mod pages;
@@ -91,6 +93,8 @@ pub struct Api {
     pub metrics: Arc<metrics::Metrics>,
     /// Operator sessions of the pages.
     pub(crate) sessions: pages::session::Sessions,
+    /// Tokens of the OpenStack façade.
+    pub(crate) facade_tokens: facade::tokens::FacadeTokens,
     limiter: auth::ClientLimiter,
 }
 
@@ -106,6 +110,7 @@ impl Api {
             config: Arc::new(config),
             metrics,
             sessions: pages::session::Sessions::default(),
+            facade_tokens: Default::default(),
             limiter,
         }
     }

@@ -502,6 +502,11 @@ pub(crate) async fn dispatch(
     body: Bytes,
 ) -> warp::reply::Response {
     let started = std::time::Instant::now();
+    if let Some(response) =
+        crate::facade::dispatch(&api, &method, path, query, &headers, &body).await
+    {
+        return response;
+    }
     if !path.starts_with("/v1/")
         && let Some(response) =
             crate::pages::dispatch(&api, method.clone(), path, query, &headers, &body).await

@@ -123,6 +123,42 @@ fn profiles_round_trip(store: &dyn Store) {
     assert!(store.get_profile("small").unwrap().is_none());
 }
 
+fn keypairs_are_per_client(store: &dyn Store) {
+    let key = |client: &str, name: &str| crate::model::KeyPair {
+        client: client.into(),
+        name: name.into(),
+        public_key: format!("ssh-ed25519 AAAA {client}-{name}"),
+        created_at: Utc::now(),
+    };
+    // A client whose name is another's prefix shares none of its keys.
+    for (client, name) in [("ci", "k1"), ("ci", "k2"), ("ci-2", "k1"), ("other", "k1")] {
+        store.put_keypair(&key(client, name)).unwrap();
+    }
+    let names = |client: &str| -> Vec<String> {
+        store
+            .list_keypairs(client)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name)
+            .collect()
+    };
+    assert_eq!(names("ci"), ["k1", "k2"]);
+    assert_eq!(names("ci-2"), ["k1"]);
+    assert_eq!(
+        store
+            .get_keypair("other", "k1")
+            .unwrap()
+            .unwrap()
+            .public_key,
+        "ssh-ed25519 AAAA other-k1"
+    );
+    assert!(store.get_keypair("ci", "k3").unwrap().is_none());
+    assert!(store.delete_keypair("ci", "k1").unwrap());
+    assert!(!store.delete_keypair("ci", "k1").unwrap());
+    assert_eq!(names("ci"), ["k2"]);
+    assert_eq!(names("other"), ["k1"]);
+}
+
 fn requests_are_idempotent_per_client(store: &dyn Store) {
     let (first, instances) = request("ci", Some("key-1"), 3);
     assert_eq!(
@@ -488,6 +524,7 @@ fn finished_instances_are_purged_after_their_retention(store: &dyn Store) {
 async fn run(store: &dyn Store) {
     accounts_round_trip_with_secrets(store);
     profiles_round_trip(store);
+    keypairs_are_per_client(store);
     requests_are_idempotent_per_client(store);
     instances_filter_and_paginate(store);
     live_filter_follows_state_changes(store);

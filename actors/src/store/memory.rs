@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
+use crate::model::{Account, ApiToken, Event, Instance, KeyPair, LaunchRequest, Profile};
 
 use super::{FlushFuture, Inserted, InstanceFilter, Store, StoreResult};
 
@@ -14,6 +14,7 @@ use super::{FlushFuture, Inserted, InstanceFilter, Store, StoreResult};
 struct Tables {
     accounts: BTreeMap<String, Account>,
     profiles: BTreeMap<String, Profile>,
+    keypairs: BTreeMap<(String, String), KeyPair>,
     requests: BTreeMap<String, LaunchRequest>,
     idempotency: BTreeMap<(String, String), String>,
     instances: BTreeMap<String, Instance>,
@@ -84,6 +85,40 @@ impl Store for MemoryStore {
 
     fn delete_profile(&self, name: &str) -> StoreResult<bool> {
         Ok(self.tables().profiles.remove(name).is_some())
+    }
+
+    fn put_keypair(&self, keypair: &KeyPair) -> StoreResult<()> {
+        self.tables().keypairs.insert(
+            (keypair.client.clone(), keypair.name.clone()),
+            keypair.clone(),
+        );
+        Ok(())
+    }
+
+    fn get_keypair(&self, client: &str, name: &str) -> StoreResult<Option<KeyPair>> {
+        Ok(self
+            .tables()
+            .keypairs
+            .get(&(client.to_owned(), name.to_owned()))
+            .cloned())
+    }
+
+    fn list_keypairs(&self, client: &str) -> StoreResult<Vec<KeyPair>> {
+        Ok(self
+            .tables()
+            .keypairs
+            .values()
+            .filter(|k| k.client == client)
+            .cloned()
+            .collect())
+    }
+
+    fn delete_keypair(&self, client: &str, name: &str) -> StoreResult<bool> {
+        Ok(self
+            .tables()
+            .keypairs
+            .remove(&(client.to_owned(), name.to_owned()))
+            .is_some())
     }
 
     fn insert_request(

@@ -21,7 +21,9 @@ use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Account, ApiToken, Event, Instance, InstanceState, LaunchRequest, Profile};
+use crate::model::{
+    Account, ApiToken, Event, Instance, InstanceState, KeyPair, LaunchRequest, Profile,
+};
 
 pub use memory::MemoryStore;
 pub use seal::Sealer;
@@ -157,6 +159,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn list_profiles(&self) -> StoreResult<Vec<Profile>>;
     /// Removes a profile; false if there was none.
     fn delete_profile(&self, name: &str) -> StoreResult<bool>;
+
+    /// Creates or replaces a client's key pair.
+    fn put_keypair(&self, keypair: &KeyPair) -> StoreResult<()>;
+    /// One key pair of a client.
+    fn get_keypair(&self, client: &str, name: &str) -> StoreResult<Option<KeyPair>>;
+    /// A client's key pairs, by name.
+    fn list_keypairs(&self, client: &str) -> StoreResult<Vec<KeyPair>>;
+    /// Removes a key pair; false if there was none.
+    fn delete_keypair(&self, client: &str, name: &str) -> StoreResult<bool>;
 
     /// Writes a request with its instances in one transaction, unless the
     /// client already used its idempotency key.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::model::{Account, ApiToken, Event, Instance, LaunchRequest, Profile};
+use crate::model::{Account, ApiToken, Event, Instance, KeyPair, LaunchRequest, Profile};
 
 use super::group_commit::GroupCommit;
 use super::instance_cache::InstanceCache;
@@ -46,6 +46,8 @@ pub struct SledStore {
     meta: sled::Tree,
     accounts: sled::Tree,
     profiles: sled::Tree,
+    /// Key pairs under `client \0 name`.
+    keypairs: sled::Tree,
     requests: sled::Tree,
     idempotency: sled::Tree,
     instances: sled::Tree,
@@ -125,6 +127,7 @@ impl SledStore {
             meta: tree("meta")?,
             accounts: tree("accounts")?,
             profiles: tree("profiles")?,
+            keypairs: tree("keypairs")?,
             requests: tree("requests")?,
             idempotency: tree("idempotency")?,
             instances: tree("instances")?,
@@ -284,6 +287,40 @@ impl Store for SledStore {
         Ok(self
             .profiles
             .remove(name.as_bytes())
+            .map_err(backend)?
+            .is_some())
+    }
+
+    fn put_keypair(&self, keypair: &KeyPair) -> StoreResult<()> {
+        self.keypairs
+            .insert(
+                idempotency_key(&keypair.client, &keypair.name),
+                encode(keypair)?,
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_keypair(&self, client: &str, name: &str) -> StoreResult<Option<KeyPair>> {
+        self.keypairs
+            .get(idempotency_key(client, name))
+            .map_err(backend)?
+            .map(|v| decode("keypairs", &v))
+            .transpose()
+    }
+
+    fn list_keypairs(&self, client: &str) -> StoreResult<Vec<KeyPair>> {
+        self.keypairs
+            .scan_prefix([client.as_bytes(), &[0]].concat())
+            .values()
+            .map(|v| decode("keypairs", &v.map_err(backend)?))
+            .collect()
+    }
+
+    fn delete_keypair(&self, client: &str, name: &str) -> StoreResult<bool> {
+        Ok(self
+            .keypairs
+            .remove(idempotency_key(client, name))
             .map_err(backend)?
             .is_some())
     }

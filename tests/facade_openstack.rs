@@ -1,0 +1,394 @@
+//! The OpenStack façade driven by the real `openstack` command line
+//! (python-openstackclient from PyPI, in the venv `.ci/run` makes): a
+//! clouds.yaml pointed at the daemon, and nothing else changed.
+//!
+//! The venv is `$OPENSTACK_CLIENTS_VENV` (default `/opt/oms-clients/venv`);
+//! without it these tests say so and pass, unless
+//! `REQUIRE_OPENSTACK_CLIENTS` is set, as CI sets it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::api::{Harness, start};
+use oms_actors::model::Role;
+use oms_web::ApiConfig;
+use serde_json::{Value, json};
+
+/// The `openstack` executable, if installed.
+fn openstack_cli() -> Option<PathBuf> {
+    let venv = std::env::var_os("OPENSTACK_CLIENTS_VENV")
+        .map_or_else(|| PathBuf::from("/opt/oms-clients/venv"), PathBuf::from);
+    let cli = venv.join("bin/openstack");
+    if cli.exists() {
+        return Some(cli);
+    }
+    assert!(
+        std::env::var_os("REQUIRE_OPENSTACK_CLIENTS").is_none(),
+        "no {} (REQUIRE_OPENSTACK_CLIENTS is set)",
+        cli.display()
+    );
+    eprintln!("skipped: no {}", cli.display());
+    None
+}
+
+/// A clouds.yaml with one cloud per auth type, for the client `name`.
+fn clouds_yaml(dir: &Path, h: &Harness, name: &str, secret: &str) -> PathBuf {
+    let id = h
+        .store
+        .list_tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap()
+        .id;
+    let auth_url = format!("{}/identity", h.base);
+    let file = dir.join("clouds.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "clouds:\n  oms:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {auth_url}\n      \
+             application_credential_id: {id}\n      application_credential_secret: {secret}\n    \
+             region_name: oms\n    identity_api_version: 3\n  \
+             oms-password:\n    auth:\n      auth_url: {auth_url}\n      username: {name}\n      password: {secret}\n      \
+             project_name: {name}\n      user_domain_name: Default\n      project_domain_name: Default\n    \
+             region_name: oms\n    identity_api_version: 3\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// Runs `openstack args` against `cloud`; (success, stdout, stderr).
+async fn run(cli: &Path, clouds: &Path, cloud: &str, args: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(cli);
+    command
+        .args(args)
+        .env("OS_CLIENT_CONFIG_FILE", clouds)
+        .env("OS_CLOUD", cloud)
+        .env_remove("OS_AUTH_URL");
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Like [`run`], which must succeed; its stdout as JSON (`-f json`).
+async fn json_of(cli: &Path, clouds: &Path, cloud: &str, args: &[&str]) -> Value {
+    let (ok, out, err) = run(cli, clouds, cloud, args).await;
+    assert!(ok, "openstack {args:?} failed:\n{out}\n{err}");
+    serde_json::from_str(&out).unwrap_or_else(|_| panic!("openstack {args:?}: not JSON: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openstack_cli_lists_creates_shows_and_deletes_through_the_facade() {
+    let Some(cli) = openstack_cli() else {
+        return;
+    };
+    let h = start(ApiConfig::default()).await;
+    let secret = h.token("ci", Role::Client, Some(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = clouds_yaml(dir.path(), &h, "ci", &secret);
+    let (cli, clouds) = (cli.as_path(), clouds.as_path());
+
+    let flavors = json_of(cli, clouds, "oms", &["flavor", "list", "-f", "json"]).await;
+    assert!(
+        flavors
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["Name"] == "small"),
+        "{flavors}"
+    );
+    let images = json_of(cli, clouds, "oms", &["image", "list", "-f", "json"]).await;
+    assert!(
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["Name"] == "cirros-fake"),
+        "{images}"
+    );
+    let networks = json_of(cli, clouds, "oms", &["network", "list", "-f", "json"]).await;
+    assert_eq!(networks[0]["Name"], "oms", "{networks}");
+
+    let key =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    let public = dir.path().join("k.pub");
+    std::fs::write(&public, key.public_key().to_openssh().unwrap()).unwrap();
+    let created = json_of(
+        cli,
+        clouds,
+        "oms",
+        &[
+            "keypair",
+            "create",
+            "--public-key",
+            public.to_str().unwrap(),
+            "k",
+            "-f",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(created["name"], "k", "{created}");
+
+    let server = json_of(
+        cli,
+        clouds,
+        "oms",
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "small",
+            "--image",
+            "cirros-fake",
+            "--key-name",
+            "k",
+            "--network",
+            "oms",
+            "--wait",
+            "one",
+            "-f",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let id = server["id"].as_str().unwrap().to_owned();
+    // The same instance through our API, with its public key from "k".
+    let instance = h
+        .call("GET", &format!("/v1/instances/{id}"), Some(&secret), None)
+        .await;
+    assert_eq!(instance.body["status"], "active", "{}", instance.text);
+    assert_eq!(instance.body["name"], "one");
+
+    let listed = json_of(cli, clouds, "oms", &["server", "list", "-f", "json"]).await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["ID"] == id.as_str()),
+        "{listed}"
+    );
+    let shown = json_of(
+        cli,
+        clouds,
+        "oms-password",
+        &["server", "show", "one", "-f", "json"],
+    )
+    .await;
+    assert_eq!(shown["id"], id.as_str(), "{shown}");
+    assert!(shown["addresses"].to_string().contains("oms"), "{shown}");
+
+    let limits = json_of(
+        cli,
+        clouds,
+        "oms",
+        &["limits", "show", "--absolute", "-f", "json"],
+    )
+    .await;
+    let absolute = |name: &str| {
+        limits
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["Name"] == name)
+            .map(|l| l["Value"].clone())
+    };
+    assert_eq!(absolute("instances"), Some(json!(10)), "{limits}");
+    assert_eq!(absolute("instances_used"), Some(json!(1)), "{limits}");
+
+    let zones = json_of(
+        cli,
+        clouds,
+        "oms",
+        &["availability", "zone", "list", "--compute", "-f", "json"],
+    )
+    .await;
+    assert!(zones.to_string().contains("south/south-1"), "{zones}");
+    let pinned = json_of(
+        cli,
+        clouds,
+        "oms",
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "small",
+            "--image",
+            "cirros-fake",
+            "--availability-zone",
+            "south/south-1",
+            "--wait",
+            "pinned",
+            "-f",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        pinned["OS-EXT-AZ:availability_zone"], "south/south-1",
+        "{pinned}"
+    );
+
+    for name in ["one", "pinned"] {
+        let (ok, out, err) = run(cli, clouds, "oms", &["server", "delete", "--wait", name]).await;
+        assert!(ok, "{out}\n{err}");
+    }
+    let (gone, _, _) = run(cli, clouds, "oms", &["server", "show", &id]).await;
+    assert!(!gone, "a deleted server is not found");
+    let (ok, out, err) = run(cli, clouds, "oms", &["keypair", "delete", "k"]).await;
+    assert!(ok, "{out}\n{err}");
+}
+
+/// Servers still come up with a provider in maintenance; a revoked token
+/// ends the façade's tokens made from it; one client's servers are
+/// another's 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_facade_reroutes_revokes_and_keeps_clients_apart() {
+    let Some(cli) = openstack_cli() else {
+        return;
+    };
+    let h = start(ApiConfig::default()).await;
+    for region in ["north-1", "north-2"] {
+        h.sim
+            .set_faults(
+                "north",
+                Some(region),
+                oms_sim::Faults {
+                    outage: Some(oms_sim::Outage::Maintenance),
+                    ..oms_sim::Faults::default()
+                },
+            )
+            .unwrap();
+    }
+    let secret = h.token("ci", Role::Client, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = clouds_yaml(dir.path(), &h, "ci", &secret);
+    let (cli, clouds) = (cli.as_path(), clouds.as_path());
+    let server = json_of(
+        cli,
+        clouds,
+        "oms",
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "small",
+            "--image",
+            "cirros-fake",
+            "--min",
+            "2",
+            "--max",
+            "2",
+            "--wait",
+            "through",
+            "-f",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let listed = json_of(
+        cli,
+        clouds,
+        "oms",
+        &["server", "list", "--long", "-f", "json"],
+    )
+    .await;
+    let servers = listed.as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{listed}");
+    let id = servers[0]["ID"].as_str().unwrap().to_owned();
+    for s in servers {
+        assert!(
+            s["Availability Zone"]
+                .as_str()
+                .unwrap()
+                .starts_with("south/"),
+            "{listed}"
+        );
+    }
+
+    // Another client: the same id is not found; its list is empty.
+    let other = h.token("other", Role::Client, None).await;
+    let auth = json!({"auth": {"identity": {"methods": ["password"],
+        "password": {"user": {"name": "other", "domain": {"name": "Default"}, "password": other}}}}});
+    let http = reqwest::Client::new();
+    let issued = http
+        .post(format!("{}/identity/v3/auth/tokens", h.base))
+        .json(&auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status().as_u16(), 201);
+    let facade_token = issued.headers()["X-Subject-Token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let shown = http
+        .get(format!("{}/compute/v2.1/servers/{id}", h.base))
+        .header("X-Auth-Token", &facade_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status().as_u16(), 404);
+    let body: Value = shown.json().await.unwrap();
+    assert!(body["itemNotFound"]["message"].is_string(), "{body}");
+    let theirs: Value = http
+        .get(format!("{}/compute/v2.1/servers", h.base))
+        .header("X-Auth-Token", &facade_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["servers"], json!([]));
+
+    // Revoking our token ends the façade token made from it.
+    let token_id = h
+        .store
+        .list_tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "other")
+        .unwrap()
+        .id;
+    let revoked = h
+        .call(
+            "DELETE",
+            &format!("/v1/tokens/{token_id}"),
+            Some(&h.admin),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 204);
+    let after = http
+        .get(format!("{}/compute/v2.1/servers", h.base))
+        .header("X-Auth-Token", &facade_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status().as_u16(), 401);
+    // A wrong secret gets Keystone's 401.
+    let wrong = http
+        .post(format!("{}/identity/v3/auth/tokens", h.base))
+        .json(
+            &json!({"auth": {"identity": {"methods": ["application_credential"],
+            "application_credential": {"id": token_id, "secret": "oms_wrong"}}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    let (ok, out, err) = run(cli, clouds, "oms", &["server", "delete", "--wait", &id]).await;
+    assert!(ok, "{out}\n{err}");
+}
