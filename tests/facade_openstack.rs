@@ -392,3 +392,91 @@ async fn the_facade_reroutes_revokes_and_keeps_clients_apart() {
     let (ok, out, err) = run(cli, clouds, "oms", &["server", "delete", "--wait", &id]).await;
     assert!(ok, "{out}\n{err}");
 }
+
+/// What an openstacksdk script does, as users write them.
+const SDK_SCRIPT: &str = r#"
+import json, sys
+import openstack
+conn = openstack.connect(cloud=sys.argv[1])
+name = sys.argv[2]
+created = conn.create_server(name, image="cirros-fake", flavor="small", network="oms", wait=True, timeout=120)
+assert created.status == "ACTIVE", created.status
+address = created.private_v4
+server = conn.compute.wait_for_server(conn.compute.get_server(created.id), status="ACTIVE", wait=60)
+listed = [s.name for s in conn.list_servers()]
+assert name in listed, listed
+assert conn.delete_server(server.id, wait=True, timeout=120)
+assert conn.get_server(server.id) is None
+print(json.dumps({"id": server.id, "address": address, "addresses": server.addresses}))
+"#;
+
+/// openstacksdk's `create_server(wait=True)`, `wait_for_server`,
+/// `list_servers` and `delete_server(wait=True)`, with the
+/// `v3applicationcredential` and the `token` auth types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstacksdk_creates_waits_lists_and_deletes_with_either_auth_type() {
+    let Some(cli) = openstack_cli() else {
+        return;
+    };
+    let python = cli.with_file_name("python");
+    let h = start(ApiConfig::default()).await;
+    let secret = h.token("sdk", Role::Client, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = clouds_yaml(dir.path(), &h, "sdk", &secret);
+    // A token cloud: a façade token from the application credential.
+    let issued = reqwest::Client::new()
+        .post(format!("{}/identity/v3/auth/tokens", h.base))
+        .json(&json!({"auth": {"identity": {"methods": ["password"],
+            "password": {"user": {"name": "sdk", "domain": {"name": "Default"}, "password": secret}}}}}))
+        .send()
+        .await
+        .unwrap();
+    let token = issued.headers()["X-Subject-Token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut text = std::fs::read_to_string(&clouds).unwrap();
+    text.push_str(&format!(
+        "  oms-token:\n    auth_type: token\n    auth:\n      auth_url: {}/identity\n      token: {token}\n      \
+         project_name: sdk\n      project_domain_name: Default\n    region_name: oms\n    identity_api_version: 3\n",
+        h.base
+    ));
+    std::fs::write(&clouds, text).unwrap();
+    let script = dir.path().join("sdk.py");
+    std::fs::write(&script, SDK_SCRIPT).unwrap();
+    for (cloud, name) in [("oms", "sdk-app"), ("oms-token", "sdk-token")] {
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .args([cloud, name])
+            .env("OS_CLIENT_CONFIG_FILE", &clouds);
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{cloud}:\n{out}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result: Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(
+            result["address"].as_str().is_some_and(|a| !a.is_empty()),
+            "{result}"
+        );
+        let instance = h
+            .call(
+                "GET",
+                &format!("/v1/instances/{}", result["id"].as_str().unwrap()),
+                Some(&secret),
+                None,
+            )
+            .await;
+        assert_eq!(instance.body["name"], name);
+        assert!(
+            ["deleting", "deleted"].contains(&instance.body["status"].as_str().unwrap_or("")),
+            "{}",
+            instance.text
+        );
+    }
+}
