@@ -152,6 +152,8 @@ async fn the_openstack_cli_lists_creates_shows_and_deletes_through_the_facade() 
             "k",
             "--network",
             "oms",
+            "--property",
+            "job=42",
             "--wait",
             "one",
             "-f",
@@ -185,6 +187,8 @@ async fn the_openstack_cli_lists_creates_shows_and_deletes_through_the_facade() 
     )
     .await;
     assert_eq!(shown["id"], id.as_str(), "{shown}");
+    assert_eq!(shown["key_name"], "k", "{shown}");
+    assert!(shown["properties"].to_string().contains("42"), "{shown}");
     assert!(shown["addresses"].to_string().contains("oms"), "{shown}");
 
     let limits = json_of(

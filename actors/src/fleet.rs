@@ -293,6 +293,11 @@ impl Fleet {
         )?)
     }
 
+    /// The launch request `id`.
+    pub fn request(&self, id: &str) -> Result<Option<LaunchRequest>, FleetError> {
+        Ok(self.ctx.store.get_request(id)?)
+    }
+
     /// Token `id`, revoked or not.
     pub fn token(&self, id: &str) -> Result<Option<ApiToken>, FleetError> {
         Ok(crate::tokens::find(self.ctx.store.as_ref(), id)?)

@@ -416,17 +416,30 @@ fn server(call: &Call<'_>, principal: &Principal, i: &Instance) -> Value {
             format!("{account}/{}", a.region)
         })
         .unwrap_or_default();
+    // What the request asked for: its metadata, and the key pair of the
+    // client's whose public key it carries.
+    let request = call.api.fleet.request(&i.request_id).ok().flatten();
+    let metadata = request.as_ref().map_or_else(|| json!({}), |r| json!(r.metadata));
+    let key_name = request.as_ref().and_then(|r| r.public_key.as_ref()).and_then(|key| {
+        call.api
+            .fleet
+            .keypairs(&principal.name)
+            .ok()?
+            .into_iter()
+            .find(|k| k.public_key == *key)
+            .map(|k| k.name)
+    });
     let mut server = json!({
         "id": i.id, "name": i.name, "status": status,
         "tenant_id": super::identity::project_id(principal),
         "user_id": stable_id("user", &principal.name).replace('-', ""),
-        "metadata": {}, "hostId": "", "accessIPv4": "", "accessIPv6": "",
+        "metadata": metadata, "hostId": "", "accessIPv4": "", "accessIPv6": "",
         "image": {"id": image_id, "links": [{"rel": "bookmark", "href": format!("{}/compute/images/{image_id}", call.base)}]},
         "flavor": {"id": i.profile, "links": [{"rel": "bookmark", "href": format!("{}/compute/flavors/{}", call.base, i.profile)}]},
         "addresses": addresses,
         "created": time(i.created_at), "updated": time(i.updated_at),
         "progress": if status == "ACTIVE" { 100 } else { 0 },
-        "key_name": null, "config_drive": "", "OS-DCF:diskConfig": "MANUAL",
+        "key_name": key_name, "config_drive": "", "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": zone,
         "OS-EXT-STS:task_state": task, "OS-EXT-STS:vm_state": vm,
         "OS-EXT-STS:power_state": if status == "ACTIVE" { 1 } else { 0 },
