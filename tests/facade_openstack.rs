@@ -484,3 +484,98 @@ async fn openstacksdk_creates_waits_lists_and_deletes_with_either_auth_type() {
         );
     }
 }
+
+const PLAYBOOK: &str = r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: three servers
+      openstack.cloud.server:
+        cloud: oms
+        state: "{{ wanted }}"
+        name: "play-{{ item }}"
+        image: cirros-fake
+        flavor: small
+        network: oms
+        auto_ip: false
+        wait: true
+        timeout: 180
+      loop: [1, 2, 3]
+"#;
+
+/// `changed=N` of a playbook's recap.
+fn changed(recap: &str) -> Option<u32> {
+    recap
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("changed="))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Ansible's `openstack.cloud.server` (the collection the `ansible`
+/// package brings, in its own venv: it needs an openstacksdk before
+/// 4.15) creates three servers, changes nothing on a second run, and
+/// removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ansible_playbook_creates_three_servers_idempotently_and_removes_them() {
+    let venv = std::env::var_os("ANSIBLE_VENV")
+        .map_or_else(|| PathBuf::from("/opt/oms-clients/ansible"), PathBuf::from);
+    let playbook_cli = venv.join("bin/ansible-playbook");
+    if !playbook_cli.exists() {
+        assert!(
+            std::env::var_os("REQUIRE_OPENSTACK_CLIENTS").is_none(),
+            "no {}",
+            playbook_cli.display()
+        );
+        eprintln!("skipped: no {}", playbook_cli.display());
+        return;
+    }
+    let h = start(ApiConfig::default()).await;
+    let secret = h.token("ansible", Role::Client, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clouds = clouds_yaml(dir.path(), &h, "ansible", &secret);
+    let playbook = dir.path().join("play.yml");
+    std::fs::write(&playbook, PLAYBOOK).unwrap();
+    let play = |wanted: &'static str| {
+        let mut command = Command::new(&playbook_cli);
+        command
+            .args(["-i", "localhost,", "-c", "local"])
+            .arg(&playbook)
+            .args(["-e", &format!("wanted={wanted}")])
+            .current_dir(dir.path())
+            .env("OS_CLIENT_CONFIG_FILE", &clouds)
+            .env("ANSIBLE_PYTHON_INTERPRETER", venv.join("bin/python"))
+            .env("ANSIBLE_LOCAL_TEMP", dir.path().join("ansible-tmp"))
+            .env("ANSIBLE_NOCOLOR", "1");
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            let out = String::from_utf8_lossy(&output.stdout).into_owned();
+            assert!(output.status.success(), "{wanted}:\n{out}");
+            let recap = out
+                .lines()
+                .rev()
+                .find(|l| l.contains("changed="))
+                .unwrap_or("")
+                .to_owned();
+            changed(&recap).unwrap_or_else(|| panic!("no recap in {out}"))
+        }
+    };
+    assert_eq!(play("present").await, 1, "the first run creates");
+    let live = |h: &Harness| {
+        h.store
+            .list_instances(&oms_actors::store::InstanceFilter {
+                client: Some("ansible".into()),
+                states: vec![oms_actors::model::InstanceState::Active],
+                ..Default::default()
+            })
+            .unwrap()
+            .len()
+    };
+    assert_eq!(live(&h), 3);
+    assert_eq!(play("present").await, 0, "the second run changes nothing");
+    assert_eq!(live(&h), 3, "and creates nothing");
+    assert_eq!(play("absent").await, 1, "removal");
+    assert_eq!(live(&h), 0);
+    assert_eq!(play("absent").await, 0, "removal again changes nothing");
+}

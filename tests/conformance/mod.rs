@@ -10,6 +10,7 @@ mod bench;
 mod cloud;
 mod daemon;
 mod differential;
+mod facade;
 mod lifecycle;
 mod lost;
 mod outage;

@@ -419,16 +419,21 @@ fn server(call: &Call<'_>, principal: &Principal, i: &Instance) -> Value {
     // What the request asked for: its metadata, and the key pair of the
     // client's whose public key it carries.
     let request = call.api.fleet.request(&i.request_id).ok().flatten();
-    let metadata = request.as_ref().map_or_else(|| json!({}), |r| json!(r.metadata));
-    let key_name = request.as_ref().and_then(|r| r.public_key.as_ref()).and_then(|key| {
-        call.api
-            .fleet
-            .keypairs(&principal.name)
-            .ok()?
-            .into_iter()
-            .find(|k| k.public_key == *key)
-            .map(|k| k.name)
-    });
+    let metadata = request
+        .as_ref()
+        .map_or_else(|| json!({}), |r| json!(r.metadata));
+    let key_name = request
+        .as_ref()
+        .and_then(|r| r.public_key.as_ref())
+        .and_then(|key| {
+            call.api
+                .fleet
+                .keypairs(&principal.name)
+                .ok()?
+                .into_iter()
+                .find(|k| k.public_key == *key)
+                .map(|k| k.name)
+        });
     let mut server = json!({
         "id": i.id, "name": i.name, "status": status,
         "tenant_id": super::identity::project_id(principal),
