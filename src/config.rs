@@ -37,6 +37,8 @@ pub struct Config {
     pub api: ApiSection,
     /// The operator pages.
     pub web: WebSection,
+    /// The OpenStack façade.
+    pub facade: FacadeSection,
     /// Actor tree timings.
     pub fleet: FleetSection,
     /// Profiles to create or update on start and reload.
@@ -113,6 +115,7 @@ impl Default for Config {
             admin_token_file: None,
             api: ApiSection::default(),
             web: WebSection::default(),
+            facade: FacadeSection::default(),
             fleet: FleetSection::default(),
             profiles: Vec::new(),
             accounts: Vec::new(),
@@ -154,6 +157,26 @@ pub struct WebSection {
     /// `"auto"`: the session cookie is `Secure` when a TLS terminator
     /// sends `X-Forwarded-Proto: https`; `"always"`: whatever it sends.
     pub secure_cookies: SecureCookies,
+}
+
+/// `[facade]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FacadeSection {
+    /// Whether `/identity`, `/compute`, `/image` and `/network` answer.
+    pub enabled: bool,
+    /// The region the façade's catalog names.
+    pub region: String,
+}
+
+impl Default for FacadeSection {
+    fn default() -> Self {
+        let d = ApiConfig::default();
+        FacadeSection {
+            enabled: d.facade,
+            region: d.facade_region,
+        }
+    }
 }
 
 /// `[fleet]`.
@@ -475,6 +498,11 @@ impl Config {
             "at least 1",
         );
         need(a.client_burst >= 1, "api.client_burst", "at least 1");
+        need(
+            oms_actors::bounds::name("region", &self.facade.region).is_ok(),
+            "facade.region",
+            "1 to 64 of letters, digits, - _ .",
+        );
         let mut names = std::collections::BTreeSet::new();
         for (i, profile) in self.profiles().iter().enumerate() {
             if !names.insert(profile.name.clone()) {
@@ -625,6 +653,8 @@ impl Config {
             client_rate_per_sec: self.api.client_rate_per_sec,
             client_burst: self.api.client_burst,
             secure_cookies: self.web.secure_cookies,
+            facade: self.facade.enabled,
+            facade_region: self.facade.region.clone(),
             ..ApiConfig::default()
         }
     }

@@ -579,3 +579,130 @@ async fn an_ansible_playbook_creates_three_servers_idempotently_and_removes_them
     assert_eq!(live(&h), 0);
     assert_eq!(play("absent").await, 0, "removal again changes nothing");
 }
+
+/// A façade token for `name`, by the password method.
+async fn facade_token(h: &Harness, name: &str, secret: &str) -> String {
+    let issued = reqwest::Client::new()
+        .post(format!("{}/identity/v3/auth/tokens", h.base))
+        .json(&json!({"auth": {"identity": {"methods": ["password"],
+            "password": {"user": {"name": name, "domain": {"name": "Default"}, "password": secret}}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status().as_u16(), 201);
+    issued.headers()["X-Subject-Token"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// What no client library shows: Nova's error shapes and statuses, the
+/// microversion refused beyond what is served, the per-token rate, and a
+/// façade that can be turned off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_facade_refuses_in_novas_shapes() {
+    let h = start(ApiConfig {
+        client_rate_per_sec: 1,
+        client_burst: 8,
+        ..ApiConfig::default()
+    })
+    .await;
+    let secret = h.token("shapes", Role::Client, Some(1)).await;
+    let token = facade_token(&h, "shapes", &secret).await;
+    let http = reqwest::Client::new();
+    let compute = |path: &str| format!("{}/compute/v2.1{path}", h.base);
+    let send = |request: reqwest::RequestBuilder| async {
+        let response = request.header("X-Auth-Token", &token).send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (
+            status,
+            headers,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let create = |networks: Value| json!({"server": {"name": "s", "flavorRef": "small", "imageRef": "cirros-fake", "networks": networks}});
+
+    let (status, _, body) = send(
+        http.post(compute("/servers"))
+            .json(&create(json!([{"uuid": "nope"}]))),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Network nope"),
+        "{body}"
+    );
+    let (status, _, body) = send(
+        http.post(compute("/servers"))
+            .json(&json!({"server": {"name": "s", "flavorRef": "huge", "networks": "auto"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, headers, body) = send(
+        http.get(compute("/servers"))
+            .header("OpenStack-API-Version", "compute 2.999"),
+    )
+    .await;
+    assert_eq!(status, 406, "{body}");
+    assert!(headers.contains_key("openstack-api-version"));
+    let (status, _, body) = send(http.post(compute("/servers")).json(&create(json!("auto")))).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().unwrap().to_owned();
+    // The client's own limit is Nova's "Quota exceeded".
+    let (status, _, body) = send(http.post(compute("/servers")).json(&create(json!("none")))).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["forbidden"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Quota exceeded"),
+        "{body}"
+    );
+    let (status, _, body) = send(
+        http.post(compute(&format!("/servers/{id}/action")))
+            .json(&json!({"reboot": {"type": "SOFT"}})),
+    )
+    .await;
+    assert_eq!(status, 501, "{body}");
+    assert!(body["notImplemented"]["message"].is_string(), "{body}");
+    let (status, _, body) = send(http.get(compute("/servers/not-one-of-yours"))).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["itemNotFound"]["message"].is_string());
+    let (status, _, body) = send(
+        http.post(format!("{}/network/v2.0/networks", h.base))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 501, "{body}");
+    assert_eq!(body["NeutronError"]["type"], "HTTPNotImplemented");
+
+    // The token's rate, spent by now: Nova's overLimit with Retry-After.
+    let mut limited = None;
+    for _ in 0..10 {
+        let (status, headers, body) = send(http.get(compute("/flavors"))).await;
+        if status == 429 {
+            limited = Some((headers, body));
+            break;
+        }
+    }
+    let (headers, body) = limited.expect("never rate-limited");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(body["overLimit"]["code"], 429, "{body}");
+
+    // Off: the paths are not the façade's.
+    let off = start(ApiConfig {
+        facade: false,
+        ..ApiConfig::default()
+    })
+    .await;
+    let answer = http
+        .get(format!("{}/identity/v3", off.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+}

@@ -51,6 +51,10 @@ pub struct ApiConfig {
     pub max_page: usize,
     /// When the session cookie is marked `Secure`.
     pub secure_cookies: SecureCookies,
+    /// Whether the OpenStack façade answers (`/identity`, `/compute`, ...).
+    pub facade: bool,
+    /// The region its catalog names.
+    pub facade_region: String,
 }
 
 /// When the session cookie carries `Secure`.
@@ -74,6 +78,8 @@ impl Default for ApiConfig {
             client_burst: 100,
             max_page: 500,
             secure_cookies: SecureCookies::Auto,
+            facade: true,
+            facade_region: "oms".into(),
         }
     }
 }

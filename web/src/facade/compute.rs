@@ -571,6 +571,26 @@ async fn create(call: &Call<'_>, principal: &Principal) -> warp::reply::Response
         }
         _ => profile.name.clone(),
     };
+    // The one network, by id or name; "auto" and "none" as Nova takes them.
+    if let Some(networks) = s["networks"].as_array() {
+        for network in networks {
+            if network.get("port").is_some() {
+                return bad_request(
+                    "Ports cannot be given: the pool attaches each server to its provider's network.",
+                );
+            }
+            if let Some(id) = network["uuid"].as_str()
+                && id != stable_id("network", NETWORK)
+                && id != NETWORK
+            {
+                return bad_request(&format!("Network {id} could not be found."));
+            }
+        }
+    } else if let Some(choice) = s["networks"].as_str()
+        && !matches!(choice, "auto" | "none")
+    {
+        return bad_request("Invalid input for field/attribute networks.");
+    }
     let count = s["max_count"]
         .as_u64()
         .or(s["min_count"].as_u64())

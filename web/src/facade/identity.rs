@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use warp::http::StatusCode;
 
-use super::{Call, REGION, answer, stable_id};
+use super::{Call, answer, stable_id};
 use crate::auth::Principal;
 
 fn unauthorized() -> warp::reply::Response {
@@ -252,7 +252,7 @@ fn catalog(call: &Call<'_>) -> Value {
                 .iter()
                 .map(|interface| {
                     json!({"id": stable_id("endpoint", &format!("{kind}{interface}")).replace('-', ""),
-                           "interface": interface, "region_id": REGION, "region": REGION, "url": url})
+                           "interface": interface, "region_id": call.region(), "region": call.region(), "url": url})
                 })
                 .collect();
             json!({"endpoints": endpoints, "id": stable_id("service", kind).replace('-', ""),

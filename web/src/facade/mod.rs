@@ -18,8 +18,6 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use crate::Api;
 use crate::auth::Principal;
 
-/// The region the façade's catalog names.
-pub const REGION: &str = "oms";
 /// The one network the façade shows.
 pub const NETWORK: &str = "oms";
 
@@ -34,6 +32,8 @@ pub(crate) struct Call<'a> {
     pub body: &'a Bytes,
     /// `http://host[:port]` as the client reached us.
     pub base: String,
+    /// Who `X-Auth-Token` speaks for, if anyone.
+    principal: Option<Principal>,
 }
 
 impl Call<'_> {
@@ -45,10 +45,14 @@ impl Call<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The caller, from `X-Auth-Token`, or the service's 401.
+    /// The caller, from `X-Auth-Token` (`None`: the service's 401).
     pub fn principal(&self) -> Option<Principal> {
-        let value = self.headers.get("X-Auth-Token")?.to_str().ok()?;
-        self.api.facade_tokens.principal(&self.api.fleet, value)
+        self.principal.clone()
+    }
+
+    /// The region the catalog names.
+    pub fn region(&self) -> &str {
+        &self.api.config.facade_region
     }
 
     /// The body as JSON.
@@ -73,7 +77,7 @@ pub(crate) async fn dispatch(
 ) -> Option<warp::reply::Response> {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let service = parts.next()?;
-    if !matches!(service, "identity" | "compute" | "image" | "network") {
+    if !api.config.facade || !matches!(service, "identity" | "compute" | "image" | "network") {
         return None;
     }
     let rest = parts.next().unwrap_or("");
@@ -91,6 +95,25 @@ pub(crate) async fn dispatch(
         })
         .unwrap_or("127.0.0.1");
     let scheme = if forwarded_https { "https" } else { "http" };
+    let principal = headers
+        .get("X-Auth-Token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|value| api.facade_tokens.principal(&api.fleet, value));
+    // The same per-token rate as the REST API, in Nova's words.
+    if let Some(principal) = &principal
+        && let Err(error) = api.limiter.check(principal)
+    {
+        let mut response = answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"overLimit": {"code": 429, "message": error.message}}),
+        );
+        if let Some(wait) = error.retry_after
+            && let Ok(value) = warp::http::HeaderValue::from_str(&wait.to_string())
+        {
+            response.headers_mut().insert("Retry-After", value);
+        }
+        return Some(response);
+    }
     let call = Call {
         api,
         method: if method == Method::HEAD {
@@ -105,6 +128,7 @@ pub(crate) async fn dispatch(
         headers,
         body,
         base: format!("{scheme}://{host}"),
+        principal,
     };
     let response = match service {
         "identity" => identity::handle(&call).await,
