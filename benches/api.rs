@@ -396,6 +396,7 @@ async fn footprint() {
                 max_attempts: 10,
                 created_at: Utc::now(),
                 replace_lost: false,
+                tags: Vec::new(),
             };
             let instances: Vec<Instance> = (0..100)
                 .map(|i| {

@@ -292,6 +292,8 @@ async fn the_facade_reroutes_revokes_and_keeps_clients_apart() {
             "2",
             "--max",
             "2",
+            "--tag",
+            "batch",
             "--wait",
             "through",
             "-f",
@@ -310,6 +312,23 @@ async fn the_facade_reroutes_revokes_and_keeps_clients_apart() {
     let servers = listed.as_array().unwrap();
     assert_eq!(servers.len(), 2, "{listed}");
     let id = servers[0]["ID"].as_str().unwrap().to_owned();
+    // Tags (microversion 2.52, negotiated by the client) filter listings.
+    let tagged = json_of(
+        cli,
+        clouds,
+        "oms",
+        &["server", "list", "--tags", "batch", "-f", "json"],
+    )
+    .await;
+    assert_eq!(tagged.as_array().unwrap().len(), 2, "{tagged}");
+    let untagged = json_of(
+        cli,
+        clouds,
+        "oms",
+        &["server", "list", "--tags", "other", "-f", "json"],
+    )
+    .await;
+    assert_eq!(untagged, json!([]));
     for s in servers {
         assert!(
             s["Availability Zone"]

@@ -94,6 +94,8 @@ pub struct NewLaunch {
     /// Place an instance again when its active server vanishes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replace_lost: bool,
+    /// The client's tags, kept with the request.
+    pub tags: Vec<String>,
     /// Digest of the client's own request body, when the caller computed
     /// one (the API does, because it adds a generated key); otherwise the
     /// digest of this structure.
@@ -119,6 +121,7 @@ impl NewLaunch {
         if self.count == 0 {
             return Err("count must be at least 1".into());
         }
+        bounds::list("tags", &self.tags)?;
         if let Some(prefix) = &self.name_prefix {
             bounds::name("name_prefix", prefix)?;
         }
@@ -410,6 +413,7 @@ impl Fleet {
             max_attempts: ask.max_attempts.unwrap_or(config.default_max_attempts),
             created_at: now,
             replace_lost: ask.replace_lost,
+            tags: ask.tags.clone(),
         };
         let instances: Vec<Instance> = (0..ask.count)
             .map(|index| Instance {

@@ -335,6 +335,9 @@ pub struct LaunchRequest {
     /// of ending it `lost`.
     #[serde(default)]
     pub replace_lost: bool,
+    /// The client's tags (the OpenStack façade's server tags).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl LaunchRequest {

@@ -191,6 +191,7 @@ pub(crate) async fn launch(call: &Call<'_>) -> Result<warp::reply::Response, Api
         count: launch.count,
         name_prefix: launch.name_prefix.clone(),
         exact_name: false,
+        tags: Vec::new(),
         user_data: launch.user_data.clone().map(String::into_bytes),
         metadata: launch.metadata.clone(),
         public_key,

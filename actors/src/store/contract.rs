@@ -58,6 +58,7 @@ pub fn request(client: &str, key: Option<&str>, count: u32) -> (LaunchRequest, V
         max_attempts: 5,
         created_at: now,
         replace_lost: false,
+        tags: Vec::new(),
     };
     let instances = (0..count)
         .map(|index| Instance {

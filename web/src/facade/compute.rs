@@ -1,8 +1,10 @@
 //! Nova's API over the pool: version documents, flavors (our profiles),
 //! servers (our instances: one `POST /servers` is one launch request),
 //! limits (the client's), availability zones (providers and their
-//! regions). Microversion 2.1, negotiated as Nova does: a client asking
-//! for more gets Nova's 406.
+//! regions). Microversions 2.1 to 2.52, negotiated as Nova does: none
+//! asked is 2.1, `latest` is 2.52, more is Nova's 406; the answers change
+//! with the version as Nova's do (locked 2.9, description 2.19, tags 2.26,
+//! the flavor embedded 2.47, tags at create 2.52; key pair type 2.2).
 
 use std::collections::BTreeMap;
 
@@ -17,8 +19,8 @@ use warp::http::{Method, StatusCode};
 use super::{Call, NETWORK, answer, nova_error, stable_id};
 use crate::auth::Principal;
 
-/// The one microversion served.
-const VERSION: &str = "2.1";
+/// The highest microversion served.
+const MAX_MINOR: u32 = 52;
 
 fn unauthorized() -> warp::reply::Response {
     nova_error(
@@ -57,7 +59,7 @@ fn refused(error: FleetError) -> warp::reply::Response {
 
 fn version(call: &Call<'_>) -> Value {
     json!({
-        "id": "v2.1", "status": "CURRENT", "version": VERSION, "min_version": "2.1",
+        "id": "v2.1", "status": "CURRENT", "version": format!("2.{MAX_MINOR}"), "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": format!("{}/compute/v2.1/", call.base)},
                   {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}],
@@ -65,8 +67,9 @@ fn version(call: &Call<'_>) -> Value {
     })
 }
 
-/// The microversion asked for, if any, when it is more than is served.
-fn too_new(call: &Call<'_>) -> Option<String> {
+/// The microversion the call asked for (2.1 when it says none), or what
+/// it asked that is not served.
+fn negotiate(call: &Call<'_>) -> Result<u32, String> {
     let asked = call
         .headers
         .get("OpenStack-API-Version")
@@ -78,22 +81,43 @@ fn too_new(call: &Call<'_>) -> Option<String> {
                 .get("X-OpenStack-Nova-API-Version")
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.trim().to_owned())
-        })?;
-    let served = |v: &str| v == VERSION || v == "latest" || v == "2.0";
-    (!served(&asked)).then_some(asked)
+        });
+    let Some(asked) = asked else {
+        return Ok(1);
+    };
+    if asked == "latest" {
+        return Ok(MAX_MINOR);
+    }
+    match asked
+        .split_once('.')
+        .map(|(major, minor)| (major, minor.parse::<u32>()))
+    {
+        Some(("2", Ok(minor))) if (1..=MAX_MINOR).contains(&minor) => Ok(minor),
+        Some(("2", Ok(0))) => Ok(1),
+        _ => Err(asked),
+    }
 }
 
 pub(super) async fn handle(call: &Call<'_>) -> warp::reply::Response {
-    let mut response = route(call).await;
+    let minor = negotiate(call);
+    let mut response = match &minor {
+        Ok(minor) => route(call, *minor).await,
+        Err(asked) => nova_error(
+            StatusCode::NOT_ACCEPTABLE,
+            "computeFault",
+            &format!(
+                "Version {asked} is not supported by the API. Minimum is 2.1 and maximum is 2.{MAX_MINOR}."
+            ),
+        ),
+    };
+    let said = format!("2.{}", minor.unwrap_or(1));
     let headers = response.headers_mut();
-    headers.insert(
-        "OpenStack-API-Version",
-        warp::http::HeaderValue::from_static("compute 2.1"),
-    );
-    headers.insert(
-        "X-OpenStack-Nova-API-Version",
-        warp::http::HeaderValue::from_static("2.1"),
-    );
+    if let Ok(value) = warp::http::HeaderValue::from_str(&format!("compute {said}")) {
+        headers.insert("OpenStack-API-Version", value);
+    }
+    if let Ok(value) = warp::http::HeaderValue::from_str(&said) {
+        headers.insert("X-OpenStack-Nova-API-Version", value);
+    }
     headers.insert(
         warp::http::header::VARY,
         warp::http::HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
@@ -101,7 +125,7 @@ pub(super) async fn handle(call: &Call<'_>) -> warp::reply::Response {
     response
 }
 
-async fn route(call: &Call<'_>) -> warp::reply::Response {
+async fn route(call: &Call<'_>, minor: u32) -> warp::reply::Response {
     let segments = call.segments.as_slice();
     match (&call.method, segments) {
         (&Method::GET, []) => {
@@ -118,15 +142,6 @@ async fn route(call: &Call<'_>) -> warp::reply::Response {
     let Some(principal) = call.principal() else {
         return unauthorized();
     };
-    if let Some(asked) = too_new(call) {
-        return nova_error(
-            StatusCode::NOT_ACCEPTABLE,
-            "computeFault",
-            &format!(
-                "Version {asked} is not supported by the API. Minimum is 2.1 and maximum is {VERSION}."
-            ),
-        );
-    }
     // Nova's paths may carry the project id: /v2.1/{project_id}/servers.
     let rest = match rest {
         [first, tail @ ..] if *first == super::identity::project_id(&principal) => tail,
@@ -142,13 +157,13 @@ async fn route(call: &Call<'_>) -> warp::reply::Response {
         (&Method::GET, ["limits"]) => limits(call, &principal),
         (&Method::GET, ["os-availability-zone"]) => zones(call),
         (&Method::GET, ["os-availability-zone", "detail"]) => zones(call),
-        (&Method::GET, ["os-keypairs"]) => keypairs(call, &principal),
-        (&Method::POST, ["os-keypairs"]) => import_keypair(call, &principal).await,
+        (&Method::GET, ["os-keypairs"]) => keypairs(call, &principal, minor),
+        (&Method::POST, ["os-keypairs"]) => import_keypair(call, &principal, minor).await,
         (&Method::GET, ["os-keypairs", name]) => {
             match call.api.fleet.keypair(&principal.name, name).ok().flatten() {
                 Some(key) => answer(
                     StatusCode::OK,
-                    &json!({"keypair": keypair(&principal, &key, true)}),
+                    &json!({"keypair": keypair(&principal, &key, true, minor)}),
                 ),
                 None => not_found(&format!(
                     "Keypair {name} not found for user {}",
@@ -166,14 +181,18 @@ async fn route(call: &Call<'_>) -> warp::reply::Response {
                 Err(error) => refused(error),
             }
         }
-        (&Method::POST, ["servers"]) => create(call, &principal).await,
-        (&Method::GET, ["servers"]) => servers(call, &principal, false),
-        (&Method::GET, ["servers", "detail"]) => servers(call, &principal, true),
+        (&Method::POST, ["servers"]) => create(call, &principal, minor).await,
+        (&Method::GET, ["servers"]) => servers(call, &principal, false, minor),
+        (&Method::GET, ["servers", "detail"]) => servers(call, &principal, true, minor),
         (&Method::GET, ["servers", id]) => match own(call, &principal, id) {
             Some(instance) => answer(
                 StatusCode::OK,
-                &json!({"server": server(call, &principal, &instance)}),
+                &json!({"server": server(call, &principal, &instance, minor)}),
             ),
+            None => not_found(&format!("Instance {id} could not be found.")),
+        },
+        (&Method::GET, ["servers", id, "tags"]) if minor >= 26 => match own(call, &principal, id) {
+            Some(instance) => answer(StatusCode::OK, &json!({"tags": tags_of(call, &instance)})),
             None => not_found(&format!("Instance {id} could not be found.")),
         },
         (&Method::DELETE, ["servers", id]) => match own(call, &principal, id) {
@@ -205,9 +224,17 @@ async fn route(call: &Call<'_>) -> warp::reply::Response {
     }
 }
 
-fn keypair(principal: &Principal, key: &oms_actors::model::KeyPair, detail: bool) -> Value {
+fn keypair(
+    principal: &Principal,
+    key: &oms_actors::model::KeyPair,
+    detail: bool,
+    minor: u32,
+) -> Value {
     let mut view = json!({"name": key.name, "public_key": key.public_key,
                           "fingerprint": crate::keys::fingerprint(&key.public_key)});
+    if minor >= 2 {
+        view["type"] = json!("ssh");
+    }
     if detail {
         view["user_id"] = json!(stable_id("user", &principal.name).replace('-', ""));
         view["created_at"] = json!(key.created_at.to_rfc3339_opts(SecondsFormat::Micros, true));
@@ -217,21 +244,25 @@ fn keypair(principal: &Principal, key: &oms_actors::model::KeyPair, detail: bool
     view
 }
 
-fn keypairs(call: &Call<'_>, principal: &Principal) -> warp::reply::Response {
+fn keypairs(call: &Call<'_>, principal: &Principal, minor: u32) -> warp::reply::Response {
     let listed: Vec<Value> = call
         .api
         .fleet
         .keypairs(&principal.name)
         .unwrap_or_default()
         .iter()
-        .map(|k| json!({"keypair": keypair(principal, k, false)}))
+        .map(|k| json!({"keypair": keypair(principal, k, false, minor)}))
         .collect();
     answer(StatusCode::OK, &json!({"keypairs": listed}))
 }
 
 /// Imports a public key, or generates a pair and answers its private key
 /// once, as Nova does at 2.1.
-async fn import_keypair(call: &Call<'_>, principal: &Principal) -> warp::reply::Response {
+async fn import_keypair(
+    call: &Call<'_>,
+    principal: &Principal,
+    minor: u32,
+) -> warp::reply::Response {
     let Some(body) = call.json() else {
         return bad_request("Malformed request body");
     };
@@ -263,7 +294,7 @@ async fn import_keypair(call: &Call<'_>, principal: &Principal) -> warp::reply::
     };
     match call.api.fleet.add_keypair(key.clone()).await {
         Ok(()) => {
-            let mut view = keypair(principal, &key, true);
+            let mut view = keypair(principal, &key, true, minor);
             if let Some(private) = private_key {
                 view["private_key"] = json!(secrecy::ExposeSecret::expose_secret(&private));
             }
@@ -385,7 +416,18 @@ fn states(state: InstanceState) -> (&'static str, Option<&'static str>, &'static
     }
 }
 
-fn server(call: &Call<'_>, principal: &Principal, i: &Instance) -> Value {
+/// The tags the instance's request carries.
+fn tags_of(call: &Call<'_>, i: &Instance) -> Vec<String> {
+    call.api
+        .fleet
+        .request(&i.request_id)
+        .ok()
+        .flatten()
+        .map(|r| r.tags)
+        .unwrap_or_default()
+}
+
+fn server(call: &Call<'_>, principal: &Principal, i: &Instance, minor: u32) -> Value {
     let (status, task, vm) = states(i.state);
     let image = call
         .api
@@ -453,6 +495,22 @@ fn server(call: &Call<'_>, principal: &Principal, i: &Instance) -> Value {
         "links": [{"rel": "self", "href": format!("{}/compute/v2.1/servers/{}", call.base, i.id)},
                   {"rel": "bookmark", "href": format!("{}/compute/servers/{}", call.base, i.id)}],
     });
+    if minor >= 9 {
+        server["locked"] = json!(false);
+    }
+    if minor >= 19 {
+        server["description"] = Value::Null;
+    }
+    if minor >= 26 {
+        server["tags"] = json!(request.as_ref().map(|r| r.tags.clone()).unwrap_or_default());
+    }
+    if minor >= 47
+        && let Some(profile) = call.api.fleet.profile(&i.profile).ok().flatten()
+    {
+        server["flavor"] = json!({"vcpus": profile.min_vcpus, "ram": profile.min_ram_mb,
+            "disk": profile.min_disk_gb, "ephemeral": 0, "swap": 0,
+            "original_name": profile.name, "extra_specs": {}});
+    }
     if status == "ERROR" {
         let message = i
             .failure
@@ -463,7 +521,12 @@ fn server(call: &Call<'_>, principal: &Principal, i: &Instance) -> Value {
     server
 }
 
-fn servers(call: &Call<'_>, principal: &Principal, detail: bool) -> warp::reply::Response {
+fn servers(
+    call: &Call<'_>,
+    principal: &Principal,
+    detail: bool,
+    minor: u32,
+) -> warp::reply::Response {
     let mut instances: Vec<Instance> = call
         .api
         .fleet
@@ -483,6 +546,20 @@ fn servers(call: &Call<'_>, principal: &Principal, detail: bool) -> warp::reply:
     }
     if let Some(status) = call.query("status") {
         instances.retain(|i| states(i.state).0.eq_ignore_ascii_case(status));
+    }
+    // Nova's tag filters (2.26): all of `tags`, any of `tags-any`.
+    if minor >= 26 && (call.query("tags").is_some() || call.query("tags-any").is_some()) {
+        let split = |k: &str| -> Vec<String> {
+            call.query(k)
+                .map(|t| t.split(',').map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let (all, any) = (split("tags"), split("tags-any"));
+        instances.retain(|i| {
+            let tags = tags_of(call, i);
+            all.iter().all(|t| tags.contains(t))
+                && (any.is_empty() || any.iter().any(|t| tags.contains(t)))
+        });
     }
     if let Some(since) = call
         .query("changes-since")
@@ -507,7 +584,7 @@ fn servers(call: &Call<'_>, principal: &Principal, detail: bool) -> warp::reply:
         .iter()
         .map(|i| {
             if detail {
-                server(call, principal, i)
+                server(call, principal, i, minor)
             } else {
                 json!({"id": i.id, "name": i.name,
                        "links": [{"rel": "self", "href": format!("{}/compute/v2.1/servers/{}", call.base, i.id)}]})
@@ -517,7 +594,7 @@ fn servers(call: &Call<'_>, principal: &Principal, detail: bool) -> warp::reply:
     answer(StatusCode::OK, &json!({"servers": listed}))
 }
 
-async fn create(call: &Call<'_>, principal: &Principal) -> warp::reply::Response {
+async fn create(call: &Call<'_>, principal: &Principal, minor: u32) -> warp::reply::Response {
     let Some(body) = call.json() else {
         return bad_request("Malformed request body");
     };
@@ -627,8 +704,24 @@ async fn create(call: &Call<'_>, principal: &Principal) -> warp::reply::Response
         },
         None => None,
     };
+    let tags: Vec<String> = match s.get("tags") {
+        None => Vec::new(),
+        Some(_) if minor < 52 => {
+            return bad_request(
+                "Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)",
+            );
+        }
+        Some(tags) => match tags.as_array() {
+            Some(tags) => tags
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect(),
+            None => return bad_request("Invalid input for field/attribute tags."),
+        },
+    };
     let ask = NewLaunch {
         client: principal.name.clone(),
+        tags,
         public_key,
         profile: profile_name,
         count: u32::try_from(count).unwrap_or(u32::MAX),
