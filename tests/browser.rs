@@ -87,6 +87,15 @@ async fn wait_text(c: &Client, selector: &str, text: &str, limit: Duration) {
     }
 }
 
+/// Types each value into the field of that id, replacing what was there.
+async fn fill(c: &Client, fields: &[(&str, &str)]) {
+    for (id, value) in fields {
+        let field = c.find(Locator::Id(id)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(value).await.unwrap();
+    }
+}
+
 async fn sign_in(c: &Client, h: &Harness) {
     c.goto(&format!("{}/login", h.base)).await.unwrap();
     c.find(Locator::Id("token"))
@@ -118,17 +127,17 @@ async fn an_operator_registers_an_account_and_follows_an_instance_in_the_browser
     // dashboard (which refreshes itself).
     c.goto(&format!("{}/accounts/new", h.base)).await.unwrap();
     let auth_url = h.sim.providers()[0].auth_url.clone();
-    for (id, value) in [
-        ("name", "formed"),
-        ("auth_url", auth_url.as_str()),
-        ("username", "admin"),
-        ("project_name", "admin"),
-        ("password", "secret"),
-    ] {
-        let field = c.find(Locator::Id(id)).await.unwrap();
-        field.clear().await.unwrap();
-        field.send_keys(value).await.unwrap();
-    }
+    fill(
+        &c,
+        &[
+            ("name", "formed"),
+            ("auth_url", auth_url.as_str()),
+            ("username", "admin"),
+            ("project_name", "admin"),
+            ("password", "secret"),
+        ],
+    )
+    .await;
     c.find(Locator::Id("save-account"))
         .await
         .unwrap()
@@ -487,17 +496,17 @@ async fn accounts_show_who_they_are_a_test_registers_without_retyping_failures_a
 
     // Test, then register: the password is typed once.
     c.goto(&format!("{}/accounts/new", h.base)).await.unwrap();
-    for (id, value) in [
-        ("name", "tested"),
-        ("auth_url", north.as_str()),
-        ("username", "admin"),
-        ("project_name", "admin"),
-        ("password", "secret"),
-    ] {
-        let field = c.find(Locator::Id(id)).await.unwrap();
-        field.clear().await.unwrap();
-        field.send_keys(value).await.unwrap();
-    }
+    fill(
+        &c,
+        &[
+            ("name", "tested"),
+            ("auth_url", north.as_str()),
+            ("username", "admin"),
+            ("project_name", "admin"),
+            ("password", "secret"),
+        ],
+    )
+    .await;
     c.find(Locator::Id("test-connection"))
         .await
         .unwrap()
