@@ -349,24 +349,52 @@ fn live_instances(call: &Call<'_>, principal: &Principal) -> Vec<Instance> {
         .unwrap_or_default()
 }
 
-fn limits(call: &Call<'_>, principal: &Principal) -> warp::reply::Response {
-    let used = live_instances(call, principal).len();
-    let mut capacity = 0i64;
-    for region in call.api.fleet.regions() {
-        if let Some(limit) = region.limit
-            && region.conflict.is_none()
-            && region.enabled
+/// What the regions' limits allow in all: instances, cores, RAM (MiB);
+/// -1 in a dimension one of them does not limit.
+fn pool_capacity(limits: impl IntoIterator<Item = oms_actors::ledger::Footprint>) -> [i64; 3] {
+    let mut total = [0i64; 3];
+    for limit in limits {
+        for (sum, max) in total
+            .iter_mut()
+            .zip([limit.instances, limit.cores, limit.ram])
         {
-            capacity += limit.instances.max(0);
+            if *sum >= 0 {
+                *sum = if max < 0 { -1 } else { *sum + max };
+            }
         }
     }
+    total
+}
+
+/// The client's limit and use, and the pool's capacity in cores and RAM.
+fn limits(call: &Call<'_>, principal: &Principal) -> warp::reply::Response {
+    let live = live_instances(call, principal);
+    let mut profiles: BTreeMap<String, Option<oms_actors::model::Profile>> = BTreeMap::new();
+    let (mut cores, mut ram) = (0u64, 0u64);
+    for instance in &live {
+        let profile = profiles
+            .entry(instance.profile.clone())
+            .or_insert_with(|| call.api.fleet.profile(&instance.profile).ok().flatten());
+        if let Some(p) = profile {
+            cores += u64::from(p.min_vcpus);
+            ram += p.min_ram_mb;
+        }
+    }
+    // Regions another account's project holds, or disabled, take nothing.
+    let regions = call.api.fleet.regions();
+    let counted = regions
+        .iter()
+        .filter(|r| r.conflict.is_none() && r.enabled)
+        .filter_map(|r| r.limit);
+    let [instances, max_cores, max_ram] = pool_capacity(counted);
     // The client's own limit; without one, what the pool holds.
-    let max = principal.instance_limit.map_or(capacity, i64::from);
+    let max = principal.instance_limit.map_or(instances, i64::from);
     answer(
         StatusCode::OK,
         &json!({"limits": {"rate": [], "absolute": {
-            "maxTotalInstances": max, "totalInstancesUsed": used,
-            "maxTotalCores": -1, "totalCoresUsed": 0, "maxTotalRAMSize": -1, "totalRAMUsed": 0,
+            "maxTotalInstances": max, "totalInstancesUsed": live.len(),
+            "maxTotalCores": max_cores, "totalCoresUsed": cores,
+            "maxTotalRAMSize": max_ram, "totalRAMUsed": ram,
             "maxServerMeta": 128, "maxImageMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
             "maxTotalKeypairs": 100, "maxSecurityGroups": -1, "maxSecurityGroupRules": -1,
             "maxServerGroups": 0, "maxServerGroupMembers": 0, "maxTotalFloatingIps": 0,
@@ -759,5 +787,32 @@ async fn create(call: &Call<'_>, principal: &Principal, minor: u32) -> warp::rep
             response
         }
         Err(error) => refused(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_actors::ledger::Footprint;
+
+    fn limit(instances: i64, cores: i64, ram: i64) -> Footprint {
+        Footprint {
+            instances,
+            cores,
+            ram,
+        }
+    }
+
+    #[test]
+    fn the_pool_capacity_sums_regions_and_one_unlimited_makes_it_unlimited() {
+        assert_eq!(
+            pool_capacity([limit(20, 40, 1000), limit(10, 8, 500)]),
+            [30, 48, 1500]
+        );
+        assert_eq!(
+            pool_capacity([limit(20, 40, 1000), limit(10, -1, 500), limit(5, 4, 100)]),
+            [35, -1, 1600]
+        );
+        assert_eq!(pool_capacity([]), [0, 0, 0]);
     }
 }
