@@ -248,6 +248,29 @@ async fn the_openstack_cli_lists_creates_shows_and_deletes_through_the_facade() 
     }
     let (gone, _, _) = run(cli, clouds, "oms", &["server", "show", &id]).await;
     assert!(!gone, "a deleted server is not found");
+    // ... but is listed DELETED to whoever asks what changed since.
+    let changed = json_of(
+        cli,
+        clouds,
+        "oms",
+        &[
+            "server",
+            "list",
+            "--changes-since",
+            "2020-01-01T00:00:00Z",
+            "-f",
+            "json",
+        ],
+    )
+    .await;
+    assert!(
+        changed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["ID"] == id.as_str() && s["Status"] == "DELETED"),
+        "{changed}"
+    );
     let (ok, out, err) = run(cli, clouds, "oms", &["keypair", "delete", "k"]).await;
     assert!(ok, "{out}\n{err}");
 }

@@ -555,6 +555,9 @@ fn servers(
     detail: bool,
     minor: u32,
 ) -> warp::reply::Response {
+    // Deleted servers are gone, except to a client asking what changed
+    // since a time (Nova lists them DELETED then, so pollers see them go).
+    let since = call.query("changes-since").is_some();
     let mut instances: Vec<Instance> = call
         .api
         .fleet
@@ -564,7 +567,7 @@ fn servers(
         })
         .unwrap_or_default()
         .into_iter()
-        .filter(|i| i.state != InstanceState::Deleted)
+        .filter(|i| since || i.state != InstanceState::Deleted)
         .collect();
     if let Some(name) = call.query("name") {
         // Nova's name filter is a regular expression; a substring covers
