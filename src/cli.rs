@@ -388,7 +388,7 @@ pub fn main() -> ExitCode {
                 state_dir,
                 create,
                 action,
-            } => token(state_dir, create, action).await,
+            } => token(state_dir, create, action, format).await,
             Command::Completions { shell } => {
                 let mut command = <Cli as clap::CommandFactory>::command();
                 clap_complete::generate(shell, &mut command, "oms", &mut std::io::stdout());
@@ -562,7 +562,12 @@ async fn account(
     }
 }
 
-async fn token(state_dir: PathBuf, create: bool, action: TokenAction) -> anyhow::Result<()> {
+async fn token(
+    state_dir: PathBuf,
+    create: bool,
+    action: TokenAction,
+    format: crate::output::Format,
+) -> anyhow::Result<()> {
     if !create && !state_dir.exists() {
         anyhow::bail!(
             "no state directory at {} (is --state-dir or OMS_STATE_DIR right? --create makes a new one)",
@@ -595,14 +600,37 @@ async fn token(state_dir: PathBuf, create: bool, action: TokenAction) -> anyhow:
             println!("{}", value.expose_secret());
         }
         TokenAction::List => {
-            for t in store.list_tokens()? {
-                let role = match t.role {
-                    Role::Admin => "admin",
-                    Role::Client => "client",
-                };
-                let state = if t.revoked { "revoked" } else { "active" };
-                println!("{}  {:<20} {:<6} {state}", t.id, t.name, role);
-            }
+            // What GET /v1/tokens answers: never a hash, never a value.
+            let tokens: Vec<serde_json::Value> = store
+                .list_tokens()?
+                .iter()
+                .map(|t| {
+                    serde_json::json!({"id": t.id, "name": t.name, "role": t.role,
+                        "instance_limit": t.instance_limit, "revoked": t.revoked,
+                        "created_at": t.created_at})
+                })
+                .collect();
+            crate::output::emit(format, &serde_json::Value::Array(tokens.clone()), || {
+                use crate::output::{cell, table, time};
+                table(
+                    &["id", "name", "role", "instance limit", "state", "created"],
+                    tokens.iter().map(|t| {
+                        let state = if t["revoked"] == true {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        vec![
+                            cell(t, "id"),
+                            cell(t, "name"),
+                            cell(t, "role"),
+                            cell(t, "instance_limit"),
+                            state.to_owned(),
+                            time(t, "created_at"),
+                        ]
+                    }),
+                )
+            })?;
         }
         TokenAction::Revoke { id } => {
             oms_actors::tokens::revoke(store.as_ref(), &id).await?;

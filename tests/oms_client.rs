@@ -488,7 +488,14 @@ fn token_commands_refuse_a_state_directory_that_is_not_there() {
     let created = run(&["token", "create", "--name", "ci", "--create"]);
     assert!(created.status.success(), "{created:?}");
     assert!(String::from_utf8_lossy(&created.stdout).starts_with("oms_"));
-    assert!(run(&["token", "list"]).status.success());
+    let listed = run(&["token", "list"]);
+    assert!(listed.status.success());
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
+    let yaml = run(&["token", "list", "-f", "yaml"]);
+    let tokens: Vec<serde_json::Value> = serde_yaml_ng::from_slice(&yaml.stdout).unwrap();
+    assert_eq!(tokens[0]["name"], "ci");
+    assert!(tokens[0].get("hash").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
