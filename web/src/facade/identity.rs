@@ -148,7 +148,11 @@ fn issue(call: &Call<'_>) -> warp::reply::Response {
     let Some(principal) = prove(call, &body) else {
         return unauthorized();
     };
-    let (value, expires) = call.api.facade_tokens.issue(&principal);
+    // A token made with the token method keeps that token's expiry.
+    let until = body["auth"]["identity"]["token"]["id"]
+        .as_str()
+        .and_then(|value| call.api.facade_tokens.expires(value));
+    let (value, expires) = call.api.facade_tokens.issue(&principal, until);
     let method = body["auth"]["identity"]["methods"][0].clone();
     let mut response = answer(
         StatusCode::CREATED,

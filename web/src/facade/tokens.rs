@@ -39,15 +39,21 @@ fn digest(value: &str) -> [u8; 32] {
 }
 
 impl FacadeTokens {
-    /// A new façade token for `principal`: its value and when it expires.
-    pub fn issue(&self, principal: &Principal) -> (String, DateTime<Utc>) {
+    /// A new façade token for `principal`, expiring after `LIFETIME` or
+    /// at `until` if sooner (a token made from a token keeps its expiry,
+    /// as Keystone's do): its value and when it expires.
+    pub fn issue(
+        &self,
+        principal: &Principal,
+        until: Option<DateTime<Utc>>,
+    ) -> (String, DateTime<Utc>) {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let value = format!(
             "omsf_{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         );
-        let expires = Utc::now() + LIFETIME;
+        let expires = until.map_or(Utc::now() + LIFETIME, |u| u.min(Utc::now() + LIFETIME));
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
         map.retain(|_, t| t.expires > now);
@@ -99,5 +105,42 @@ impl FacadeTokens {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&digest(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal() -> Principal {
+        Principal {
+            token_id: "t1".into(),
+            name: "ci".into(),
+            role: oms_actors::model::Role::Client,
+            instance_limit: None,
+        }
+    }
+
+    #[test]
+    fn a_token_lives_its_lifetime_or_less_and_ends_when_revoked() {
+        let tokens = FacadeTokens::default();
+        let (value, expires) = tokens.issue(&principal(), None);
+        assert!(value.starts_with("omsf_") && value.len() > 40);
+        let lifetime = expires - Utc::now();
+        assert!(
+            lifetime > LIFETIME - chrono::Duration::minutes(1),
+            "{lifetime}"
+        );
+        // Made from another token: that token's expiry, not a new one.
+        let soon = Utc::now() + chrono::Duration::minutes(5);
+        let (rescoped, expires) = tokens.issue(&principal(), Some(soon));
+        assert_eq!(expires, soon);
+        assert_eq!(tokens.expires(&rescoped), Some(soon));
+        // Never longer than the lifetime, whatever is asked.
+        let (_, capped) = tokens.issue(&principal(), Some(Utc::now() + LIFETIME * 10));
+        assert!(capped <= Utc::now() + LIFETIME);
+        tokens.revoke(&value);
+        assert_eq!(tokens.expires(&value), None);
+        assert!(tokens.expires(&rescoped).is_some());
     }
 }
