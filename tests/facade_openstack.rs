@@ -61,11 +61,15 @@ fn clouds_yaml(dir: &Path, h: &Harness, name: &str, secret: &str) -> PathBuf {
 /// Runs `openstack args` against `cloud`; (success, stdout, stderr).
 async fn run(cli: &Path, clouds: &Path, cloud: &str, args: &[&str]) -> (bool, String, String) {
     let mut command = Command::new(cli);
+    // The cloud is the clouds.yaml's alone: no OS_* of the environment
+    // may point the client elsewhere.
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("OS_")) {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .env("OS_CLIENT_CONFIG_FILE", clouds)
-        .env("OS_CLOUD", cloud)
-        .env_remove("OS_AUTH_URL");
+        .env("OS_CLOUD", cloud);
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();

@@ -17,6 +17,11 @@ fn openstack_cli() -> std::path::PathBuf {
 
 async fn openstack(clouds: &std::path::Path, args: &[&str]) -> (bool, String) {
     let mut command = std::process::Command::new(openstack_cli());
+    // The cloud is the clouds.yaml's alone: no OS_* of the environment
+    // (the conformance cloud's own) may point the client elsewhere.
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("OS_")) {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .env("OS_CLIENT_CONFIG_FILE", clouds)
