@@ -688,6 +688,66 @@ async fn the_facade_refuses_in_novas_shapes() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    // An image no profile names is not offered; one another profile
+    // names boots with this flavor's minima (a client without a limit).
+    let images_secret = h.token("images", Role::Client, None).await;
+    let images_token = facade_token(&h, "images", &images_secret).await;
+    let as_images = |request: reqwest::RequestBuilder| async {
+        let response = request
+            .header("X-Auth-Token", &images_token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let (status, body) = as_images(http.post(compute("/servers")).json(
+        &json!({"server": {"name": "s", "flavorRef": "small", "imageRef": "ubuntu-24.04", "networks": "auto"}}),
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Image ubuntu-24.04"),
+        "{body}"
+    );
+    let other = json!({"name": "other", "min_vcpus": 2, "min_ram_mb": 1024, "min_disk_gb": 1, "image": "debian-12"});
+    assert_eq!(
+        h.call("POST", "/v1/profiles", Some(&h.admin), Some(other))
+            .await
+            .status,
+        201
+    );
+    let (_, images) =
+        as_images(http.get(format!("{}/image/v2/images?name=debian-12", h.base))).await;
+    let debian = images["images"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = as_images(http.post(compute("/servers")).json(
+        &json!({"server": {"name": "d", "flavorRef": "small", "imageRef": debian, "networks": "auto"}}),
+    ))
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().unwrap();
+    let launched = h
+        .call(
+            "GET",
+            &format!("/v1/instances/{id}"),
+            Some(&images_secret),
+            None,
+        )
+        .await;
+    let profile = launched.body["profile"].as_str().unwrap().to_owned();
+    let shape = h.store.get_profile(&profile).unwrap().unwrap();
+    assert_eq!(
+        (shape.image.as_str(), shape.min_vcpus),
+        ("debian-12", 1),
+        "{shape:?}"
+    );
+
     let (status, headers, body) = send(
         http.get(compute("/servers"))
             .header("OpenStack-API-Version", "compute 2.999"),
@@ -728,7 +788,7 @@ async fn the_facade_refuses_in_novas_shapes() {
 
     // The token's rate, spent by now: Nova's overLimit with Retry-After.
     let mut limited = None;
-    for _ in 0..10 {
+    for _ in 0..20 {
         let (status, headers, body) = send(http.get(compute("/flavors"))).await;
         if status == 429 {
             limited = Some((headers, body));

@@ -653,13 +653,7 @@ async fn create(call: &Call<'_>, principal: &Principal, minor: u32) -> warp::rep
                 && image != stable_id("image", &profile.image)
                 && image != profile.image =>
         {
-            let images: Vec<String> = fleet
-                .profiles()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|p| p.image)
-                .collect();
-            let Some(name) = images
+            let Some(name) = super::image::names(call)
                 .into_iter()
                 .find(|n| stable_id("image", n) == image || *n == image)
             else {

@@ -19,7 +19,8 @@ fn image(name: &str) -> Value {
     })
 }
 
-fn names(call: &Call<'_>) -> Vec<String> {
+/// The images our profiles name, sorted, once each.
+pub(super) fn names(call: &Call<'_>) -> Vec<String> {
     let mut names: Vec<String> = call
         .api
         .fleet
