@@ -187,7 +187,7 @@ async fn route(call: &Call<'_>, minor: u32) -> warp::reply::Response {
         (&Method::GET, ["servers", id]) => match own(call, &principal, id) {
             Some(instance) => answer(
                 StatusCode::OK,
-                &json!({"server": server(call, &principal, &instance, minor)}),
+                &json!({"server": server(call, &principal, &instance, minor, &Lookups::new(call, &principal))}),
             ),
             None => not_found(&format!("Instance {id} could not be found.")),
         },
@@ -455,15 +455,53 @@ fn tags_of(call: &Call<'_>, i: &Instance) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn server(call: &Call<'_>, principal: &Principal, i: &Instance, minor: u32) -> Value {
+/// What server views look up, read once per answer rather than once per
+/// server: a listing of a thousand servers reads the store a few times,
+/// not thousands.
+struct Lookups {
+    names: std::collections::HashMap<String, String>,
+    profiles: BTreeMap<String, oms_actors::model::Profile>,
+    keypairs: Vec<oms_actors::model::KeyPair>,
+    requests: std::cell::RefCell<BTreeMap<String, Option<oms_actors::model::LaunchRequest>>>,
+}
+
+impl Lookups {
+    fn new(call: &Call<'_>, principal: &Principal) -> Lookups {
+        let fleet = &call.api.fleet;
+        Lookups {
+            names: fleet.account_names().unwrap_or_default(),
+            profiles: fleet
+                .profiles()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+            keypairs: fleet.keypairs(&principal.name).unwrap_or_default(),
+            requests: Default::default(),
+        }
+    }
+
+    fn request(&self, call: &Call<'_>, id: &str) -> Option<oms_actors::model::LaunchRequest> {
+        self.requests
+            .borrow_mut()
+            .entry(id.to_owned())
+            .or_insert_with(|| call.api.fleet.request(id).ok().flatten())
+            .clone()
+    }
+}
+
+fn server(
+    call: &Call<'_>,
+    principal: &Principal,
+    i: &Instance,
+    minor: u32,
+    seen: &Lookups,
+) -> Value {
     let (status, task, vm) = states(i.state);
-    let image = call
-        .api
-        .fleet
-        .profile(&i.profile)
-        .ok()
-        .flatten()
-        .map(|p| p.image)
+    let image = seen
+        .profiles
+        .get(&i.profile)
+        .map(|p| p.image.clone())
         .unwrap_or_default();
     let image_id = stable_id("image", &image);
     let mut addresses = json!({});
@@ -476,19 +514,13 @@ fn server(call: &Call<'_>, principal: &Principal, i: &Instance, minor: u32) -> V
         .attempt
         .as_ref()
         .map(|a| {
-            let account = call
-                .api
-                .fleet
-                .account_names()
-                .ok()
-                .and_then(|names| names.get(&a.account_id).cloned())
-                .unwrap_or_default();
+            let account = seen.names.get(&a.account_id).map_or("", String::as_str);
             format!("{account}/{}", a.region)
         })
         .unwrap_or_default();
     // What the request asked for: its metadata, and the key pair of the
     // client's whose public key it carries.
-    let request = call.api.fleet.request(&i.request_id).ok().flatten();
+    let request = seen.request(call, &i.request_id);
     let metadata = request
         .as_ref()
         .map_or_else(|| json!({}), |r| json!(r.metadata));
@@ -496,13 +528,10 @@ fn server(call: &Call<'_>, principal: &Principal, i: &Instance, minor: u32) -> V
         .as_ref()
         .and_then(|r| r.public_key.as_ref())
         .and_then(|key| {
-            call.api
-                .fleet
-                .keypairs(&principal.name)
-                .ok()?
-                .into_iter()
+            seen.keypairs
+                .iter()
                 .find(|k| k.public_key == *key)
-                .map(|k| k.name)
+                .map(|k| k.name.clone())
         });
     let mut server = json!({
         "id": i.id, "name": i.name, "status": status,
@@ -533,7 +562,7 @@ fn server(call: &Call<'_>, principal: &Principal, i: &Instance, minor: u32) -> V
         server["tags"] = json!(request.as_ref().map(|r| r.tags.clone()).unwrap_or_default());
     }
     if minor >= 47
-        && let Some(profile) = call.api.fleet.profile(&i.profile).ok().flatten()
+        && let Some(profile) = seen.profiles.get(&i.profile)
     {
         server["flavor"] = json!({"vcpus": profile.min_vcpus, "ram": profile.min_ram_mb,
             "disk": profile.min_disk_gb, "ephemeral": 0, "swap": 0,
@@ -555,6 +584,7 @@ fn servers(
     detail: bool,
     minor: u32,
 ) -> warp::reply::Response {
+    let seen = Lookups::new(call, principal);
     // Deleted servers are gone, except to a client asking what changed
     // since a time (Nova lists them DELETED then, so pollers see them go).
     let since = call.query("changes-since").is_some();
@@ -587,7 +617,10 @@ fn servers(
         };
         let (all, any) = (split("tags"), split("tags-any"));
         instances.retain(|i| {
-            let tags = tags_of(call, i);
+            let tags = seen
+                .request(call, &i.request_id)
+                .map(|r| r.tags)
+                .unwrap_or_default();
             all.iter().all(|t| tags.contains(t))
                 && (any.is_empty() || any.iter().any(|t| tags.contains(t)))
         });
@@ -615,7 +648,7 @@ fn servers(
         .iter()
         .map(|i| {
             if detail {
-                server(call, principal, i, minor)
+                server(call, principal, i, minor, &seen)
             } else {
                 json!({"id": i.id, "name": i.name,
                        "links": [{"rel": "self", "href": format!("{}/compute/v2.1/servers/{}", call.base, i.id)}]})
