@@ -33,3 +33,4 @@ mod oms_sim_command;
 mod pages;
 mod prometheus_rules;
 mod sim_transcripts;
+mod store_suite;

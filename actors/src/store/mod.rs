@@ -15,6 +15,8 @@ mod sled_store;
 
 #[cfg(test)]
 mod contract;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
 
 use std::future::Future;
 use std::pin::Pin;
