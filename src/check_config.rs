@@ -156,6 +156,7 @@ fn remove_at(table: &mut DeTable<'_>, path: &[String]) {
     table.remove(first.as_str());
 }
 
+/// `at.key`, or `key` at the top.
 fn join(at: &str, key: &str) -> String {
     if at.is_empty() {
         key.to_owned()
@@ -164,6 +165,8 @@ fn join(at: &str, key: &str) -> String {
     }
 }
 
+/// The message prefixed with the key it is about; toml's "unknown field"
+/// already names it.
 fn located(at: &str, message: &str) -> String {
     let message = message.trim_end();
     if at.is_empty() || message.starts_with("unknown field") {

@@ -61,7 +61,7 @@ impl Call<'_> {
     }
 }
 
-/// A JSON answer with a status and extra headers.
+/// A JSON answer: the services answer JSON as the REST API does.
 pub(crate) fn answer(status: StatusCode, body: &Value) -> warp::reply::Response {
     crate::json_response(status, body)
 }
