@@ -360,7 +360,6 @@ async fn the_dashboard_reads_at_a_glance_on_a_desktop_and_a_phone() {
         "the bar fills {fraction} of its track"
     );
     // The last hours, per region.
-    wait_text(&c, "#total-healthy", "", Duration::from_secs(1)).await;
     let cells = js_number(
         &c,
         "return document.querySelectorAll(\"tr.region[data-region='south-2'] svg.strip rect\").length;",

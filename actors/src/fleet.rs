@@ -308,7 +308,7 @@ impl Fleet {
 
     /// Whether token `id` exists and is not revoked.
     pub fn token_live(&self, id: &str) -> Result<bool, FleetError> {
-        Ok(crate::tokens::find(self.ctx.store.as_ref(), id)?.is_some_and(|t| !t.revoked))
+        Ok(self.token(id)?.is_some_and(|t| !t.revoked))
     }
 
     /// One account (secrets included: callers must not show them).
@@ -505,6 +505,11 @@ impl Fleet {
             .store
             .get_instance(instance_id)?
             .ok_or_else(|| FleetError::NotFound(format!("instance {instance_id}")))
+    }
+
+    /// One instance without its timeline (what polling clients ask for).
+    pub fn instance_alone(&self, id: &str) -> Result<Option<Instance>, FleetError> {
+        Ok(self.ctx.store.get_instance(id)?)
     }
 
     /// One instance with its timeline.

@@ -25,6 +25,17 @@ pub struct Principal {
     pub instance_limit: Option<u32>,
 }
 
+impl From<oms_actors::model::ApiToken> for Principal {
+    fn from(token: oms_actors::model::ApiToken) -> Principal {
+        Principal {
+            token_id: token.id,
+            name: token.name,
+            role: token.role,
+            instance_limit: token.instance_limit,
+        }
+    }
+}
+
 impl Principal {
     /// Whether this is an admin.
     pub fn is_admin(&self) -> bool {
@@ -38,12 +49,7 @@ pub fn authenticate(fleet: &Fleet, header: Option<&str>) -> Result<Principal, Ap
     let token = fleet
         .authenticate(value)?
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    Ok(Principal {
-        token_id: token.id,
-        name: token.name,
-        role: token.role,
-        instance_limit: token.instance_limit,
-    })
+    Ok(token.into())
 }
 
 /// The token value of an `Authorization` header.

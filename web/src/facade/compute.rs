@@ -236,7 +236,7 @@ fn keypair(
         view["type"] = json!("ssh");
     }
     if detail {
-        view["user_id"] = json!(stable_id("user", &principal.name).replace('-', ""));
+        view["user_id"] = json!(super::identity::user_id(principal));
         view["created_at"] = json!(key.created_at.to_rfc3339_opts(SecondsFormat::Micros, true));
         view["deleted"] = json!(false);
         view["id"] = json!(0);
@@ -422,7 +422,7 @@ fn zones(call: &Call<'_>) -> warp::reply::Response {
 
 /// The client's instance `id`, unless deleted (Nova forgets those).
 fn own(call: &Call<'_>, principal: &Principal, id: &str) -> Option<Instance> {
-    let (instance, _) = call.api.fleet.instance(id).ok().flatten()?;
+    let instance = call.api.fleet.instance_alone(id).ok().flatten()?;
     (instance.client == principal.name && instance.state != InstanceState::Deleted)
         .then_some(instance)
 }
@@ -536,7 +536,7 @@ fn server(
     let mut server = json!({
         "id": i.id, "name": i.name, "status": status,
         "tenant_id": super::identity::project_id(principal),
-        "user_id": stable_id("user", &principal.name).replace('-', ""),
+        "user_id": super::identity::user_id(principal),
         "metadata": metadata, "hostId": "", "accessIPv4": "", "accessIPv6": "",
         "image": {"id": image_id, "links": [{"rel": "bookmark", "href": format!("{}/compute/images/{image_id}", call.base)}]},
         "flavor": {"id": i.profile, "links": [{"rel": "bookmark", "href": format!("{}/compute/flavors/{}", call.base, i.profile)}]},

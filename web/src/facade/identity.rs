@@ -100,15 +100,7 @@ fn prove(call: &Call<'_>, body: &Value) -> Option<Principal> {
     let identity = &body["auth"]["identity"];
     let method = identity["methods"].as_array()?.first()?.as_str()?;
     let fleet = &call.api.fleet;
-    let ours = |value: &str| -> Option<Principal> {
-        let token = fleet.authenticate(value).ok()??;
-        Some(Principal {
-            token_id: token.id,
-            name: token.name,
-            role: token.role,
-            instance_limit: token.instance_limit,
-        })
-    };
+    let ours = |value: &str| -> Option<Principal> { Some(fleet.authenticate(value).ok()??.into()) };
     match method {
         "application_credential" => {
             let credential = &identity["application_credential"];
@@ -192,7 +184,7 @@ fn validate(call: &Call<'_>) -> warp::reply::Response {
 }
 
 /// The client's user id: stable, derived from its name.
-fn user_id(principal: &Principal) -> String {
+pub(super) fn user_id(principal: &Principal) -> String {
     stable_id("user", &principal.name).replace('-', "")
 }
 

@@ -85,12 +85,7 @@ impl FacadeTokens {
         if token.revoked {
             return None;
         }
-        Some(Principal {
-            token_id: token.id,
-            name: token.name,
-            role: token.role,
-            instance_limit: token.instance_limit,
-        })
+        Some(token.into())
     }
 
     /// When `value` expires, if it is live.
