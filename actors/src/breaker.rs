@@ -11,7 +11,9 @@ use tokio::time::Instant;
 use crate::openstack::Class;
 
 /// The three states, as shown to operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Calls flow.

@@ -179,6 +179,13 @@ pub struct Fleet {
     history: Arc<std::sync::Mutex<crate::history::History>>,
     /// The task that samples it; it ends with the fleet.
     _sampler: AbortOnDrop,
+    /// Whether this daemon runs the actors (false for a cluster follower
+    /// until it leads).
+    leading: Arc<std::sync::atomic::AtomicBool>,
+    /// The task that shares the boards through the store in a cluster.
+    _sharer: Option<AbortOnDrop>,
+    /// The cluster this daemon belongs to, if any.
+    cluster: std::sync::OnceLock<Arc<dyn crate::cluster_view::ClusterView>>,
 }
 
 /// A task that stops when its handle is dropped.
@@ -195,7 +202,8 @@ impl Fleet {
     /// Starts the actor tree on `store`; returns once the dispatcher runs.
     pub async fn start(store: Arc<dyn Store>, config: FleetConfig) -> Result<Fleet, FleetError> {
         let client = Client::new(config.client.clone())
-            .map_err(|e| FleetError::Unavailable(e.to_string()))?;
+            .map_err(|e| FleetError::Unavailable(e.to_string()))?
+            .fenced(config.fence.clone());
         let ctx = FleetCtx {
             store,
             board: RegionBoard::default(),
@@ -229,6 +237,13 @@ impl Fleet {
                 }
             }
         });
+        let leading = Arc::new(std::sync::atomic::AtomicBool::new(!ctx.config.standby));
+        let sharer = ctx.config.fence.is_leased().then(|| {
+            AbortOnDrop(tokio::spawn(crate::shared_board::run(
+                ctx.clone(),
+                leading.clone(),
+            )))
+        });
         Ok(Fleet {
             ctx,
             launching: tokio::sync::Mutex::new(()),
@@ -236,7 +251,38 @@ impl Fleet {
             root_task: tokio::sync::Mutex::new(Some(root_task)),
             history,
             _sampler: AbortOnDrop(sampler),
+            leading,
+            _sharer: sharer,
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Starts the dispatcher, the reconciler and the account supervisors
+    /// of a fleet started on standby: this daemon now leads its cluster.
+    /// Their start is the restart path: in-flight creates are adopted by
+    /// their tags.
+    pub fn lead(&self) -> Result<(), FleetError> {
+        self.leading
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.root
+            .cast(RootMsg::Lead)
+            .map_err(|e| FleetError::Unavailable(e.to_string()))
+    }
+
+    /// Joins this fleet to its cluster (once, at start).
+    pub fn set_cluster(&self, cluster: Arc<dyn crate::cluster_view::ClusterView>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster this daemon belongs to, if any.
+    pub fn cluster(&self) -> Option<&Arc<dyn crate::cluster_view::ClusterView>> {
+        self.cluster.get()
+    }
+
+    /// Whether this daemon runs the actors: always alone, only the
+    /// leader in a cluster.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How often region history is sampled.

@@ -11,7 +11,9 @@ use tokio::time::Instant;
 use crate::openstack::AbsoluteLimits;
 
 /// Resources one server takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, schemars::JsonSchema, serde::Deserialize,
+)]
 pub struct Footprint {
     /// Instances (always 1 for one server).
     pub instances: i64,

@@ -7,7 +7,9 @@
 mod account;
 pub mod bounds;
 pub mod breaker;
+pub mod cluster_view;
 mod dispatcher;
+pub mod fence;
 pub mod fleet;
 pub mod history;
 pub mod leaks;
@@ -27,6 +29,7 @@ mod region;
 mod region_calls;
 pub mod restart;
 mod root;
+mod shared_board;
 pub mod status;
 pub mod store;
 pub mod tokens;

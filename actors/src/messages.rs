@@ -68,6 +68,12 @@ pub struct FleetConfig {
     pub history_interval: Duration,
     /// Samples kept per region (with the interval: how far back).
     pub history_samples: usize,
+    /// Closes provider calls when a cluster leader's lease may have ended.
+    pub fence: crate::fence::Fence,
+    /// Start without the dispatcher, the reconciler and the account
+    /// supervisors, until [`crate::Fleet::lead`]: a cluster follower,
+    /// which serves reads from the shared store.
+    pub standby: bool,
 }
 
 /// What adoption waits beyond a create call's timeout: Nova finishing a
@@ -101,6 +107,8 @@ impl Default for FleetConfig {
             // Three hours at ten seconds.
             history_interval: Duration::from_secs(10),
             history_samples: 1080,
+            fence: crate::fence::Fence::open(),
+            standby: false,
         }
     }
 }

@@ -40,6 +40,8 @@ pub(crate) enum RootMsg {
     Probe,
     /// Whether every child is running.
     Ready(RpcReplyPort<bool>),
+    /// This daemon leads its cluster now: start the children.
+    Lead,
 }
 
 /// Its state.
@@ -49,6 +51,8 @@ pub(crate) struct RootState {
     histories: HashMap<Child, RestartHistory>,
     /// Children stopped on purpose, not to be restarted.
     retiring: Vec<ractor::ActorId>,
+    /// Whether the children run (false for a cluster follower).
+    leading: bool,
 }
 
 impl RootState {
@@ -109,6 +113,19 @@ impl RootState {
         }
     }
 
+    async fn lead(&mut self, myself: &ActorRef<RootMsg>) -> Result<(), ActorProcessingErr> {
+        if self.leading {
+            return Ok(());
+        }
+        self.leading = true;
+        self.spawn(myself, Child::Dispatcher).await;
+        self.spawn(myself, Child::Reconciler).await;
+        for account in self.ctx.store.list_accounts()? {
+            self.spawn(myself, Child::Account(account.id)).await;
+        }
+        Ok(())
+    }
+
     fn restart_later(&mut self, myself: &ActorRef<RootMsg>, child: Child) {
         let policy = self.ctx.config.restart;
         let delay = match self
@@ -148,16 +165,16 @@ impl Actor for RootSupervisor {
         ctx: FleetCtx,
     ) -> Result<Self::State, ActorProcessingErr> {
         myself.send_interval(ctx.config.probe_interval, || RootMsg::Probe);
+        let standby = ctx.config.standby;
         let mut state = RootState {
             ctx,
             children: HashMap::new(),
             histories: HashMap::new(),
             retiring: Vec::new(),
+            leading: false,
         };
-        state.spawn(&myself, Child::Dispatcher).await;
-        state.spawn(&myself, Child::Reconciler).await;
-        for account in state.ctx.store.list_accounts()? {
-            state.spawn(&myself, Child::Account(account.id)).await;
+        if !standby {
+            state.lead(&myself).await?;
         }
         Ok(state)
     }
@@ -169,7 +186,10 @@ impl Actor for RootSupervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RootMsg::Spawn(child) => state.spawn(&myself, child).await,
+            RootMsg::Spawn(child) if state.leading => state.spawn(&myself, child).await,
+            RootMsg::Spawn(_) => {}
+            RootMsg::Lead => state.lead(&myself).await?,
+            RootMsg::AccountChanged(_) | RootMsg::AccountRemoved(_) if !state.leading => {}
             RootMsg::AccountChanged(id) => {
                 let child = Child::Account(id.clone());
                 state.stop(&child);
@@ -210,8 +230,10 @@ impl Actor for RootSupervisor {
                 }
             }
             RootMsg::Ready(reply) => {
-                let ready = state.children.contains_key(&Child::Dispatcher)
-                    && state.children.contains_key(&Child::Reconciler);
+                // A follower is ready when it answers: it runs no child.
+                let ready = !state.leading
+                    || (state.children.contains_key(&Child::Dispatcher)
+                        && state.children.contains_key(&Child::Reconciler));
                 let _ = reply.send(ready);
             }
         }

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerState;
 use crate::ledger::Footprint;
 
 /// How a profile fits in a region right now.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "fit")]
 pub enum ProfileFit {
     /// Resolved; this many more fit.
@@ -39,7 +39,7 @@ pub enum ProfileFit {
 }
 
 /// One account-region as its actor sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegionStatus {
     /// Account id.
     pub account_id: String,
@@ -108,8 +108,20 @@ pub struct RegionStatus {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a cluster's leader publishes of its boards for the followers,
+/// which run no region actors and answer from this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedBoard {
+    /// Every region's status.
+    pub regions: Vec<RegionStatus>,
+    /// Every account's status.
+    pub accounts: Vec<AccountStatus>,
+}
+
 /// A region's health in operators' words rather than breaker states.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RegionHealth {
     /// Reached, breaker closed, calls succeeding.
@@ -280,6 +292,15 @@ impl RegionBoard {
             .cloned()
     }
 
+    /// Holds exactly `statuses`: a follower taking the leader's board.
+    pub fn replace_all(&self, statuses: Vec<RegionStatus>) {
+        let fresh = statuses
+            .into_iter()
+            .map(|s| ((s.account_id.clone(), s.region.clone()), s))
+            .collect();
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
     /// Every region, ordered by account id and name.
     pub fn snapshot(&self) -> Vec<RegionStatus> {
         self.inner
@@ -292,7 +313,7 @@ impl RegionBoard {
 }
 
 /// How an account stands, as its supervisor last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountHealth {
     /// Authenticating for the first time.
@@ -320,7 +341,7 @@ impl AccountHealth {
 }
 
 /// One account as its supervisor sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AccountStatus {
     /// Account id.
     pub account_id: String,
@@ -362,6 +383,25 @@ impl AccountBoard {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(account_id);
+    }
+
+    /// Holds exactly `statuses`: a follower taking the leader's board.
+    pub fn replace_all(&self, statuses: Vec<AccountStatus>) {
+        let fresh = statuses
+            .into_iter()
+            .map(|s| (s.account_id.clone(), s))
+            .collect();
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    /// Every account's status, in id order.
+    pub fn snapshot(&self) -> Vec<AccountStatus> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// One account's status.

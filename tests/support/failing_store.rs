@@ -127,6 +127,12 @@ impl Store for FailingStore {
     fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
         self.inner.list_tokens()
     }
+    fn put_shared(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        self.inner.put_shared(name, value)
+    }
+    fn get_shared(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.inner.get_shared(name)
+    }
     fn flush(&self) -> FlushFuture<'_> {
         self.inner.flush()
     }

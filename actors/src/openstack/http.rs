@@ -42,6 +42,7 @@ impl Default for ClientConfig {
 pub struct Client {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
+    fence: crate::fence::Fence,
 }
 
 /// A received answer, status not yet judged.
@@ -65,7 +66,14 @@ impl Client {
         Ok(Client {
             http,
             config: Arc::new(config),
+            fence: crate::fence::Fence::open(),
         })
+    }
+
+    /// This client sends nothing once `fence` no longer holds.
+    pub fn fenced(mut self, fence: crate::fence::Fence) -> Client {
+        self.fence = fence;
+        self
     }
 
     /// The limits this client was built with.
@@ -100,6 +108,14 @@ impl Client {
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ProviderError> {
         let request = request.build().map_err(from_reqwest)?;
+        // Checked last, right before the call leaves: a leader whose
+        // lease may have ended sends nothing.
+        if !self.fence.holds() {
+            return Err(ProviderError::local(
+                Class::Transport,
+                "fenced: this daemon's cluster lease may have ended; nothing sent",
+            ));
+        }
         // Every call at DEBUG, for an operator tracing what went where and
         // when: the path only (queries can carry names), never headers.
         let (method, host, port, path) = (

@@ -20,6 +20,17 @@ struct Tables {
     instances: BTreeMap<String, Instance>,
     events: BTreeMap<String, Vec<Event>>,
     tokens: BTreeMap<String, ApiToken>,
+    shared: BTreeMap<String, Vec<u8>>,
+}
+
+/// What [`MemoryStore::purge_finished_report`] removed, so that a replica
+/// can remove the same from its backend.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Purged {
+    /// The instances (with their timelines).
+    pub instances: Vec<String>,
+    /// The requests left with no instance: id, client, idempotency key.
+    pub requests: Vec<(String, String, Option<String>)>,
 }
 
 /// A store in a mutex-guarded set of maps.
@@ -36,6 +47,103 @@ impl MemoryStore {
 
     fn tables(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes everything `other` holds, dropping what this held: a replica
+    /// loading a fresh snapshot of its backend.
+    pub fn replace_with(&self, other: MemoryStore) {
+        let fresh = other.tables.into_inner().unwrap_or_else(|p| p.into_inner());
+        *self.tables() = fresh;
+    }
+
+    /// Creates or replaces a request as a replica learns of it, its
+    /// idempotency key with it.
+    pub fn set_request(&self, request: &LaunchRequest) {
+        let mut tables = self.tables();
+        if let Some(key) = &request.idempotency_key {
+            tables
+                .idempotency
+                .insert((request.client.clone(), key.clone()), request.id.clone());
+        }
+        tables.requests.insert(request.id.clone(), request.clone());
+    }
+
+    /// Removes a request and its idempotency key.
+    pub fn remove_request(&self, id: &str) {
+        let mut tables = self.tables();
+        if let Some(request) = tables.requests.remove(id)
+            && let Some(key) = request.idempotency_key
+        {
+            tables.idempotency.remove(&(request.client, key));
+        }
+    }
+
+    /// Removes an instance and its timeline.
+    pub fn remove_instance(&self, id: &str) {
+        let mut tables = self.tables();
+        tables.instances.remove(id);
+        tables.events.remove(id);
+    }
+
+    /// Sets the event at `seq` of an instance's timeline (appended when
+    /// it is the next one; a gap is filled when the rest arrives).
+    pub fn set_event(&self, instance_id: &str, seq: usize, event: &Event) {
+        let mut tables = self.tables();
+        let timeline = tables.events.entry(instance_id.to_owned()).or_default();
+        if seq < timeline.len() {
+            timeline[seq] = event.clone();
+        } else {
+            timeline.resize(seq, event.clone());
+            timeline.push(event.clone());
+        }
+    }
+
+    /// How many events an instance's timeline holds: the position of the
+    /// next one.
+    pub fn timeline_len(&self, instance_id: &str) -> usize {
+        self.tables().events.get(instance_id).map_or(0, Vec::len)
+    }
+
+    /// Removes a shared document.
+    pub fn remove_shared(&self, name: &str) {
+        self.tables().shared.remove(name);
+    }
+
+    /// [`Store::purge_finished`], answering what went.
+    pub fn purge_finished_report(&self, before: DateTime<Utc>, limit: usize) -> Purged {
+        let mut tables = self.tables();
+        let old: Vec<(String, String)> = tables
+            .instances
+            .values()
+            .filter(|i| i.state.is_terminal() && i.updated_at < before)
+            .take(limit)
+            .map(|i| (i.id.clone(), i.request_id.clone()))
+            .collect();
+        let mut purged = Purged::default();
+        for (id, _) in &old {
+            tables.instances.remove(id);
+            tables.events.remove(id);
+            purged.instances.push(id.clone());
+        }
+        for (_, request_id) in &old {
+            let prefix = format!("{request_id}-");
+            let left = tables
+                .instances
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|(id, _)| id.starts_with(&prefix));
+            if !left && let Some(request) = tables.requests.remove(request_id) {
+                if let Some(key) = &request.idempotency_key {
+                    tables
+                        .idempotency
+                        .remove(&(request.client.clone(), key.clone()));
+                }
+                purged
+                    .requests
+                    .push((request.id, request.client, request.idempotency_key));
+            }
+        }
+        purged
     }
 }
 
@@ -224,32 +332,7 @@ impl Store for MemoryStore {
     }
 
     fn purge_finished(&self, before: DateTime<Utc>, limit: usize) -> StoreResult<usize> {
-        let mut tables = self.tables();
-        let old: Vec<(String, String)> = tables
-            .instances
-            .values()
-            .filter(|i| i.state.is_terminal() && i.updated_at < before)
-            .take(limit)
-            .map(|i| (i.id.clone(), i.request_id.clone()))
-            .collect();
-        for (id, _) in &old {
-            tables.instances.remove(id);
-            tables.events.remove(id);
-        }
-        for (_, request_id) in &old {
-            let prefix = format!("{request_id}-");
-            let left = tables
-                .instances
-                .range(prefix.clone()..)
-                .next()
-                .is_some_and(|(id, _)| id.starts_with(&prefix));
-            if !left && let Some(request) = tables.requests.remove(request_id) {
-                if let Some(key) = request.idempotency_key {
-                    tables.idempotency.remove(&(request.client, key));
-                }
-            }
-        }
-        Ok(old.len())
+        Ok(self.purge_finished_report(before, limit).instances.len())
     }
 
     fn events(&self, instance_id: &str) -> StoreResult<Vec<Event>> {
@@ -277,6 +360,15 @@ impl Store for MemoryStore {
 
     fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
         Ok(self.tables().tokens.values().cloned().collect())
+    }
+
+    fn put_shared(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        self.tables().shared.insert(name.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn get_shared(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.tables().shared.get(name).cloned())
     }
 
     fn flush(&self) -> FlushFuture<'_> {

@@ -27,8 +27,8 @@ use crate::model::{
     Account, ApiToken, Event, Instance, InstanceState, KeyPair, LaunchRequest, Profile,
 };
 
-pub use memory::MemoryStore;
-pub use seal::Sealer;
+pub use memory::{MemoryStore, Purged};
+pub use seal::{AccountRecord, Sealer};
 pub use sled_store::SledStore;
 
 /// The schema this binary writes; older stores are migrated on open.
@@ -59,6 +59,12 @@ pub enum StoreError {
     /// Sealing or unsealing a secret failed (wrong key, damaged data).
     #[error("secret sealing: {0}")]
     Seal(String),
+    /// The store cannot take writes now (a shared backend without quorum,
+    /// or a daemon that is not the cluster's leader). The outcome of the
+    /// writes not yet flushed is unknown: retry with the same
+    /// idempotency key.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Result of store operations.
@@ -215,6 +221,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn token_by_hash(&self, hash: &str) -> StoreResult<Option<ApiToken>>;
     /// Every token, in id order.
     fn list_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+
+    /// Creates or replaces a small document daemons share (region
+    /// health, published by the leader), by name.
+    fn put_shared(&self, name: &str, value: &[u8]) -> StoreResult<()>;
+    /// A shared document.
+    fn get_shared(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
 
     /// Makes every write made before the call durable.
     fn flush(&self) -> FlushFuture<'_>;

@@ -9,7 +9,21 @@ use chacha20poly1305::aead::{Aead, KeyInit, OsRng};
 use chacha20poly1305::{AeadCore, XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret, SecretString};
 
+use serde::{Deserialize, Serialize};
+
+use crate::model::Account;
+
 use super::StoreError;
+
+/// An account as every durable store keeps it: the public part and its
+/// sealed secret (the account's own `secret` is never serialized).
+#[derive(Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// Everything but the secret.
+    pub account: Account,
+    /// What [`Sealer::seal`] made of the secret.
+    pub sealed_secret: Vec<u8>,
+}
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
@@ -84,6 +98,21 @@ impl Sealer {
             .encrypt(&nonce, secret.expose_secret().as_bytes())
             .map_err(|_| StoreError::Seal("encryption failed".into()))?;
         Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// The record of `account`, its secret sealed.
+    pub fn seal_account(&self, account: &Account) -> Result<AccountRecord, StoreError> {
+        Ok(AccountRecord {
+            account: account.clone(),
+            sealed_secret: self.seal(&account.secret)?,
+        })
+    }
+
+    /// The account a record holds, its secret opened.
+    pub fn open_account(&self, record: AccountRecord) -> Result<Account, StoreError> {
+        let mut account = record.account;
+        account.secret = self.open(&record.sealed_secret)?;
+        Ok(account)
     }
 
     /// Opens what [`Sealer::seal`] produced.

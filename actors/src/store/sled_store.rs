@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -16,7 +16,8 @@ use super::group_commit::GroupCommit;
 use super::instance_cache::InstanceCache;
 use super::memo::Memo;
 use super::{
-    FlushFuture, Inserted, InstanceFilter, SCHEMA_VERSION, Sealer, Store, StoreError, StoreResult,
+    AccountRecord, FlushFuture, Inserted, InstanceFilter, SCHEMA_VERSION, Sealer, Store,
+    StoreError, StoreResult,
 };
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -61,13 +62,6 @@ pub struct SledStore {
     cache: InstanceCache,
     /// Every account's id and name.
     names: Memo<Vec<(String, String)>>,
-}
-
-/// An account as stored: the public part and its sealed secret.
-#[derive(Serialize, Deserialize)]
-struct AccountRecord {
-    account: Account,
-    sealed_secret: Vec<u8>,
 }
 
 fn backend(error: sled::Error) -> StoreError {
@@ -218,18 +212,13 @@ impl SledStore {
     }
 
     fn open_account(&self, record: AccountRecord) -> StoreResult<Account> {
-        let mut account = record.account;
-        account.secret = self.sealer.open(&record.sealed_secret)?;
-        Ok(account)
+        self.sealer.open_account(record)
     }
 }
 
 impl Store for SledStore {
     fn put_account(&self, account: &Account) -> StoreResult<()> {
-        let record = AccountRecord {
-            account: account.clone(),
-            sealed_secret: self.sealer.seal(&account.secret)?,
-        };
+        let record = self.sealer.seal_account(account)?;
         self.accounts
             .insert(account.id.as_bytes(), encode(&record)?)
             .map_err(backend)?;
@@ -616,6 +605,21 @@ impl Store for SledStore {
 
     fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
         all(&self.tokens, "tokens")
+    }
+
+    fn put_shared(&self, name: &str, value: &[u8]) -> StoreResult<()> {
+        self.meta
+            .insert(format!("shared/{name}").as_bytes(), value)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn get_shared(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .meta
+            .get(format!("shared/{name}").as_bytes())
+            .map_err(backend)?
+            .map(|v| v.to_vec()))
     }
 
     fn flush(&self) -> FlushFuture<'_> {

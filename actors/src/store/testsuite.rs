@@ -538,5 +538,16 @@ pub async fn run(store: &dyn Store) {
     tokens_found_by_hash(store);
     a_transition_writes_the_instance_and_its_event(store);
     finished_instances_are_purged_after_their_retention(store);
+    shared_documents_round_trip(store);
     store.flush().await.unwrap();
+}
+
+/// Shared documents are replaced whole and read back by name.
+pub fn shared_documents_round_trip(store: &dyn Store) {
+    assert_eq!(store.get_shared("regions").unwrap(), None);
+    store.put_shared("regions", b"[1]").unwrap();
+    store.put_shared("regions", b"[1,2]").unwrap();
+    store.put_shared("other", b"{}").unwrap();
+    assert_eq!(store.get_shared("regions").unwrap().unwrap(), b"[1,2]");
+    assert_eq!(store.get_shared("other").unwrap().unwrap(), b"{}");
 }

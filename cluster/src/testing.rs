@@ -1,0 +1,169 @@
+//! etcd clusters on loopback for tests (the `testing` feature): members
+//! started from the `etcd` binary on free ports, each killable and
+//! restartable, their data in a temporary directory.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether the `etcd` binary can be run. Under `REQUIRE_ETCD=1` (CI) its
+/// absence is a failure, not a skip.
+pub fn available() -> bool {
+    let found = Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found && std::env::var("REQUIRE_ETCD").as_deref() == Ok("1") {
+        panic!("etcd is required (REQUIRE_ETCD=1) but cannot be run");
+    }
+    if !found {
+        eprintln!("skipped: no etcd binary (apt-get install etcd-server)");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// One member.
+#[derive(Debug)]
+struct Node {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+/// A cluster of etcd members, stopped on drop.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+    initial: String,
+}
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until the cluster answers.
+    pub async fn start(size: usize) -> EtcdCluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let nodes: Vec<Node> = (0..size)
+            .map(|n| Node {
+                name: format!("etcd{n}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                child: None,
+            })
+            .collect();
+        let initial = nodes
+            .iter()
+            .map(|n| format!("{}=http://127.0.0.1:{}", n.name, n.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = EtcdCluster {
+            dir,
+            nodes,
+            initial,
+        };
+        for n in 0..size {
+            cluster.spawn(n);
+        }
+        cluster.wait_ready(Duration::from_secs(30)).await;
+        cluster
+    }
+
+    fn spawn(&mut self, n: usize) {
+        let node = &self.nodes[n];
+        let data = self.dir.path().join(&node.name);
+        let log = std::fs::File::create(self.dir.path().join(format!("{}.log", node.name)))
+            .expect("a log file");
+        let client = format!("http://127.0.0.1:{}", node.client_port);
+        let peer = format!("http://127.0.0.1:{}", node.peer_port);
+        let child = Command::new("etcd")
+            .args(["--name", &node.name])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.initial])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "oms-test"])
+            // Quick elections: a lost member is noticed in half a second.
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd starts");
+        self.nodes[n].child = Some(child);
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("http://127.0.0.1:{}", n.client_port))
+            .collect()
+    }
+
+    /// Kills member `n` (SIGKILL).
+    pub fn kill(&mut self, n: usize) {
+        if let Some(mut child) = self.nodes[n].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `n` again on its data.
+    pub fn restart(&mut self, n: usize) {
+        if self.nodes[n].child.is_none() {
+            self.spawn(n);
+        }
+    }
+
+    /// Waits until a key can be written through any member.
+    pub async fn wait_ready(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(mut client) = etcd_client::Client::connect(
+                self.endpoints(),
+                Some(
+                    etcd_client::ConnectOptions::new()
+                        .with_timeout(Duration::from_secs(2))
+                        .with_require_leader(true),
+                ),
+            )
+            .await
+                && client.put("/ready", "1", None).await.is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become ready; logs in {}",
+                self.dir.path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Where the members' logs are.
+    pub fn logs(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.kill(n);
+        }
+    }
+}
