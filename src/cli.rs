@@ -157,6 +157,12 @@ pub enum Command {
     },
     /// Every account-region's health, quota and latency.
     Regions,
+    /// The cluster (etcd store): its members, leader and lease.
+    Cluster {
+        /// What to show.
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Manage profiles through the API.
     Profile {
         /// What to do.
@@ -225,6 +231,13 @@ pub enum TokenAction {
         /// Token id.
         id: String,
     },
+}
+
+/// Cluster subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Members, the leader, its term and how long its lease still runs.
+    Status,
 }
 
 /// Profile subcommands.
@@ -429,6 +442,9 @@ pub fn main() -> ExitCode {
             }
             Command::Show { id } => crate::client::show(&api()?, &id, format).await,
             Command::Regions => crate::client::regions(&api()?, format).await,
+            Command::Cluster {
+                action: ClusterAction::Status,
+            } => crate::client::cluster_status(&api()?, format).await,
             Command::Delete { ids } => crate::client::delete(&api()?, &ids, format).await,
             Command::Profile { action } => profile(&api()?, action, format).await,
             Command::Account { action } => account(&api()?, action, format).await,

@@ -471,6 +471,54 @@ pub async fn delete(client: &ApiClient, ids: &[String], format: Format) -> anyho
     })
 }
 
+/// `oms cluster status`: the members, which one leads, since when, and
+/// how long its lease still runs.
+pub async fn cluster_status(client: &ApiClient, format: Format) -> anyhow::Result<()> {
+    let answer = client
+        .send(reqwest::Method::GET, "/v1/cluster", None)
+        .await?;
+    emit(format, &answer, || {
+        let leader = &answer["leader"];
+        let leader_name = leader["member"]["name"].as_str().unwrap_or_default();
+        let mut text = table(
+            &["member", "role", "url", "started", "version"],
+            answer["members"].as_array().into_iter().flatten().map(|m| {
+                let role = if m["name"].as_str() == Some(leader_name) {
+                    "leader"
+                } else {
+                    "follower"
+                };
+                vec![
+                    cell(m, "name"),
+                    role.into(),
+                    cell(m, "url"),
+                    cell(m, "started_at"),
+                    cell(m, "version"),
+                ]
+            }),
+        );
+        text.push('\n');
+        match leader.as_object() {
+            Some(_) => text.push_str(&format!(
+                "cluster {}: leader {} since {} (term {}), lease {} s of {} s left; answered by {} at revision {}",
+                cell(&answer, "cluster_id"),
+                leader_name,
+                cell(leader, "since"),
+                leader["revision"],
+                leader["lease_remaining_secs"],
+                leader["lease_ttl_secs"],
+                cell(&answer, "member"),
+                answer["revision"],
+            )),
+            None => text.push_str(&format!(
+                "cluster {}: no leader now (an election is under way, or etcd has no quorum)",
+                cell(&answer, "cluster_id"),
+            )),
+        }
+        text
+    })
+}
+
 /// `oms regions`: every account-region's health, and the accounts that
 /// have no region running.
 pub async fn regions(client: &ApiClient, format: Format) -> anyhow::Result<()> {

@@ -41,6 +41,10 @@ pub struct Config {
     pub facade: FacadeSection,
     /// Actor tree timings.
     pub fleet: FleetSection,
+    /// Where the state lives: sled (one daemon) or etcd (a cluster).
+    pub store: StoreSection,
+    /// This daemon as a member of a cluster (with the etcd store).
+    pub cluster: ClusterSection,
     /// Profiles to create or update on start and reload.
     pub profiles: Vec<ProfileConfig>,
     /// Accounts to create or update on start and reload.
@@ -117,6 +121,8 @@ impl Default for Config {
             web: WebSection::default(),
             facade: FacadeSection::default(),
             fleet: FleetSection::default(),
+            store: StoreSection::default(),
+            cluster: ClusterSection::default(),
             profiles: Vec::new(),
             accounts: Vec::new(),
             secrets: SecretPlaces::default(),
@@ -176,6 +182,106 @@ impl Default for FacadeSection {
             enabled: d.facade,
             region: d.facade_region,
         }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sled` (the default: one daemon, its state directory) or `etcd`
+    /// (several daemons on one etcd cluster).
+    pub backend: Backend,
+    /// `[store.etcd]`.
+    pub etcd: EtcdSection,
+}
+
+/// Which store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded, in the state directory.
+    #[default]
+    Sled,
+    /// Shared, on etcd.
+    Etcd,
+}
+
+/// `[store.etcd]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EtcdSection {
+    /// Client URLs of the etcd members (`https://` with TLS).
+    pub endpoints: Vec<String>,
+    /// Prefix of every key; clusters sharing an etcd use different ones.
+    pub prefix: String,
+    /// etcd user, when etcd's authentication is on.
+    pub user: Option<String>,
+    /// File holding the user's password (a systemd credential).
+    pub password_file: Option<PathBuf>,
+    /// CA bundle that signed etcd's certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate, for etcd's client-certificate authentication.
+    pub cert_file: Option<PathBuf>,
+    /// Its key (a systemd credential).
+    pub key_file: Option<PathBuf>,
+    /// Longest wait for a connection, seconds.
+    pub dial_timeout_secs: f64,
+    /// Longest wait for a commit before a write answers 503, seconds.
+    pub request_timeout_secs: f64,
+}
+
+impl Default for EtcdSection {
+    fn default() -> Self {
+        EtcdSection {
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            prefix: "/openmultistack/".into(),
+            user: None,
+            password_file: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            dial_timeout_secs: 5.0,
+            request_timeout_secs: 5.0,
+        }
+    }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// This member's name, unique in the cluster (the host name when
+    /// empty).
+    pub member: String,
+    /// Where the other members reach this one's API (to forward writes
+    /// to the leader); `http://<listen>` when empty.
+    pub advertise_url: String,
+    /// The leader's lease, seconds: a dead leader is replaced within it.
+    pub lease_ttl_secs: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            member: String::new(),
+            advertise_url: String::new(),
+            lease_ttl_secs: 10,
+        }
+    }
+}
+
+impl ClusterSection {
+    /// The member name: configured, else the host name.
+    pub fn member_name(&self) -> String {
+        if !self.member.is_empty() {
+            return self.member.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "oms".into())
     }
 }
 
@@ -503,6 +609,60 @@ impl Config {
             "facade.region",
             "1 to 64 of letters, digits, - _ .",
         );
+        if self.store.backend == Backend::Etcd {
+            let e = &self.store.etcd;
+            need(
+                cfg!(feature = "etcd"),
+                "store.backend",
+                "this oms was built without etcd support (cargo build --release --features etcd)",
+            );
+            need(
+                !e.endpoints.is_empty()
+                    && e.endpoints
+                        .iter()
+                        .all(|u| u.starts_with("http://") || u.starts_with("https://")),
+                "store.etcd.endpoints",
+                "one or more http:// or https:// URLs",
+            );
+            need(
+                !e.prefix.is_empty() && e.prefix.starts_with('/'),
+                "store.etcd.prefix",
+                "a key prefix beginning with /",
+            );
+            for (value, key) in [
+                (e.dial_timeout_secs, "store.etcd.dial_timeout_secs"),
+                (e.request_timeout_secs, "store.etcd.request_timeout_secs"),
+            ] {
+                need(positive(value), key, "must be more than 0");
+            }
+            need(
+                e.cert_file.is_some() == e.key_file.is_some(),
+                "store.etcd.cert_file",
+                "cert_file and key_file go together",
+            );
+            need(
+                e.user.is_some() == e.password_file.is_some(),
+                "store.etcd.user",
+                "user and password_file go together",
+            );
+            need(
+                (3..=60).contains(&self.cluster.lease_ttl_secs),
+                "cluster.lease_ttl_secs",
+                "3 to 60",
+            );
+            need(
+                !self.listen.ip().is_unspecified() || !self.cluster.advertise_url.is_empty(),
+                "cluster.advertise_url",
+                "needed when listen is on every address: where the other members reach this one",
+            );
+            // One launch is one etcd transaction: its instances, the
+            // request and the reservation, under etcd's 128 operations.
+            need(
+                self.api.max_count <= 100,
+                "api.max_count",
+                "at most 100 with the etcd store (etcd's --max-txn-ops is 128)",
+            );
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, profile) in self.profiles().iter().enumerate() {
             if !names.insert(profile.name.clone()) {

@@ -37,6 +37,17 @@ impl Daemon {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        Daemon::start_on(store, listener, fleet_config, api_config).await
+    }
+
+    /// Like [`Daemon::start`], on a listener already bound (a cluster
+    /// member announces its address before it serves).
+    pub async fn start_on(
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+        fleet_config: FleetConfig,
+        api_config: ApiConfig,
+    ) -> anyhow::Result<Daemon> {
         let addr = listener.local_addr()?;
         let fleet = Arc::new(Fleet::start(store, fleet_config).await?);
         let api = Api::new(fleet.clone(), api_config);

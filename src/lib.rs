@@ -5,6 +5,8 @@ pub mod check_config;
 pub mod cli;
 pub mod client;
 pub mod clouds;
+#[cfg(feature = "etcd")]
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;

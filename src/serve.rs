@@ -78,7 +78,7 @@ pub async fn apply(fleet: &Fleet, config: &Config) -> anyhow::Result<usize> {
 }
 
 /// Pings systemd's watchdog while the actor tree answers.
-fn watchdog(fleet: Arc<Fleet>) {
+pub fn watchdog(fleet: Arc<Fleet>) {
     let mut usec = 0;
     if !sd_notify::watchdog_enabled(false, &mut usec) {
         return;
@@ -97,8 +97,22 @@ fn watchdog(fleet: Arc<Fleet>) {
     });
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM or SIGINT: alone on sled, or as a
+/// cluster member on etcd.
+pub async fn run(config_path: &Path, required: bool, config: Config) -> anyhow::Result<()> {
+    match config.store.backend {
+        crate::config::Backend::Sled => run_alone(config_path, required, config).await,
+        #[cfg(feature = "etcd")]
+        crate::config::Backend::Etcd => crate::cluster::run(config_path, required, config).await,
+        #[cfg(not(feature = "etcd"))]
+        crate::config::Backend::Etcd => anyhow::bail!(
+            "store.backend = \"etcd\": this oms was built without etcd support \
+             (cargo build --release --features etcd)"
+        ),
+    }
+}
+
+async fn run_alone(config_path: &Path, required: bool, mut config: Config) -> anyhow::Result<()> {
     let stop = stop_signal()?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let store = open_store(&config.state_dir)?;

@@ -13,11 +13,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/openmultistack";
 /// Opens (creating if needed) the store in `dir`. Fails if another process
 /// holds it.
 pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict {}", dir.display()))?;
-    }
+    ensure_dir(dir)?;
     let sealer = Sealer::load_or_create(&dir.join("secret.key"))?;
     let store = SledStore::open(dir, sealer).with_context(|| {
         format!(
@@ -26,6 +22,16 @@ pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
         )
     })?;
     Ok(Arc::new(store))
+}
+
+/// Creates the state directory (0700) if it does not exist.
+pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// This installation's daemon id, kept in the state directory so that a

@@ -10,6 +10,8 @@ mod api_secrets;
 mod api_tokens;
 mod browser;
 mod chaos_soak;
+#[cfg(feature = "etcd")]
+mod cluster_basics;
 mod client_against_sim;
 mod client_bad_answers;
 mod conformance;

@@ -16,7 +16,7 @@ use warp::http::Method;
 use crate::config::QuotaConfig;
 use crate::faults::Faults;
 use crate::http::{Reply, Request};
-use crate::world::{Counters, Phase};
+use crate::world::Phase;
 use crate::{Port, Sim, SimError};
 
 fn error(status: u16, message: &str) -> Reply {
@@ -137,10 +137,9 @@ pub(crate) fn route_label(method: &Method, segments: &[&str]) -> String {
     label
 }
 
-/// Calls by route with their count and times.
-fn calls_json(counters: &Counters) -> Value {
-    counters
-        .calls
+/// Calls by route (or by agent) with their count and times.
+fn calls_json(calls: &std::collections::BTreeMap<String, Vec<f64>>) -> Value {
+    calls
         .iter()
         .map(|(route, times)| {
             (
@@ -195,7 +194,8 @@ pub(crate) fn state(sim: &Sim) -> Value {
                         "creates": region.counters.creates,
                         "creates_refused_quota": region.counters.creates_refused_quota,
                         "rate_limited_ms": region.counters.rate_limited,
-                        "calls": calls_json(&region.counters),
+                        "calls": calls_json(&region.counters.calls),
+                        "agents": calls_json(&region.counters.agents),
                         "servers_listed": region.counters.servers_listed,
                         "keypairs": keypairs,
                         "deletions": region.counters.deletions,
@@ -204,7 +204,8 @@ pub(crate) fn state(sim: &Sim) -> Value {
                 .collect();
             json!({"name": provider.config.name, "auth_url": provider.keystone_url,
                    "keystone_faults": provider.keystone_faults,
-                   "keystone_calls": calls_json(&provider.keystone_counters),
+                   "keystone_calls": calls_json(&provider.keystone_counters.calls),
+                   "keystone_agents": calls_json(&provider.keystone_counters.agents),
                    "regions": regions})
         })
         .collect();

@@ -300,6 +300,12 @@ impl Simulator {
 
 /// Applies the port's faults, then routes the request.
 async fn serve(sim: &Sim, port: Port, request: Request) -> Reply {
+    let agent = request
+        .headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     let (faults, over_rate) = {
         let mut world = sim.world();
         let now = tokio::time::Instant::now();
@@ -309,7 +315,7 @@ async fn serve(sim: &Sim, port: Port, request: Request) -> Reply {
                 let limit = provider.keystone_faults.rate_limit_per_sec;
                 provider
                     .keystone_counters
-                    .record(control::route_label(&request.method, &request.segments()));
+                    .record(control::route_label(&request.method, &request.segments()), &agent);
                 let over = world::over_rate(&mut provider.keystone_window, limit, now);
                 (provider.keystone_faults.clone(), over)
             }
@@ -317,7 +323,7 @@ async fn serve(sim: &Sim, port: Port, request: Request) -> Reply {
                 let region = &mut world.providers[p].regions[r];
                 region
                     .counters
-                    .record(control::route_label(&request.method, &request.segments()));
+                    .record(control::route_label(&request.method, &request.segments()), &agent);
                 let over = region.over_rate(now);
                 (region.faults.clone(), over)
             }

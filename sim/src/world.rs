@@ -228,6 +228,9 @@ pub struct Counters {
     pub rate_limited: Vec<f64>,
     /// Calls by `METHOD /route`, each with its times (ms since the epoch).
     pub calls: BTreeMap<String, Vec<f64>>,
+    /// Calls by `User-Agent`, with their times: which daemon of a
+    /// cluster called when.
+    pub agents: BTreeMap<String, Vec<f64>>,
     /// Servers returned by listings, all pages summed: what polling costs.
     pub servers_listed: u64,
     /// Accepted deletes of servers and key pairs, oldest first, with who
@@ -278,13 +281,18 @@ pub fn now_ms() -> f64 {
 const MAX_CALL_TIMES: usize = 20_000;
 
 impl Counters {
-    /// Records one call.
-    pub fn record(&mut self, route: String) {
-        let times = self.calls.entry(route).or_default();
-        if times.len() >= MAX_CALL_TIMES {
-            times.remove(0);
+    /// Records one call, by route and by the caller's `User-Agent`.
+    pub fn record(&mut self, route: String, agent: &str) {
+        let now = now_ms();
+        for times in [
+            self.calls.entry(route).or_default(),
+            self.agents.entry(agent.to_owned()).or_default(),
+        ] {
+            if times.len() >= MAX_CALL_TIMES {
+                times.remove(0);
+            }
+            times.push(now);
         }
-        times.push(now_ms());
     }
 }
 

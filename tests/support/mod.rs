@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod binary;
+#[cfg(feature = "etcd")]
+pub mod cluster;
 pub mod contract;
 pub mod failing_store;
 pub mod fleet;

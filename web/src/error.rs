@@ -23,7 +23,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -154,8 +158,27 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        tracing::error!(%error, "store error");
-        ApiError::internal("storage error")
+        match error {
+            // The shared store cannot commit now (no quorum, or this
+            // daemon lost its lead): the client may retry, with the same
+            // idempotency key.
+            StoreError::Unavailable(why) => {
+                tracing::warn!(%why, "store unavailable");
+                let mut error = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    format!(
+                        "the store cannot take writes now ({why}); retry with the same Idempotency-Key"
+                    ),
+                );
+                error.retry_after = Some(1);
+                error
+            }
+            error => {
+                tracing::error!(%error, "store error");
+                ApiError::internal("storage error")
+            }
+        }
     }
 }
 

@@ -8,8 +8,10 @@
 mod accounts;
 pub mod auth;
 mod body;
+mod cluster;
 pub mod error;
 mod facade;
+mod forward;
 mod instances;
 mod keys;
 pub mod metrics;
@@ -101,6 +103,8 @@ pub struct Api {
     pub(crate) sessions: pages::session::Sessions,
     /// Tokens of the OpenStack façade.
     pub(crate) facade_tokens: facade::tokens::FacadeTokens,
+    /// Sends writes on to the leader, in a cluster.
+    pub(crate) forwarder: forward::Forwarder,
     limiter: auth::ClientLimiter,
 }
 
@@ -117,6 +121,7 @@ impl Api {
             metrics,
             sessions: pages::session::Sessions::default(),
             facade_tokens: Default::default(),
+            forwarder: Default::default(),
             limiter,
         }
     }

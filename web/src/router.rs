@@ -8,6 +8,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use crate::auth::{Principal, authenticate};
 use crate::error::ApiError;
 use crate::{Api, accounts, instances, openapi, profiles, regions, tokens, views};
+use oms_actors::cluster_view::ClusterStatus;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub enum Op {
     CreateToken,
     /// Revoke a token.
     RevokeToken,
+    /// The cluster's members and leader.
+    ClusterStatus,
 }
 
 /// A schema of a body or an answer, generated from the type the handler
@@ -430,6 +433,16 @@ pub const ROUTES: &[Route] = &[
         204,
         "Revoke a token.",
     ),
+    route(
+        "GET",
+        "/v1/cluster",
+        Access::Admin,
+        Op::ClusterStatus,
+        200,
+        "The cluster's members, its leader and the leader's lease (etcd store only).",
+    )
+    .answer(schema::<ClusterStatus>)
+    .also(&[(404, "this daemon runs alone (sled store)"), (503, "etcd cannot be read")]),
 ];
 
 /// A request matched to its route.
@@ -503,13 +516,35 @@ pub(crate) async fn dispatch(
 ) -> warp::reply::Response {
     let started = std::time::Instant::now();
     if let Some(response) =
-        crate::facade::dispatch(&api, &method, path, query, &headers, &body).await
+        crate::forward::to_leader(&api, &method, path, query, &headers, &body).await
+    {
+        api.metrics
+            .request("forwarded", method.as_str(), response.status().as_u16());
+        return response;
+    }
+    let mut response = answer(api.clone(), method, path, query, &headers, body, started).await;
+    crate::forward::mark_revision(&api, &headers, &mut response);
+    response
+}
+
+/// Answers a request this daemon answers itself.
+async fn answer(
+    api: Api,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    started: std::time::Instant,
+) -> warp::reply::Response {
+    if let Some(response) =
+        crate::facade::dispatch(&api, &method, path, query, headers, &body).await
     {
         return response;
     }
     if !path.starts_with("/v1/")
         && let Some(response) =
-            crate::pages::dispatch(&api, method.clone(), path, query, &headers, &body).await
+            crate::pages::dispatch(&api, method.clone(), path, query, headers, &body).await
     {
         return response;
     }
@@ -541,7 +576,7 @@ pub(crate) async fn dispatch(
         Some((_, params)) if params.iter().any(|p| p.len() > MAX_ID) => Err(ApiError::not_found(
             format!("no such id (ids are at most {MAX_ID} characters)"),
         )),
-        Some((route, params)) => run(api, route, params.clone(), query, &headers, body).await,
+        Some((route, params)) => run(api, route, params.clone(), query, headers, body).await,
     };
     let response = result.unwrap_or_else(ApiError::into_response);
     metrics.request(route_label, method.as_str(), response.status().as_u16());
@@ -629,6 +664,7 @@ async fn run(
         Op::ListTokens => tokens::list(&call),
         Op::CreateToken => tokens::create(&call).await,
         Op::RevokeToken => tokens::revoke(&call).await,
+        Op::ClusterStatus => crate::cluster::status(&call).await,
     }
 }
 
