@@ -30,11 +30,11 @@ use crate::daemon::{Daemon, stop_signal};
 pub fn etcd_options(config: &Config) -> anyhow::Result<EtcdOptions> {
     let e = &config.store.etcd;
     let password = match &e.password_file {
-        Some(file) => Some(SecretString::from(
-            config
-                .read_secret(file)
-                .map_err(|why| anyhow::anyhow!("store.etcd.password_file: {why}"))?,
-        )),
+        Some(file) => {
+            Some(SecretString::from(config.read_secret(file).map_err(
+                |why| anyhow::anyhow!("store.etcd.password_file: {why}"),
+            )?))
+        }
         None => None,
     };
     Ok(EtcdOptions {
@@ -92,7 +92,8 @@ pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyh
         ..config.fleet_config()
     };
     // Providers' logs tell which member called.
-    fleet_config.client.user_agent = format!("{} (member {})", fleet_config.client.user_agent, me.name);
+    fleet_config.client.user_agent =
+        format!("{} (member {})", fleet_config.client.user_agent, me.name);
     let store: Arc<dyn Store> = Arc::new(cluster.store.clone());
     let daemon = Daemon::start_on(store, listener, fleet_config, config.api_config()).await?;
     daemon.fleet.set_cluster(cluster.clone());

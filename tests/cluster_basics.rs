@@ -48,13 +48,17 @@ async fn followers_forward_writes_and_answer_reads_from_the_shared_store() {
     assert!(listed.iter().all(|i| i["request_id"] == request));
 
     // They become active, as every member reports.
-    eventually(Duration::from_secs(60), "two active on every member", || async {
-        let mut everywhere = true;
-        for url in &cluster.urls {
-            everywhere &= all_instances(&http, url, Some("active")).await.len() == 2;
-        }
-        everywhere.then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "two active on every member",
+        || async {
+            let mut everywhere = true;
+            for url in &cluster.urls {
+                everywhere &= all_instances(&http, url, Some("active")).await.len() == 2;
+            }
+            everywhere.then_some(())
+        },
+    )
     .await;
     assert_eq!(sim_servers(&sim_state(&cluster.control).await).len(), 2);
 
@@ -93,11 +97,22 @@ async fn followers_forward_writes_and_answer_reads_from_the_shared_store() {
 
     // `oms cluster status` through a follower names the leader.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_oms"))
-        .args(["cluster", "status", "--url", &cluster.urls[follower], "--token", ADMIN])
+        .args([
+            "cluster",
+            "status",
+            "--url",
+            &cluster.urls[follower],
+            "--token",
+            ADMIN,
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(text.contains(&format!("leader m{leader}")), "{text}");
     assert_eq!(text.matches("follower").count(), 2, "{text}");
 }

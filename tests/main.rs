@@ -10,10 +10,12 @@ mod api_secrets;
 mod api_tokens;
 mod browser;
 mod chaos_soak;
-#[cfg(feature = "etcd")]
-mod cluster_basics;
 mod client_against_sim;
 mod client_bad_answers;
+#[cfg(feature = "etcd")]
+mod cluster_basics;
+#[cfg(feature = "etcd")]
+mod cluster_failover;
 mod conformance;
 mod facade_openstack;
 mod fleet_accounts;

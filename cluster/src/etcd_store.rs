@@ -132,12 +132,19 @@ impl EtcdStore {
     }
 
     /// Takes writes from now on, fenced by the leader key's revision:
-    /// loads a fresh snapshot first, which holds every write of the
-    /// previous leader (its writes were fenced by a key that no longer
-    /// exists), and stops following the watch.
+    /// loads a fresh snapshot, which holds every write of the previous
+    /// leader (its writes were fenced by a key that no longer exists),
+    /// then, in one step, makes it the replica, stops following the
+    /// watch and opens writes, so no write lands in a replica that the
+    /// snapshot then replaces, and no late watch event undoes the
+    /// snapshot.
     pub async fn lead(&self, fence: WriteFence) -> StoreResult<()> {
-        *self.inner.fence.lock().unwrap_or_else(|p| p.into_inner()) = Some(fence);
-        self.load().await?;
+        let (fresh, revision) = snapshot(&self.inner).await?;
+        let _journal = self.journal();
+        let mut current = self.inner.fence.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner.replica.replace_with(fresh);
+        self.inner.applied.store(revision, Ordering::SeqCst);
+        *current = Some(fence);
         Ok(())
     }
 
@@ -220,11 +227,15 @@ impl EtcdStore {
     }
 
     /// Reads everything under the prefix at one revision into a fresh
-    /// replica; answers that revision.
+    /// replica, unless this daemon leads meanwhile (its replica is then
+    /// the truth); answers that revision.
     async fn load(&self) -> StoreResult<i64> {
         let (fresh, revision) = snapshot(&self.inner).await?;
-        self.inner.replica.replace_with(fresh);
-        self.inner.applied.store(revision, Ordering::SeqCst);
+        let fence = self.inner.fence.lock().unwrap_or_else(|p| p.into_inner());
+        if fence.is_none() {
+            self.inner.replica.replace_with(fresh);
+            self.inner.applied.store(revision, Ordering::SeqCst);
+        }
         Ok(revision)
     }
 }
@@ -349,12 +360,10 @@ async fn follow(inner: std::sync::Weak<Inner>, mut revision: i64) {
             let Some(strong) = inner.upgrade() else {
                 return;
             };
-            if strong
-                .fence
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some()
-            {
+            // Applied under the fence's lock: once this daemon leads, no
+            // late event reaches the replica.
+            let fence = strong.fence.lock().unwrap_or_else(|p| p.into_inner());
+            if fence.is_some() {
                 return;
             }
             if message.canceled() {
@@ -382,6 +391,7 @@ async fn follow(inner: std::sync::Weak<Inner>, mut revision: i64) {
                 revision = revision.max(header.revision());
             }
             strong.applied.fetch_max(revision, Ordering::SeqCst);
+            drop(fence);
         }
         if lost {
             let Some(strong) = inner.upgrade() else {

@@ -159,8 +159,10 @@ impl Membership {
         }
     }
 
-    /// Campaigns until this daemon leads; answers the leader key's create
-    /// revision (the fence of its writes). Waits while another leads.
+    /// Campaigns until this daemon holds the leader key; answers the key's
+    /// create revision (the fence of its writes). Waits while another
+    /// leads. The caller then readies the store and calls
+    /// [`Membership::begin_leading`].
     pub async fn campaign(&self) -> Result<i64, Lost> {
         let record = LeaderRecord {
             member: self.me.clone(),
@@ -210,6 +212,18 @@ impl Membership {
             )
             .await;
         }
+    }
+
+    /// Leads from now on: answers writes here rather than forwarding
+    /// them, and opens the fence of provider calls until the lease's last
+    /// known end. Called once the store takes this daemon's writes.
+    pub fn begin_leading(&self) {
+        let until = *self.lease_until.lock().unwrap_or_else(|p| p.into_inner());
+        self.leading
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.fence
+            .extend_until(until.checked_sub(MARGIN).unwrap_or(until));
+        info!(member = %self.me.name, "this daemon leads the cluster");
     }
 
     /// Gives leadership up and ends the lease (an orderly stop), so that

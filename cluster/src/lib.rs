@@ -195,6 +195,7 @@ impl Cluster {
                 member: self.membership.me().name.clone(),
             })
             .await?;
+        self.membership.begin_leading();
         Ok(())
     }
 

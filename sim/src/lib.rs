@@ -313,17 +313,19 @@ async fn serve(sim: &Sim, port: Port, request: Request) -> Reply {
             Port::Keystone(p) => {
                 let provider = &mut world.providers[p];
                 let limit = provider.keystone_faults.rate_limit_per_sec;
-                provider
-                    .keystone_counters
-                    .record(control::route_label(&request.method, &request.segments()), &agent);
+                provider.keystone_counters.record(
+                    control::route_label(&request.method, &request.segments()),
+                    &agent,
+                );
                 let over = world::over_rate(&mut provider.keystone_window, limit, now);
                 (provider.keystone_faults.clone(), over)
             }
             Port::Region(p, r) => {
                 let region = &mut world.providers[p].regions[r];
-                region
-                    .counters
-                    .record(control::route_label(&request.method, &request.segments()), &agent);
+                region.counters.record(
+                    control::route_label(&request.method, &request.segments()),
+                    &agent,
+                );
                 let over = region.over_rate(now);
                 (region.faults.clone(), over)
             }

@@ -23,6 +23,7 @@ build_secs = 0.5
 delete_secs = 0.3
 [providers.regions.quota]
 instances = 2000
+key_pairs = 2000
 cores = 100000
 ram = 100000000
 [[providers.regions]]
@@ -31,6 +32,7 @@ build_secs = 0.5
 delete_secs = 0.3
 [providers.regions.quota]
 instances = 2000
+key_pairs = 2000
 cores = 100000
 ram = 100000000
 "#;
@@ -83,11 +85,16 @@ impl TestCluster {
             .map(|_| format!("http://127.0.0.1:{}", free_port()))
             .collect();
         for (n, url) in urls.iter().enumerate() {
-            let endpoints: Vec<String> = etcd.endpoints().iter().map(|e| format!("\"{e}\"")).collect();
+            let endpoints: Vec<String> = etcd
+                .endpoints()
+                .iter()
+                .map(|e| format!("\"{e}\""))
+                .collect();
             std::fs::write(
                 dir.join(format!("m{n}.toml")),
                 format!(
                     "state_dir = \"{state}\"\nlisten = \"{listen}\"\nadmin_token_file = \"admin-token\"\n\
+                     [api]\nclient_rate_per_sec = 500\nclient_burst = 100\n\
                      [store]\nbackend = \"etcd\"\n[store.etcd]\nendpoints = [{endpoints}]\nprefix = \"/oms-test/\"\nrequest_timeout_secs = 3.0\n\
                      [cluster]\nmember = \"m{n}\"\nlease_ttl_secs = {ttl}\n\
                      [fleet]\npoll_interval_secs = 0.5\nrefresh_interval_secs = 1.0\nleak_interval_secs = 2.0\nleak_grace_secs = 10.0\nadoption_grace_secs = 5\n\

@@ -84,7 +84,10 @@ pub(crate) async fn to_leader(
         return Some(no_leader("leadership moved; retry").into_response());
     }
     let Some(leader) = cluster.leader_url() else {
-        return Some(no_leader("no leader now: one is being elected, or etcd has no quorum; retry").into_response());
+        return Some(
+            no_leader("no leader now: one is being elected, or etcd has no quorum; retry")
+                .into_response(),
+        );
     };
     let mut url = format!("{}{path}", leader.trim_end_matches('/'));
     if !query.is_empty() {
@@ -97,9 +100,7 @@ pub(crate) async fn to_leader(
             request = request.header(name, value);
         }
     }
-    request = request
-        .header(FORWARDED, "follower")
-        .body(body.clone());
+    request = request.header(FORWARDED, "follower").body(body.clone());
     let answer = match request.send().await {
         Ok(answer) => answer,
         Err(e) => {
