@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 use oms_actors::cluster_view::Member;
-use oms_actors::store::{Sealer, Store};
+use oms_actors::store::{Sealer, Store, StoreError};
 use oms_cluster::{Cluster, EtcdOptions};
 use secrecy::SecretString;
 use tokio::signal::unix::{SignalKind, signal};
@@ -69,6 +69,7 @@ fn me(config: &Config, listen: std::net::SocketAddr) -> Member {
 /// ends.
 pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyhow::Result<()> {
     let stop = stop_signal()?;
+    tokio::pin!(stop);
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     crate::state::ensure_dir(&config.state_dir)?;
     // Every member must hold the same key: account secrets sealed by one
@@ -80,9 +81,32 @@ pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyh
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let me = me(&config, listener.local_addr()?);
-    let cluster = Cluster::join(&options, sealer, me.clone(), ttl)
-        .await
-        .with_context(|| format!("cannot join the cluster on {}", options.endpoints.join(",")))?;
+    // etcd may be without quorum now (a member starting over in an
+    // outage): wait for it, but give up at once on a wrong sealing key.
+    let mut attempts = 0u32;
+    let cluster = loop {
+        match Cluster::join(&options, sealer.clone(), me.clone(), ttl).await {
+            Ok(cluster) => break cluster,
+            Err(
+                e @ (oms_cluster::ClusterError::Etcd(_)
+                | oms_cluster::ClusterError::Store(StoreError::Unavailable(_))),
+            ) => {
+                if attempts % 15 == 0 {
+                    warn!(error = %e, endpoints = %options.endpoints.join(","), "etcd does not answer; waiting to join the cluster");
+                }
+                attempts += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = &mut stop => return Ok(()),
+                }
+            }
+            Err(other) => {
+                return Err(other).with_context(|| {
+                    format!("cannot join the cluster on {}", options.endpoints.join(","))
+                });
+            }
+        }
+    };
     let mut fleet_config = oms_actors::FleetConfig {
         // Server tags carry the cluster's id: whichever member leads
         // recognizes the servers the others created.
@@ -108,7 +132,6 @@ pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyh
     };
     tokio::pin!(campaign);
     let mut campaigning = true;
-    tokio::pin!(stop);
     let ended = loop {
         tokio::select! {
             _ = &mut stop => break None,

@@ -16,6 +16,8 @@ mod client_bad_answers;
 mod cluster_basics;
 #[cfg(feature = "etcd")]
 mod cluster_failover;
+#[cfg(feature = "etcd")]
+mod cluster_fencing;
 mod conformance;
 mod facade_openstack;
 mod fleet_accounts;

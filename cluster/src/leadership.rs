@@ -9,6 +9,7 @@
 //! A leader whose lease ended never leads again in that process: it
 //! reports the loss and the daemon starts over as a follower.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,18 +55,37 @@ pub enum Lost {
     Lease(String),
 }
 
+/// The lease this daemon holds now, shared with its keepalive task.
+#[derive(Debug)]
+struct Lease {
+    /// Its id (a follower whose lease ended gets a new one).
+    id: AtomicI64,
+    /// Until when it surely runs (from the last keepalive sent).
+    until: Mutex<Instant>,
+    /// Whether this daemon leads on it.
+    leading: AtomicBool,
+}
+
+impl Lease {
+    fn until(&self) -> Instant {
+        *self.until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn extend(&self, end: Instant) {
+        let mut until = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        *until = (*until).max(end);
+    }
+}
+
 /// One daemon's membership.
 pub struct Membership {
     client: etcd_client::Client,
     keys: Keys,
     me: Member,
     ttl: Duration,
-    lease: i64,
-    /// Until when the lease surely runs (from the last keepalive sent).
-    lease_until: Arc<Mutex<Instant>>,
+    lease: Arc<Lease>,
     /// The fence of provider calls: open only while this daemon leads.
     fence: Fence,
-    leading: Arc<std::sync::atomic::AtomicBool>,
     leader: watch::Receiver<Option<CurrentLeader>>,
     lost: watch::Receiver<Option<Lost>>,
 }
@@ -74,9 +94,31 @@ impl std::fmt::Debug for Membership {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Membership")
             .field("member", &self.me.name)
-            .field("lease", &self.lease)
+            .field("lease", &self.lease.id)
             .finish_non_exhaustive()
     }
+}
+
+/// Grants a lease and puts the member key on it.
+async fn announce(
+    client: &etcd_client::Client,
+    keys: &Keys,
+    me: &Member,
+    ttl: Duration,
+) -> Result<(i64, Instant), etcd_client::Error> {
+    let mut etcd = client.clone();
+    let granted_at = Instant::now();
+    let granted = etcd.lease_grant(ttl.as_secs() as i64, None).await?;
+    etcd.put(
+        keys.member(&me.name),
+        serde_json::to_vec(me).unwrap_or_default(),
+        Some(PutOptions::new().with_lease(granted.id())),
+    )
+    .await?;
+    Ok((
+        granted.id(),
+        granted_at + Duration::from_secs(granted.ttl().max(0) as u64),
+    ))
 }
 
 impl Membership {
@@ -88,43 +130,33 @@ impl Membership {
         me: Member,
         ttl: Duration,
     ) -> Result<Membership, etcd_client::Error> {
-        let mut etcd = client.clone();
-        let granted_at = Instant::now();
-        let granted = etcd.lease_grant(ttl.as_secs() as i64, None).await?;
-        let lease = granted.id();
-        let lease_until = Arc::new(Mutex::new(
-            granted_at + Duration::from_secs(granted.ttl().max(0) as u64),
-        ));
-        etcd.put(
-            keys.member(&me.name),
-            serde_json::to_vec(&me).unwrap_or_default(),
-            Some(PutOptions::new().with_lease(lease)),
-        )
-        .await?;
+        let (id, until) = announce(&client, &keys, &me, ttl).await?;
+        let lease = Arc::new(Lease {
+            id: AtomicI64::new(id),
+            until: Mutex::new(until),
+            leading: AtomicBool::new(false),
+        });
         let fence = Fence::leased();
-        let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (lost_tx, lost) = watch::channel(None);
         tokio::spawn(keep_alive(
             client.clone(),
-            lease,
+            keys.clone(),
+            me.clone(),
             ttl,
-            lease_until.clone(),
+            lease.clone(),
             fence.clone(),
-            leading.clone(),
             lost_tx,
         ));
         let (leader_tx, leader) = watch::channel(None);
         tokio::spawn(watch_leader(client.clone(), keys.clone(), leader_tx));
-        info!(member = %me.name, lease, ttl_secs = ttl.as_secs(), "joined the cluster");
+        info!(member = %me.name, lease = id, ttl_secs = ttl.as_secs(), "joined the cluster");
         Ok(Membership {
             client,
             keys,
             me,
             ttl,
             lease,
-            lease_until,
             fence,
-            leading,
             leader,
             lost,
         })
@@ -142,7 +174,7 @@ impl Membership {
 
     /// Whether this daemon leads.
     pub fn leads(&self) -> bool {
-        self.leading.load(std::sync::atomic::Ordering::SeqCst)
+        self.lease.leading.load(Ordering::SeqCst)
     }
 
     /// The leader as last seen.
@@ -150,7 +182,8 @@ impl Membership {
         self.leader.borrow().clone()
     }
 
-    /// Resolves when the lease ends.
+    /// Resolves when the lease this daemon leads on ends (a follower's
+    /// lease is renewed in place).
     pub async fn lost(&self) -> Lost {
         let mut lost = self.lost.clone();
         match lost.wait_for(Option::is_some).await {
@@ -183,18 +216,12 @@ impl Membership {
                 .and_then(vec![TxnOp::put(
                     self.keys.leader(),
                     value.clone(),
-                    Some(PutOptions::new().with_lease(self.lease)),
+                    Some(PutOptions::new().with_lease(self.lease.id.load(Ordering::SeqCst))),
                 )]);
             match self.client.clone().txn(txn).await {
                 Ok(answer) if answer.succeeded() => {
                     let revision = answer.header().map_or(0, |h| h.revision());
-                    // Open the fence from the lease's last known end.
-                    let until = *self.lease_until.lock().unwrap_or_else(|p| p.into_inner());
-                    self.leading
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    self.fence
-                        .extend_until(until.checked_sub(MARGIN).unwrap_or(until));
-                    info!(member = %self.me.name, revision, "this daemon leads the cluster");
+                    info!(member = %self.me.name, revision, "this daemon won the leader key");
                     return Ok(revision);
                 }
                 Ok(_) => {}
@@ -208,7 +235,10 @@ impl Membership {
             // notice a lost watch).
             let _ = tokio::time::timeout(
                 Duration::from_secs(1),
-                leader.wait_for(|l| l.as_ref().is_none_or(|l| l.lease == self.lease)),
+                leader.wait_for(|l| {
+                    l.as_ref()
+                        .is_none_or(|l| l.lease == self.lease.id.load(Ordering::SeqCst))
+                }),
             )
             .await;
         }
@@ -218,9 +248,8 @@ impl Membership {
     /// them, and opens the fence of provider calls until the lease's last
     /// known end. Called once the store takes this daemon's writes.
     pub fn begin_leading(&self) {
-        let until = *self.lease_until.lock().unwrap_or_else(|p| p.into_inner());
-        self.leading
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let until = self.lease.until();
+        self.lease.leading.store(true, Ordering::SeqCst);
         self.fence
             .extend_until(until.checked_sub(MARGIN).unwrap_or(until));
         info!(member = %self.me.name, "this daemon leads the cluster");
@@ -230,9 +259,12 @@ impl Membership {
     /// another member leads at once instead of after the TTL.
     pub async fn resign(&self) {
         self.fence.close();
-        self.leading
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        let _ = self.client.clone().lease_revoke(self.lease).await;
+        self.lease.leading.store(false, Ordering::SeqCst);
+        let _ = self
+            .client
+            .clone()
+            .lease_revoke(self.lease.id.load(Ordering::SeqCst))
+            .await;
     }
 
     /// The cluster now, read from etcd.
@@ -283,33 +315,64 @@ impl Membership {
     }
 }
 
-/// Sends a keepalive every third of the TTL; each answer moves the
-/// lease's known end (and a leader's fence) to the send time plus the TTL
-/// granted. A lease etcd no longer knows, or one not renewed before its
-/// end, is lost.
+/// Keeps this daemon's lease alive. A leader whose lease ends closes its
+/// fence and reports the loss (the daemon starts over); a follower's
+/// lease that ends (etcd without quorum longer than the TTL) is granted
+/// again once etcd answers, and the member announced again.
 async fn keep_alive(
     client: etcd_client::Client,
-    lease: i64,
+    keys: Keys,
+    me: Member,
     ttl: Duration,
-    lease_until: Arc<Mutex<Instant>>,
+    lease: Arc<Lease>,
     fence: Fence,
-    leading: Arc<std::sync::atomic::AtomicBool>,
     lost: watch::Sender<Option<Lost>>,
 ) {
+    loop {
+        let why = renew(&client, ttl, &lease, &fence).await;
+        if lease.leading.load(Ordering::SeqCst) {
+            fence.close();
+            warn!(%why, "the leader's lease ended");
+            let _ = lost.send(Some(Lost::Lease(why)));
+            return;
+        }
+        warn!(%why, "lease ended while following; joining again when etcd answers");
+        loop {
+            match announce(&client, &keys, &me, ttl).await {
+                Ok((id, until)) => {
+                    lease.id.store(id, Ordering::SeqCst);
+                    *lease.until.lock().unwrap_or_else(|p| p.into_inner()) = until;
+                    info!(lease = id, "joined the cluster again");
+                    break;
+                }
+                Err(e) => {
+                    debug!(error = %e, "cannot join again yet");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends a keepalive every third of the TTL; each answer moves the
+/// lease's known end (and a leader's fence) to the send time plus the TTL
+/// granted. Returns why the lease ended: etcd no longer knows it, or it
+/// was not renewed before its end.
+async fn renew(
+    client: &etcd_client::Client,
+    ttl: Duration,
+    lease: &Lease,
+    fence: &Fence,
+) -> String {
     let every = ttl / 3;
-    let lose = |why: String| {
-        fence.close();
-        warn!(%why, "cluster lease lost");
-        let _ = lost.send(Some(Lost::Lease(why)));
-    };
+    let id = lease.id.load(Ordering::SeqCst);
     loop {
         let mut etcd = client.clone();
-        let (mut keeper, mut answers) = match etcd.lease_keep_alive(lease).await {
+        let (mut keeper, mut answers) = match etcd.lease_keep_alive(id).await {
             Ok(pair) => pair,
             Err(e) => {
-                let until = *lease_until.lock().unwrap_or_else(|p| p.into_inner());
-                if Instant::now() >= until {
-                    return lose(format!("cannot reach etcd: {e}"));
+                if Instant::now() >= lease.until() {
+                    return format!("cannot reach etcd: {e}");
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
@@ -321,31 +384,27 @@ async fn keep_alive(
                 keeper.keep_alive().await?;
                 answers.message().await
             };
-            let until = *lease_until.lock().unwrap_or_else(|p| p.into_inner());
-            let wait = until.saturating_duration_since(Instant::now());
+            let wait = lease.until().saturating_duration_since(Instant::now());
             match tokio::time::timeout(wait.max(Duration::from_millis(100)), answer).await {
                 Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
                     let end = sent + Duration::from_secs(answer.ttl() as u64);
-                    {
-                        let mut known = lease_until.lock().unwrap_or_else(|p| p.into_inner());
-                        *known = (*known).max(end);
-                    }
-                    if leading.load(std::sync::atomic::Ordering::SeqCst) {
+                    lease.extend(end);
+                    if lease.leading.load(Ordering::SeqCst) {
                         fence.extend_until(end.checked_sub(MARGIN).unwrap_or(end));
                     }
                 }
-                Ok(Ok(Some(_))) => return lose("etcd no longer knows the lease".into()),
+                Ok(Ok(Some(_))) => return "etcd no longer knows the lease".into(),
                 Ok(Ok(None)) | Ok(Err(_)) => break,
-                Err(_) => return lose("no keepalive answer before the lease ended".into()),
+                Err(_) => return "no keepalive answer before the lease ended".into(),
             }
-            if Instant::now() >= *lease_until.lock().unwrap_or_else(|p| p.into_inner()) {
-                return lose("the lease ended before a keepalive answered".into());
+            if Instant::now() >= lease.until() {
+                return "the lease ended before a keepalive answered".into();
             }
             tokio::time::sleep(every).await;
         }
         // The stream broke: open another, unless the lease ended meanwhile.
-        if Instant::now() >= *lease_until.lock().unwrap_or_else(|p| p.into_inner()) {
-            return lose("the lease ended while etcd was unreachable".into());
+        if Instant::now() >= lease.until() {
+            return "the lease ended while etcd was unreachable".into();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oms_cluster::testing::EtcdCluster;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::binary::{ADMIN, Proc, private_file, start_sim};
 
@@ -221,5 +221,40 @@ impl TestCluster {
     /// Where the members' logs are.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Launches one instance with `key`, trying the members in turn from
+/// `first` until one answers 2xx (a killed member refuses connections; a
+/// member without a leader answers 503). Answers the request id.
+pub async fn launch(http: &reqwest::Client, urls: &[String], first: usize, key: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut attempt = 0;
+    loop {
+        let url = &urls[(first + attempt) % urls.len()];
+        attempt += 1;
+        let sent = http
+            .post(format!("{url}/v1/instances"))
+            .bearer_auth(ADMIN)
+            .header("Idempotency-Key", key)
+            .json(&json!({"profile": "small", "count": 1, "name_prefix": key}))
+            .send()
+            .await;
+        match sent {
+            Ok(answer) if answer.status().is_success() => {
+                let body: Value = answer.json().await.unwrap();
+                return body["request"]["id"].as_str().unwrap().to_owned();
+            }
+            // No leader now, or too fast for the token's rate: later.
+            Ok(answer) if answer.status().is_server_error() || answer.status() == 429 => {}
+            Ok(answer) => panic!(
+                "launch {key} refused: {} {}",
+                answer.status(),
+                answer.text().await.unwrap_or_default()
+            ),
+            Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "launch {key} never answered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
