@@ -18,6 +18,8 @@ mod cluster_basics;
 mod cluster_failover;
 #[cfg(feature = "etcd")]
 mod cluster_fencing;
+#[cfg(feature = "etcd")]
+mod cluster_quorum;
 mod conformance;
 mod facade_openstack;
 mod fleet_accounts;
