@@ -74,7 +74,11 @@ pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyh
     crate::state::ensure_dir(&config.state_dir)?;
     // Every member must hold the same key: account secrets sealed by one
     // are opened by the others.
-    let sealer = Sealer::load_or_create(&config.state_dir.join("secret.key"))?;
+    let key = match &config.store.sealing_key_file {
+        Some(file) => config.secrets.resolve(file),
+        None => config.state_dir.join("secret.key"),
+    };
+    let sealer = Sealer::load_or_create(&key)?;
     let options = etcd_options(&config)?;
     let ttl = Duration::from_secs(config.cluster.lease_ttl_secs);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -180,7 +184,14 @@ pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyh
             daemon.stop().await;
             Ok(())
         }
-        Some(why) => start_over(&why),
+        Some(why) => {
+            // Requests in flight get their 503 rather than a cut
+            // connection; nothing is written or sent meanwhile (the store
+            // refuses, the fence is closed).
+            cluster.store.stop_writes(&why);
+            let _ = tokio::time::timeout(Duration::from_secs(2), daemon.stop()).await;
+            start_over(&why)
+        }
     }
 }
 

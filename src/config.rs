@@ -194,6 +194,10 @@ pub struct StoreSection {
     pub backend: Backend,
     /// `[store.etcd]`.
     pub etcd: EtcdSection,
+    /// The key that seals account secrets, which every member of a
+    /// cluster must share (a systemd credential); `secret.key` in the
+    /// state directory when not given.
+    pub sealing_key_file: Option<PathBuf>,
 }
 
 /// Which store.
@@ -750,19 +754,30 @@ impl Config {
                 }
             }
         }
-        if let Some(file) = &self.admin_token_file {
+        let etcd = &self.store.etcd;
+        let clustered = self.store.backend == Backend::Etcd;
+        for (file, key) in [
+            (self.admin_token_file.as_ref(), "admin_token_file"),
+            (
+                etcd.password_file.as_ref().filter(|_| clustered),
+                "store.etcd.password_file",
+            ),
+            (
+                etcd.key_file.as_ref().filter(|_| clustered),
+                "store.etcd.key_file",
+            ),
+            (
+                self.store.sealing_key_file.as_ref().filter(|_| clustered),
+                "store.sealing_key_file",
+            ),
+        ] {
+            let Some(file) = file else { continue };
             if let Some(note) = self.unseen_secret(file) {
-                checked.notes.push(at(
-                    text,
-                    "admin_token_file",
-                    format!("admin_token_file: {note}"),
-                ));
+                checked.notes.push(at(text, key, format!("{key}: {note}")));
             } else if let Err(message) = self.read_secret(file) {
-                checked.problems.push(at(
-                    text,
-                    "admin_token_file",
-                    format!("admin_token_file: {message}"),
-                ));
+                checked
+                    .problems
+                    .push(at(text, key, format!("{key}: {message}")));
             }
         }
         checked
@@ -1003,6 +1018,43 @@ mod tests {
         assert_eq!(config.accounts.len(), 2);
         assert_eq!(config.profiles.len(), 1);
         assert_eq!(config.accounts[0].limits.max_concurrent_creates, 10);
+    }
+
+    #[test]
+    fn the_shipped_cluster_example_parses_where_etcd_is_built_in() {
+        let parsed = parse(include_str!("../systemd/oms-cluster.toml.example"), &[]);
+        if cfg!(feature = "etcd") {
+            let config = parsed.unwrap();
+            assert_eq!(config.store.backend, Backend::Etcd);
+            assert_eq!(config.store.etcd.endpoints.len(), 3);
+            assert_eq!(config.cluster.member_name(), "oms-a");
+        } else {
+            let problems = parsed.unwrap_err();
+            assert!(
+                problems[0].message.contains("--features etcd"),
+                "{problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_settings_the_daemon_cannot_run_with_are_refused() {
+        let text = "listen = \"0.0.0.0:8080\"\n[api]\nmax_count = 200\n[store]\nbackend = \"etcd\"\n[store.etcd]\nendpoints = [\"10.0.0.1:2379\"]\ncert_file = \"c.pem\"\n[cluster]\nlease_ttl_secs = 1\n";
+        let problems = parse(text, &[]).unwrap_err();
+        let said: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        for expected in [
+            "store.etcd.endpoints: one or more http:// or https:// URLs",
+            "store.etcd.cert_file: cert_file and key_file go together",
+            "cluster.lease_ttl_secs: 3 to 60",
+            "cluster.advertise_url: needed when listen is on every address",
+            "api.max_count: at most 100 with the etcd store",
+        ] {
+            assert!(
+                said.iter().any(|s| s.starts_with(expected)),
+                "{expected}: {said:#?}"
+            );
+        }
+        assert!(problems.iter().all(|p| p.line.is_some()), "{problems:#?}");
     }
 
     #[test]

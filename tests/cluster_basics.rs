@@ -16,7 +16,7 @@ async fn followers_forward_writes_and_answer_reads_from_the_shared_store() {
     if !oms_cluster::testing::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::cluster::test_dir();
     let cluster = TestCluster::start(dir.path(), 3, 1, 5).await;
     let leader = cluster.wait_leader(Duration::from_secs(30)).await;
     let follower = (leader + 1) % 3;

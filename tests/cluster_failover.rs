@@ -24,10 +24,7 @@ async fn launches_survive_the_leader_killed_twice() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(300);
-    let dir = tempfile::Builder::new()
-        .disable_cleanup(std::env::var_os("KEEP_TEST_DIR").is_some())
-        .tempdir()
-        .unwrap();
+    let dir = crate::support::cluster::test_dir();
     let mut cluster = TestCluster::start(dir.path(), 3, 3, 5).await;
     let urls = cluster.urls.clone();
     let http = reqwest::Client::builder()

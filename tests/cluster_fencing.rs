@@ -83,7 +83,7 @@ async fn a_paused_leader_acts_no_more_once_its_lease_ended() {
         return;
     }
     let total = 60;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::cluster::test_dir();
     let mut cluster = TestCluster::start(dir.path(), 3, 1, 4).await;
     let ttl_ms = cluster.ttl as f64 * 1000.0;
     let urls = cluster.urls.clone();

@@ -21,7 +21,7 @@ async fn the_cluster_rides_out_a_lost_etcd_member_and_waits_out_a_lost_quorum() 
     if !oms_cluster::testing::available() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::cluster::test_dir();
     let mut cluster = TestCluster::start(dir.path(), 3, 3, 4).await;
     let urls = cluster.urls.clone();
     let http = reqwest::Client::builder()
@@ -51,7 +51,7 @@ async fn the_cluster_rides_out_a_lost_etcd_member_and_waits_out_a_lost_quorum() 
             .post(format!("{url}/v1/instances"))
             .bearer_auth(ADMIN)
             .header("Idempotency-Key", "during-the-outage")
-            .json(&json!({"profile": "small", "count": 1}))
+            .json(&json!({"profile": "small", "count": 1, "name_prefix": "during-the-outage"}))
             .send()
             .await
             .unwrap();
@@ -78,10 +78,18 @@ async fn the_cluster_rides_out_a_lost_etcd_member_and_waits_out_a_lost_quorum() 
 
     // Past the lease, the leader has stood down; nothing was created.
     tokio::time::sleep(Duration::from_secs(2 * cluster.ttl)).await;
-    assert_eq!(sim_servers(&sim_state(&cluster.control).await).len(), servers);
-    assert!(cluster.leader(None).await.is_none(), "nobody leads without quorum");
+    assert_eq!(
+        sim_servers(&sim_state(&cluster.control).await).len(),
+        servers
+    );
+    assert!(
+        cluster.leader(None).await.is_none(),
+        "nobody leads without quorum"
+    );
 
-    // Quorum back: a leader, the refused launch retried, new launches.
+    // Quorum back: a leader, the refused launch retried with its key (it
+    // may have been committed as etcd came back: a 503 is an unknown
+    // outcome), new launches.
     cluster.etcd.restart(0);
     cluster.etcd.restart(1);
     cluster.wait_leader(Duration::from_secs(60)).await;

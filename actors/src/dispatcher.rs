@@ -629,6 +629,16 @@ impl DispatcherState {
     /// disabled or failing to authenticate) and that no region will pick up
     /// on restart go back to the queue.
     fn reclaim_orphans(&mut self) {
+        // A launch whose flush failed (a shared store without quorum
+        // answered 503) may be committed later without ever being
+        // submitted: pending instances the queue does not hold join it.
+        let pending = InstanceFilter {
+            states: vec![InstanceState::Pending],
+            ..InstanceFilter::default()
+        };
+        for instance in self.ctx.store.list_instances(&pending).unwrap_or_default() {
+            self.waiting.entry(instance.id).or_default();
+        }
         let grace = chrono::Duration::from_std(self.ctx.config.adoption_grace).unwrap_or_default();
         let filter = InstanceFilter {
             states: vec![InstanceState::Scheduled],

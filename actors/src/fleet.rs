@@ -414,6 +414,12 @@ impl Fleet {
             // What a replay answers is durable, even if the first launch's
             // flush has not finished yet.
             store.flush().await?;
+            // The first launch may have failed its flush (a shared store
+            // without quorum, answered 503) and so never reached the
+            // dispatcher, though its writes were committed later.
+            self.ctx.tell_dispatcher(DispatcherMsg::Submit {
+                request_id: existing.id.clone(),
+            });
             return Ok(Launched {
                 request: existing,
                 instances,
@@ -493,6 +499,9 @@ impl Fleet {
                 }
                 let instances = store.request_instances(&existing.id)?;
                 store.flush().await?;
+                self.ctx.tell_dispatcher(DispatcherMsg::Submit {
+                    request_id: existing.id.clone(),
+                });
                 return Ok(Launched {
                     request: *existing,
                     instances,

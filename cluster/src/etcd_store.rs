@@ -168,6 +168,12 @@ impl EtcdStore {
         true
     }
 
+    /// Takes no more writes from now on (this daemon's lead ended): what
+    /// waits for a commit answers `Unavailable` at once.
+    pub fn stop_writes(&self, why: &str) {
+        fail(&self.inner, why.to_owned());
+    }
+
     /// Why the store takes no more writes (this daemon was fenced off).
     pub fn failed(&self) -> Option<String> {
         self.inner.progress.borrow().failed.clone()
@@ -418,6 +424,9 @@ async fn write_loop(inner: std::sync::Weak<Inner>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
+        if strong.progress.borrow().failed.is_some() {
+            return;
+        }
         let batch = strong
             .journal
             .lock()

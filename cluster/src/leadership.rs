@@ -368,7 +368,20 @@ async fn renew(
     let id = lease.id.load(Ordering::SeqCst);
     loop {
         let mut etcd = client.clone();
-        let (mut keeper, mut answers) = match etcd.lease_keep_alive(id).await {
+        // Opening the stream may hang on an etcd without quorum: never
+        // past the lease's end.
+        let wait = lease.until().saturating_duration_since(Instant::now());
+        let opened = tokio::time::timeout(
+            wait.max(Duration::from_millis(100)),
+            etcd.lease_keep_alive(id),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(etcd_client::Error::LeaseKeepAliveError(
+                "no answer before the lease ended".into(),
+            ))
+        });
+        let (mut keeper, mut answers) = match opened {
             Ok(pair) => pair,
             Err(e) => {
                 if Instant::now() >= lease.until() {

@@ -45,6 +45,15 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A directory for a test's cluster, kept after the test when
+/// `KEEP_TEST_DIR` is set (to read the members' logs).
+pub fn test_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .disable_cleanup(std::env::var_os("KEEP_TEST_DIR").is_some())
+        .tempdir()
+        .unwrap()
+}
+
 /// One `oms serve` member.
 pub struct Member {
     /// Its process.
@@ -75,6 +84,8 @@ impl TestCluster {
     /// Starts etcd (`etcd_members`), the simulator and `size` members with
     /// a lease of `ttl` seconds; returns once one of them leads.
     pub async fn start(dir: &Path, size: usize, etcd_members: usize, ttl: u64) -> TestCluster {
+        // Shown with a failure; KEEP_TEST_DIR=1 keeps the directory.
+        eprintln!("cluster logs in {}", dir.display());
         let etcd = EtcdCluster::start(etcd_members).await;
         let sim_config = dir.join("sim.toml");
         std::fs::write(&sim_config, SIM).unwrap();
