@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -110,60 +108,6 @@ async fn admin_get(client: &reqwest::Client, url: &str) -> Value {
     answer.json().await.unwrap()
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap()
-}
-
-/// Requests per second and latency percentiles of `call`, from
-/// `connections` concurrent loops for `secs`.
-async fn load<F, Fut>(connections: usize, secs: u64, call: F) -> (f64, f64, f64, usize)
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let call = Arc::new(call);
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (call, stop) = (call.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut times = Vec::new();
-                let mut failed = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    if call().await {
-                        times.push(t.elapsed().as_secs_f64() * 1000.0);
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (times, failed)
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut failed = 0;
-    for task in tasks {
-        let (times, f) = task.await.unwrap();
-        all.extend(times);
-        failed += f;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_by(f64::total_cmp);
-    let (p50, p99) = (
-        common::percentile(&all, 0.5),
-        common::percentile(&all, 0.99),
-    );
-    (all.len() as f64 / elapsed, p50, p99, failed)
-}
-
 async fn api() {
     let sim = Simulator::start(instant_sim(1, 2)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -173,7 +117,7 @@ async fn api() {
          password_file = \"demo-password\"\n[accounts.limits]\nmutating_per_sec = 5000.0\nread_per_sec = 5000.0\nmax_concurrent_creates = 500\n"
     );
     let (_daemon, base) = serve(dir.path(), &account);
-    let client = http();
+    let client = common::http();
     wait_ready(&client, &base, 2).await;
 
     // 10,000 instances, launched a hundred at a time, all active.
@@ -224,7 +168,7 @@ async fn api() {
         )
     } else {
         let (client, url) = (client.clone(), format!("{base}/v1/instances?limit=50"));
-        load(32, 10, move || {
+        common::load(32, 10, move || {
             let request = client.get(&url).bearer_auth(ADMIN).send();
             async move {
                 match request.await {
@@ -249,7 +193,7 @@ async fn api() {
         )
     } else {
         let (client, url) = (client.clone(), format!("{base}/v1/instances"));
-        load(16, 10, move || {
+        common::load(16, 10, move || {
             let request = client
                 .post(&url)
                 .bearer_auth(ADMIN)
@@ -439,7 +383,7 @@ async fn footprint() {
     let seeded = seeding.elapsed().as_secs_f64();
 
     let (daemon, base) = serve(dir.path(), "");
-    let client = http();
+    let client = common::http();
     let (ready, connected) = wait_ready(&client, &base, 1_000).await;
     let rss_ready = daemon.rss_mib();
     tokio::time::sleep(Duration::from_secs(20)).await;

@@ -95,6 +95,24 @@ async fn followers_forward_writes_and_answer_reads_from_the_shared_store() {
         .unwrap();
     assert_eq!(again["request"]["id"], request.as_str());
 
+    // Each member's metrics say whether it leads.
+    for n in 0..3 {
+        let text = http
+            .get(format!("{}/metrics", cluster.urls[n]))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = format!(
+            "oms_cluster_leader{{member=\"m{n}\"}} {}",
+            u8::from(n == leader)
+        );
+        assert!(text.contains(&line), "{line} not in {text}");
+        assert!(text.contains("oms_cluster_store_revision{"), "{text}");
+    }
+
     // `oms cluster status` through a follower names the leader.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_oms"))
         .args([

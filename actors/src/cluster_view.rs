@@ -67,6 +67,10 @@ pub trait ClusterView: Send + Sync + std::fmt::Debug + 'static {
     fn leads(&self) -> bool;
     /// The store revision this member's replica reflects.
     fn revision(&self) -> i64;
+    /// This member's name.
+    fn member(&self) -> String;
+    /// How long this member's lease surely still runs.
+    fn lease_remaining(&self) -> Duration;
     /// Waits (at most `wait`) until the replica reflects `revision`, so a
     /// client reads here what the leader answered it; whether it does.
     fn caught_up(&self, revision: i64, wait: Duration) -> ClusterFuture<'_, bool>;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -129,4 +130,56 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// An HTTP client for load: long timeouts, many idle connections.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap()
+}
+
+/// Requests per second and latency percentiles of `call`, from
+/// `connections` concurrent loops for `secs`.
+pub async fn load<F, Fut>(connections: usize, secs: u64, call: F) -> (f64, f64, f64, usize)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let call = Arc::new(call);
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (call, stop) = (call.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut times = Vec::new();
+                let mut failed = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if call().await {
+                        times.push(t.elapsed().as_secs_f64() * 1000.0);
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (times, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut failed = 0;
+    for task in tasks {
+        let (times, f) = task.await.unwrap();
+        all.extend(times);
+        failed += f;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&all, 0.5), percentile(&all, 0.99));
+    (all.len() as f64 / elapsed, p50, p99, failed)
 }

@@ -177,6 +177,11 @@ impl Membership {
         self.lease.leading.load(Ordering::SeqCst)
     }
 
+    /// How long the lease surely still runs.
+    pub fn lease_remaining(&self) -> Duration {
+        self.lease.until().saturating_duration_since(Instant::now())
+    }
+
     /// The leader as last seen.
     pub fn leader(&self) -> Option<CurrentLeader> {
         self.leader.borrow().clone()

@@ -229,6 +229,14 @@ impl ClusterView for Cluster {
         self.store.revision()
     }
 
+    fn member(&self) -> String {
+        self.membership.me().name.clone()
+    }
+
+    fn lease_remaining(&self) -> Duration {
+        self.membership.lease_remaining()
+    }
+
     fn caught_up(&self, revision: i64, wait: Duration) -> ClusterFuture<'_, bool> {
         Box::pin(self.store.caught_up(revision, wait))
     }

@@ -83,6 +83,9 @@ pub struct Metrics {
     quota_limit: Family<Labels, Gauge>,
     in_flight: Family<Labels, Gauge>,
     latency: Family<Labels, FloatGauge>,
+    cluster_leader: Family<Labels, Gauge>,
+    cluster_revision: Family<Labels, Gauge>,
+    cluster_lease: Family<Labels, FloatGauge>,
 }
 
 impl Metrics {
@@ -110,6 +113,9 @@ impl Metrics {
             quota_limit: Family::default(),
             in_flight: Family::default(),
             latency: Family::default(),
+            cluster_leader: Family::default(),
+            cluster_revision: Family::default(),
+            cluster_lease: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -201,6 +207,21 @@ impl Metrics {
             "region_calls_failed",
             "Provider calls that failed, by failure class, since the region's actor started",
             metrics.calls_failed.clone(),
+        );
+        registry.register(
+            "cluster_leader",
+            "1 when this member leads its cluster, 0 when it follows (etcd store only)",
+            metrics.cluster_leader.clone(),
+        );
+        registry.register(
+            "cluster_store_revision",
+            "The etcd revision this member's replica of the store reflects",
+            metrics.cluster_revision.clone(),
+        );
+        registry.register(
+            "cluster_lease_remaining_seconds",
+            "How long this member's etcd lease surely still runs",
+            metrics.cluster_lease.clone(),
         );
         metrics
             .build_info
@@ -349,6 +370,18 @@ impl Metrics {
             self.account_up
                 .get_or_create(&vec![("account".into(), account.account.clone())])
                 .set(i64::from(account.health.is_up()));
+        }
+        if let Some(cluster) = fleet.cluster() {
+            let labels: Labels = vec![("member".into(), cluster.member())];
+            self.cluster_leader
+                .get_or_create(&labels)
+                .set(i64::from(cluster.leads()));
+            self.cluster_revision
+                .get_or_create(&labels)
+                .set(cluster.revision());
+            self.cluster_lease
+                .get_or_create(&labels)
+                .set(cluster.lease_remaining().as_secs_f64());
         }
         self.render_registry()
     }
