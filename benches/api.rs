@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use oms_actors::model::{Attempt, Instance, InstanceState, LaunchRequest, PlacementHints};
-use oms_sim::{QuotaConfig, RegionConfig, SimConfig, Simulator};
+use oms_sim::Simulator;
 use serde_json::{Value, json};
 
 mod common;
@@ -29,21 +29,6 @@ fn main() {
         .unwrap();
     runtime.block_on(api());
     runtime.block_on(footprint());
-}
-
-/// A simulator whose regions build at once and never run out.
-fn instant_sim(providers: usize, regions: usize) -> SimConfig {
-    common::pool("b", providers, regions, |region| RegionConfig {
-        build_secs: 0.0,
-        delete_secs: 0.0,
-        quota: QuotaConfig {
-            instances: 1_000_000,
-            cores: 10_000_000,
-            ram: 1_000_000_000,
-            key_pairs: 1_000_000,
-        },
-        ..region
-    })
 }
 
 /// Writes the configuration and starts `oms serve`; (process, base URL).
@@ -109,7 +94,7 @@ async fn admin_get(client: &reqwest::Client, url: &str) -> Value {
 }
 
 async fn api() {
-    let sim = Simulator::start(instant_sim(1, 2)).await.unwrap();
+    let sim = Simulator::start(common::instant_sim(1, 2)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let auth_url = &sim.providers()[0].auth_url;
     let account = format!(
@@ -311,7 +296,7 @@ async fn wait_ready(client: &reqwest::Client, base: &str, regions: usize) -> (f6
 /// deleted or failed, as months of use leave them), written straight into
 /// a state directory; then the daemon starts on it.
 async fn footprint() {
-    let sim = Simulator::start(instant_sim(250, 4)).await.unwrap();
+    let sim = Simulator::start(common::instant_sim(250, 4)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let seeding = Instant::now();
     {

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oms_cluster::testing::EtcdCluster;
-use oms_sim::{QuotaConfig, RegionConfig, Simulator};
+use oms_sim::Simulator;
 use serde_json::{Value, json};
 
 mod common;
@@ -190,19 +190,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let sim = Simulator::start(common::pool("b", 1, 2, |region| RegionConfig {
-            build_secs: 0.0,
-            delete_secs: 0.0,
-            quota: QuotaConfig {
-                instances: 1_000_000,
-                cores: 10_000_000,
-                ram: 1_000_000_000,
-                key_pairs: 1_000_000,
-            },
-            ..region
-        }))
-        .await
-        .unwrap();
+        let sim = Simulator::start(common::instant_sim(1, 2)).await.unwrap();
         let auth_url = sim.providers()[0].auth_url.clone();
         let mut rows = Vec::new();
         for (label, etcd, members) in [

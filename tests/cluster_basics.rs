@@ -95,6 +95,36 @@ async fn followers_forward_writes_and_answer_reads_from_the_shared_store() {
         .unwrap();
     assert_eq!(again["request"]["id"], request.as_str());
 
+    // The OpenStack façade through the followers: a token from one, the
+    // servers through the other (façade tokens live on the leader).
+    let token = http
+        .post(format!(
+            "{}/identity/v3/auth/tokens",
+            cluster.urls[follower]
+        ))
+        .json(&json!({"auth": {"identity": {
+            "methods": ["application_credential"],
+            "application_credential": {"id": "config-admin", "secret": ADMIN}
+        }}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 201, "{}", token.text().await.unwrap());
+    let token = token.headers()["x-subject-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let servers: Value = http
+        .get(format!("{}/compute/v2.1/servers", cluster.urls[other]))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(servers["servers"].as_array().unwrap().len(), 2, "{servers}");
+
     // Each member's metrics say whether it leads.
     for n in 0..3 {
         let text = http

@@ -13,7 +13,7 @@ use oms_actors::model::{Account, AccountAuth, Profile, RegionLimits};
 use oms_actors::openstack::{Domain, IdentityVersion, Interface, Named};
 use oms_actors::store::Store;
 use oms_actors::{Fleet, FleetConfig};
-use oms_sim::{ProviderConfig, RegionConfig, SimConfig, Simulator};
+use oms_sim::{ProviderConfig, QuotaConfig, RegionConfig, SimConfig, Simulator};
 use secrecy::SecretString;
 
 /// `providers` simulated providers named `{prefix}000`... of `regions`
@@ -37,6 +37,21 @@ pub fn pool(
             .collect(),
         ..SimConfig::default()
     }
+}
+
+/// A simulator whose regions build at once and never run out.
+pub fn instant_sim(providers: usize, regions: usize) -> SimConfig {
+    pool("b", providers, regions, |region| RegionConfig {
+        build_secs: 0.0,
+        delete_secs: 0.0,
+        quota: QuotaConfig {
+            instances: 1_000_000,
+            cores: 10_000_000,
+            ram: 1_000_000_000,
+            key_pairs: 1_000_000,
+        },
+        ..region
+    })
 }
 
 /// A fleet on `store` with profile `small` (cirros, booting within

@@ -21,10 +21,8 @@ use etcd_client::{
 use oms_actors::model::{Account, ApiToken, Event, Instance, KeyPair, LaunchRequest, Profile};
 use oms_actors::store::{
     AccountRecord, FlushFuture, Inserted, InstanceFilter, MemoryStore, Sealer, Store, StoreError,
-    StoreResult,
+    StoreResult, decode, encode,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, error, warn};
 
@@ -86,15 +84,10 @@ pub struct EtcdStore {
     inner: Arc<Inner>,
 }
 
-fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        reason: e.to_string(),
-    })
+/// What a delete answers and queues: nothing when there was nothing.
+fn removal(gone: bool, key: String) -> (bool, Vec<Op>, Vec<String>) {
+    let ops = if gone { vec![Op::Delete(key)] } else { vec![] };
+    (gone, ops, vec![])
 }
 
 fn etcd_error(e: etcd_client::Error) -> StoreError {
@@ -598,12 +591,7 @@ impl Store for EtcdStore {
     fn delete_account(&self, id: &str) -> StoreResult<bool> {
         self.write(|r| {
             let gone = r.delete_account(id)?;
-            let ops = if gone {
-                vec![Op::Delete(self.keys().account(id))]
-            } else {
-                vec![]
-            };
-            Ok((gone, ops, vec![]))
+            Ok(removal(gone, self.keys().account(id)))
         })
     }
 
@@ -630,12 +618,7 @@ impl Store for EtcdStore {
     fn delete_profile(&self, name: &str) -> StoreResult<bool> {
         self.write(|r| {
             let gone = r.delete_profile(name)?;
-            let ops = if gone {
-                vec![Op::Delete(self.keys().profile(name))]
-            } else {
-                vec![]
-            };
-            Ok((gone, ops, vec![]))
+            Ok(removal(gone, self.keys().profile(name)))
         })
     }
 
@@ -659,12 +642,7 @@ impl Store for EtcdStore {
     fn delete_keypair(&self, client: &str, name: &str) -> StoreResult<bool> {
         self.write(|r| {
             let gone = r.delete_keypair(client, name)?;
-            let ops = if gone {
-                vec![Op::Delete(self.keys().keypair(client, name))]
-            } else {
-                vec![]
-            };
-            Ok((gone, ops, vec![]))
+            Ok(removal(gone, self.keys().keypair(client, name)))
         })
     }
 

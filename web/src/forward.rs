@@ -59,10 +59,7 @@ impl Default for Forwarder {
 /// Whether a request to `path` must be answered by the leader.
 pub(crate) fn leader_answers(method: &Method, path: &str) -> bool {
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let facade = ["/identity", "/compute", "/image", "/network"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")));
-    facade || (path.starts_with("/v1/") && !reads)
+    crate::facade::is_facade(path) || (path.starts_with("/v1/") && !reads)
 }
 
 /// Forwards the request when this daemon follows and the leader must

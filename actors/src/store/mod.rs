@@ -70,6 +70,19 @@ pub enum StoreError {
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A record as durable stores keep it (JSON).
+pub fn encode<T: serde::Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
+}
+
+/// A record a durable store kept; `tree` names where it was, for the error.
+pub fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
+}
+
 /// A future returned by [`Store::flush`].
 pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = StoreResult<()>> + Send + 'a>>;
 

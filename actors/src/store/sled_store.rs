@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -17,7 +16,7 @@ use super::instance_cache::InstanceCache;
 use super::memo::Memo;
 use super::{
     AccountRecord, FlushFuture, Inserted, InstanceFilter, SCHEMA_VERSION, Sealer, Store,
-    StoreError, StoreResult,
+    StoreError, StoreResult, decode, encode,
 };
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -73,17 +72,6 @@ fn transaction_failed(error: TransactionError<()>) -> StoreError {
         TransactionError::Storage(e) => backend(e),
         TransactionError::Abort(()) => StoreError::Backend("transaction aborted".into()),
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        tree,
-        reason: e.to_string(),
-    })
 }
 
 fn all<T: DeserializeOwned>(tree: &sled::Tree, name: &'static str) -> StoreResult<Vec<T>> {

@@ -66,6 +66,16 @@ pub(crate) fn answer(status: StatusCode, body: &Value) -> warp::reply::Response 
     crate::json_response(status, body)
 }
 
+/// Whether `path` is the façade's (its first segment names a service).
+pub(crate) fn is_facade(path: &str) -> bool {
+    let service = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    matches!(service, "identity" | "compute" | "image" | "network")
+}
+
 /// Answers a façade request; `None` when `path` is not the façade's.
 pub(crate) async fn dispatch(
     api: &Api,
@@ -77,7 +87,7 @@ pub(crate) async fn dispatch(
 ) -> Option<warp::reply::Response> {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let service = parts.next()?;
-    if !api.config.facade || !matches!(service, "identity" | "compute" | "image" | "network") {
+    if !api.config.facade || !is_facade(path) {
         return None;
     }
     let rest = parts.next().unwrap_or("");
