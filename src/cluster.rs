@@ -72,6 +72,11 @@ pub async fn run(config_path: &Path, required: bool, mut config: Config) -> anyh
     tokio::pin!(stop);
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     crate::state::ensure_dir(&config.state_dir)?;
+    std::fs::write(
+        config.state_dir.join(crate::state::CLUSTER_MARKER),
+        "This daemon keeps its state in etcd ([store] backend = \"etcd\").\n",
+    )
+    .context("cannot mark the state directory as a cluster member's")?;
     // Every member must hold the same key: account secrets sealed by one
     // are opened by the others.
     let key = match &config.store.sealing_key_file {

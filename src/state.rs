@@ -14,6 +14,13 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/openmultistack";
 /// holds it.
 pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     ensure_dir(dir)?;
+    if dir.join(CLUSTER_MARKER).exists() {
+        anyhow::bail!(
+            "{} belongs to a cluster member whose store is etcd: a sled store here would be \
+             nobody's; use the REST API (POST /v1/tokens, or the pages) instead",
+            dir.display()
+        );
+    }
     let sealer = Sealer::load_or_create(&dir.join("secret.key"))?;
     let store = SledStore::open(dir, sealer).with_context(|| {
         format!(
@@ -23,6 +30,10 @@ pub fn open_store(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     })?;
     Ok(Arc::new(store))
 }
+
+/// Marks a state directory as a cluster member's: its store is etcd, and
+/// commands that open a sled store there refuse.
+pub const CLUSTER_MARKER: &str = "store-is-etcd";
 
 /// Creates the state directory (0700) if it does not exist.
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {

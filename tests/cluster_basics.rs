@@ -163,4 +163,14 @@ async fn followers_forward_writes_and_answer_reads_from_the_shared_store() {
     );
     assert!(text.contains(&format!("leader m{leader}")), "{text}");
     assert_eq!(text.matches("follower").count(), 2, "{text}");
+
+    // `oms token`, which opens a sled store, refuses a member's state
+    // directory instead of making tokens nobody reads.
+    let state = cluster.dir().join("m0-state");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_oms"))
+        .args(["token", "--state-dir", state.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && said.contains("etcd"), "{said}");
 }
