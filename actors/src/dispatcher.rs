@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::messages::{
     Chaos, DispatcherMsg, FleetCtx, FleetEvent, LaunchOrder, Outcome, RegionMsg,
@@ -93,6 +93,7 @@ impl DispatcherState {
         message: String,
         detail: Option<String>,
     ) {
+        let read = instance.updated_at;
         instance.state = state;
         instance.updated_at = Utc::now();
         let event = Event {
@@ -105,13 +106,21 @@ impl DispatcherState {
             last_at: None,
         };
         // The change and its event together: a crash keeps both or neither.
-        match self.ctx.store.transition(instance, &event) {
+        match self.ctx.store.transition(read, instance, &event) {
             // Counted into the last event: said once already.
             Ok(true) => {
                 debug!(instance = %instance.id, state = state.as_str(), account_region = account_region.as_deref().unwrap_or("-"), "{message} (again)")
             }
             Ok(false) => {
                 info!(instance = %instance.id, state = state.as_str(), account_region = account_region.as_deref().unwrap_or("-"), "{message}")
+            }
+            // Only this actor writes instances: another version means a
+            // second writer. Carry on from what is stored, never over it.
+            Err(error @ crate::store::StoreError::Stale(_)) => {
+                error!(instance = %instance.id, %error, "instance changed by another writer; going on from the stored version");
+                if let Ok(Some(stored)) = self.ctx.store.get_instance(&instance.id) {
+                    *instance = stored;
+                }
             }
             Err(error) => {
                 warn!(instance = %instance.id, %error, "cannot store the instance's change")

@@ -720,10 +720,17 @@ impl Store for EtcdStore {
         })
     }
 
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool> {
+    fn transition(
+        &self,
+        expected: DateTime<Utc>,
+        instance: &Instance,
+        event: &Event,
+    ) -> StoreResult<bool> {
         let record = encode(instance)?;
         self.write(|r| {
-            let absorbed = r.transition(instance, event)?;
+            // Checked on the replica, which is the truth while this daemon
+            // leads: nobody else writes (the fence).
+            let absorbed = r.transition(expected, instance, event)?;
             let seq = r.timeline_len(&instance.id) - 1;
             let last = r
                 .events(&instance.id)?

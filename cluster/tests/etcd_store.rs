@@ -105,6 +105,7 @@ async fn the_etcd_store_meets_the_contract_and_its_followers_see_what_it_wrote()
     let (request, instances) = testsuite::request("ci", Some("late"), 2);
     leader.store.insert_request(&request, &instances).unwrap();
     let mut changed = instances[0].clone();
+    let read = changed.updated_at;
     changed.state = InstanceState::Active;
     let event = Event {
         at: Utc::now(),
@@ -115,8 +116,11 @@ async fn the_etcd_store_meets_the_contract_and_its_followers_see_what_it_wrote()
         repeated: 0,
         last_at: None,
     };
-    leader.store.transition(&changed, &event).unwrap();
-    leader.store.transition(&changed, &event).unwrap();
+    leader.store.transition(read, &changed, &event).unwrap();
+    leader
+        .store
+        .transition(changed.updated_at, &changed, &event)
+        .unwrap();
     leader.store.flush().await.unwrap();
     assert!(
         follower

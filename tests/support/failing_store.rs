@@ -102,8 +102,13 @@ impl Store for FailingStore {
     fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()> {
         self.inner.append_event(instance_id, event)
     }
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool> {
-        self.inner.transition(instance, event)
+    fn transition(
+        &self,
+        expected: chrono::DateTime<chrono::Utc>,
+        instance: &Instance,
+        event: &Event,
+    ) -> StoreResult<bool> {
+        self.inner.transition(expected, instance, event)
     }
     fn purge_finished(
         &self,

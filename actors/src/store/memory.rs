@@ -313,8 +313,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool> {
+    fn transition(
+        &self,
+        expected: DateTime<Utc>,
+        instance: &Instance,
+        event: &Event,
+    ) -> StoreResult<bool> {
         let mut tables = self.tables();
+        if tables.instances.get(&instance.id).map(|i| i.updated_at) != Some(expected) {
+            return Err(super::StoreError::Stale(format!(
+                "instance {}",
+                instance.id
+            )));
+        }
         tables
             .instances
             .insert(instance.id.clone(), instance.clone());

@@ -59,6 +59,10 @@ pub enum StoreError {
     /// Sealing or unsealing a secret failed (wrong key, damaged data).
     #[error("secret sealing: {0}")]
     Seal(String),
+    /// A conditional write found the record changed since the caller
+    /// read it (or gone): nothing was written.
+    #[error("{0} changed since it was read; not overwritten")]
+    Stale(String),
     /// The store cannot take writes now (a shared backend without quorum,
     /// or a daemon that is not the cluster's leader). The outcome of the
     /// writes not yet flushed is unknown: retry with the same
@@ -216,10 +220,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends to an instance's timeline.
     fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()>;
     /// Writes an instance and appends the event of its change in one
-    /// transaction: a crash keeps both or neither. An event that says the
-    /// same as the instance's last one is counted into it
-    /// ([`Event::absorb`]) instead of appended; then the answer is true.
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool>;
+    /// transaction: a crash keeps both or neither. It applies only if the
+    /// stored instance is the version the caller read (its `updated_at`
+    /// is `expected`); otherwise nothing is written and the answer is
+    /// [`StoreError::Stale`]. An event that says the same as the
+    /// instance's last one is counted into it ([`Event::absorb`]) instead
+    /// of appended; then the answer is true.
+    fn transition(
+        &self,
+        expected: DateTime<Utc>,
+        instance: &Instance,
+        event: &Event,
+    ) -> StoreResult<bool>;
     /// Removes finished instances (deleted, failed, lost) last changed
     /// before `before` with their events, and the requests (and their
     /// idempotency keys) left with no instance; at most `limit` instances

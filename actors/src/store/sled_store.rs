@@ -459,7 +459,17 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn transition(&self, instance: &Instance, event: &Event) -> StoreResult<bool> {
+    fn transition(
+        &self,
+        expected: DateTime<Utc>,
+        instance: &Instance,
+        event: &Event,
+    ) -> StoreResult<bool> {
+        /// The part of a record a conditional write compares.
+        #[derive(serde::Deserialize)]
+        struct Version {
+            updated_at: DateTime<Utc>,
+        }
         let bytes = encode(instance)?;
         let key = instance.id.as_bytes();
         // Only the dispatcher writes an instance's timeline, one change at
@@ -485,8 +495,14 @@ impl Store for SledStore {
         };
         let is_live = !instance.state.is_terminal();
         let _writes = self.cache.writing();
-        (&self.instances, &self.live, &self.events)
-            .transaction(|(instances, live, events)| {
+        let written =
+            (&self.instances, &self.live, &self.events).transaction(|(instances, live, events)| {
+                let current = instances
+                    .get(key)?
+                    .and_then(|raw| serde_json::from_slice::<Version>(&raw).ok());
+                if current.map(|v| v.updated_at) != Some(expected) {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
                 instances.insert(key, bytes.as_slice())?;
                 if is_live {
                     live.insert(key, &[])?;
@@ -495,8 +511,14 @@ impl Store for SledStore {
                 }
                 events.insert(event_key.as_slice(), event_bytes.as_slice())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(transaction_failed)?;
+            });
+        match written {
+            Ok(()) => {}
+            Err(TransactionError::Abort(())) => {
+                return Err(StoreError::Stale(format!("instance {}", instance.id)));
+            }
+            Err(other) => return Err(transaction_failed(other)),
+        }
         self.cache.written(instance);
         Ok(absorbed)
     }

@@ -411,7 +411,9 @@ fn a_transition_writes_the_instance_and_its_event(store: &dyn Store) {
     let (request, mut instances) = request("trans", None, 1);
     store.insert_request(&request, &instances).unwrap();
     let instance = &mut instances[0];
+    let read = instance.updated_at;
     instance.state = InstanceState::Failed;
+    instance.updated_at = read + chrono::Duration::seconds(1);
     let event = Event {
         at: Utc::now(),
         state: InstanceState::Failed,
@@ -421,7 +423,7 @@ fn a_transition_writes_the_instance_and_its_event(store: &dyn Store) {
         repeated: 0,
         last_at: None,
     };
-    store.transition(instance, &event).unwrap();
+    store.transition(read, instance, &event).unwrap();
     assert_eq!(
         store.get_instance(&instance.id).unwrap().unwrap().state,
         InstanceState::Failed
@@ -432,8 +434,9 @@ fn a_transition_writes_the_instance_and_its_event(store: &dyn Store) {
         at: Utc::now(),
         ..event.clone()
     };
-    store.transition(instance, &again).unwrap();
-    store.transition(instance, &again).unwrap();
+    let current = instance.updated_at;
+    store.transition(current, instance, &again).unwrap();
+    store.transition(current, instance, &again).unwrap();
     let events = store.events(&instance.id).unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].repeated, 2);
@@ -442,10 +445,56 @@ fn a_transition_writes_the_instance_and_its_event(store: &dyn Store) {
         message: "something else".into(),
         ..again
     };
-    store.transition(instance, &other).unwrap();
+    store.transition(current, instance, &other).unwrap();
     assert_eq!(store.events(&instance.id).unwrap().len(), 2);
     let live = store.list_instances(&InstanceFilter::live()).unwrap();
     assert!(live.iter().all(|i| i.id != instance.id));
+}
+
+/// A transition from a version that is no longer the stored one (or of
+/// an instance that is gone) writes nothing: neither the record nor its
+/// event.
+pub fn a_transition_from_a_stale_version_writes_nothing(store: &dyn Store) {
+    let (stale, instances) = request("stale", None, 1);
+    store.insert_request(&stale, &instances).unwrap();
+    let read = instances[0].updated_at;
+    let event = |message: &str| Event {
+        at: Utc::now(),
+        state: InstanceState::Scheduled,
+        account_region: None,
+        message: message.into(),
+        detail: None,
+        repeated: 0,
+        last_at: None,
+    };
+    // One writer moves it on.
+    let mut first = instances[0].clone();
+    first.state = InstanceState::Scheduled;
+    first.updated_at = read + chrono::Duration::seconds(1);
+    store.transition(read, &first, &event("first")).unwrap();
+    // Another, which read the older version, is refused.
+    let mut second = instances[0].clone();
+    second.state = InstanceState::Failed;
+    second.updated_at = read + chrono::Duration::seconds(2);
+    let refused = store.transition(read, &second, &event("second"));
+    assert!(
+        matches!(refused, Err(super::StoreError::Stale(_))),
+        "{refused:?}"
+    );
+    let stored = store.get_instance(&first.id).unwrap().unwrap();
+    assert_eq!(stored.state, InstanceState::Scheduled);
+    let events = store.events(&first.id).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].message, "first");
+    // An instance that is not there is not created by a transition.
+    let (_, ghosts) = request("stale", None, 1);
+    let refused = store.transition(read, &ghosts[0], &event("ghost"));
+    assert!(
+        matches!(refused, Err(super::StoreError::Stale(_))),
+        "{refused:?}"
+    );
+    assert!(store.get_instance(&ghosts[0].id).unwrap().is_none());
+    assert!(store.events(&ghosts[0].id).unwrap().is_empty());
 }
 
 fn finished_instances_are_purged_after_their_retention(store: &dyn Store) {
@@ -464,17 +513,19 @@ fn finished_instances_are_purged_after_their_retention(store: &dyn Store) {
     let (old, mut old_instances) = request("purge", Some("k-old"), 2);
     store.insert_request(&old, &old_instances).unwrap();
     for (i, instance) in old_instances.iter_mut().enumerate() {
+        let read = instance.updated_at;
         instance.state = [InstanceState::Deleted, InstanceState::Lost][i];
         instance.updated_at = long_ago;
-        store.transition(instance, &event("gone")).unwrap();
+        store.transition(read, instance, &event("gone")).unwrap();
     }
     // One with a finished and a live instance; one finished lately.
     let (mixed, mut mixed_instances) = request("purge", Some("k-mixed"), 2);
     store.insert_request(&mixed, &mixed_instances).unwrap();
+    let read = mixed_instances[0].updated_at;
     mixed_instances[0].state = InstanceState::Failed;
     mixed_instances[0].updated_at = long_ago;
     store
-        .transition(&mixed_instances[0], &event("failed"))
+        .transition(read, &mixed_instances[0], &event("failed"))
         .unwrap();
     mixed_instances[1].state = InstanceState::Active;
     mixed_instances[1].updated_at = long_ago;
@@ -537,6 +588,7 @@ pub async fn run(store: &dyn Store) {
     events_keep_their_order(store);
     tokens_found_by_hash(store);
     a_transition_writes_the_instance_and_its_event(store);
+    a_transition_from_a_stale_version_writes_nothing(store);
     finished_instances_are_purged_after_their_retention(store);
     shared_documents_round_trip(store);
     store.flush().await.unwrap();
