@@ -125,6 +125,23 @@ async fn followers_forward_writes_and_answer_reads_from_the_shared_store() {
         .unwrap();
     assert_eq!(servers["servers"].as_array().unwrap().len(), 2, "{servers}");
 
+    // The pages of a follower say where changes are made.
+    for n in 0..3 {
+        let page = http
+            .get(format!("{}/login", cluster.urls[n]))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let banner = page.contains("This member follows the cluster");
+        assert_eq!(banner, n != leader, "m{n}: {page}");
+        if n != leader {
+            assert!(page.contains(&cluster.urls[leader]), "{page}");
+        }
+    }
+
     // Each member's metrics say whether it leads.
     for n in 0..3 {
         let text = http

@@ -101,7 +101,10 @@ mod tests {
         let base = significant(&board(&|_| {}));
         assert_eq!(base, significant(&board(&|r| r.latency_ms = 812.0)));
         assert_eq!(base, significant(&board(&|r| r.error_rate = 0.05)));
-        assert_ne!(base, significant(&board(&|r| r.breaker = BreakerState::Open)));
+        assert_ne!(
+            base,
+            significant(&board(&|r| r.breaker = BreakerState::Open))
+        );
         assert_ne!(base, significant(&board(&|r| r.building = 3)));
     }
 }

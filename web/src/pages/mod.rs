@@ -134,6 +134,14 @@ pub(crate) fn render(page: &Page<'_>, template: &str, mut data: Value) -> warp::
         map.insert("signed_in".into(), json!(admin.is_some()));
         map.insert("signed_in_as".into(), json!(admin.map(|a| &a.name)));
         map.insert("refresh_ms".into(), json!(3000));
+        // Forms post here, where sessions live; on a follower the store
+        // refuses writes: say where they are made.
+        if let Some(cluster) = page.api.fleet.cluster()
+            && !cluster.leads()
+        {
+            map.insert("follower".into(), json!(true));
+            map.insert("leader_url".into(), json!(cluster.leader_url()));
+        }
     }
     match PAGES.render(template, &data) {
         Ok(html) => html_response(StatusCode::OK, html),
