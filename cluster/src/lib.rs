@@ -76,7 +76,11 @@ pub async fn connect(options: &EtcdOptions) -> Result<etcd_client::Client, Clust
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
         .with_require_leader(true);
     if let (Some(user), Some(password)) = (&options.user, &options.password) {
-        connect = connect.with_user(user.clone(), password.expose_secret().to_owned());
+        // etcd's tokens end (after their TTL, or when etcd restarts):
+        // authenticate again rather than fail every call after.
+        connect = connect
+            .with_user(user.clone(), password.expose_secret().to_owned())
+            .with_auto_token_refresh(true);
     }
     let read = |path: &PathBuf| {
         std::fs::read(path).map_err(|e| ClusterError::File(format!("{}: {e}", path.display())))

@@ -47,11 +47,112 @@ pub struct EtcdCluster {
     dir: tempfile::TempDir,
     nodes: Vec<Node>,
     initial: String,
+    tls: Option<Tls>,
+}
+
+/// Files of a test certificate authority: etcd serves with `server`, and
+/// asks clients for a certificate it signed.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The CA's certificate (what clients trust).
+    pub ca: PathBuf,
+    /// etcd's certificate and key, for 127.0.0.1.
+    pub server: (PathBuf, PathBuf),
+    /// A client certificate and key.
+    pub client: (PathBuf, PathBuf),
+}
+
+impl Tls {
+    /// Makes a CA, a server certificate for 127.0.0.1 and a client
+    /// certificate in `dir` with the `openssl` command.
+    pub fn make(dir: &std::path::Path) -> Tls {
+        let run = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=oms-test-ca",
+        ]);
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth",
+            ),
+            ("client", "extendedKeyUsage=clientAuth"),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            run(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        }
+        Tls {
+            ca: dir.join("ca.pem"),
+            server: (dir.join("server.pem"), dir.join("server.key")),
+            client: (dir.join("client.pem"), dir.join("client.key")),
+        }
+    }
 }
 
 impl EtcdCluster {
     /// Starts `size` members and waits until the cluster answers.
     pub async fn start(size: usize) -> EtcdCluster {
+        EtcdCluster::start_with(size, None).await
+    }
+
+    /// Starts one member that serves TLS and wants client certificates.
+    pub async fn start_tls(tls: Tls) -> EtcdCluster {
+        EtcdCluster::start_with(1, Some(tls)).await
+    }
+
+    async fn start_with(size: usize, tls: Option<Tls>) -> EtcdCluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let nodes: Vec<Node> = (0..size)
             .map(|n| Node {
@@ -70,11 +171,14 @@ impl EtcdCluster {
             dir,
             nodes,
             initial,
+            tls,
         };
         for n in 0..size {
             cluster.spawn(n);
         }
-        cluster.wait_ready(Duration::from_secs(30)).await;
+        if cluster.tls.is_none() {
+            cluster.wait_ready(Duration::from_secs(30)).await;
+        }
         cluster
     }
 
@@ -83,9 +187,21 @@ impl EtcdCluster {
         let data = self.dir.path().join(&node.name);
         let log = std::fs::File::create(self.dir.path().join(format!("{}.log", node.name)))
             .expect("a log file");
-        let client = format!("http://127.0.0.1:{}", node.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", node.client_port);
         let peer = format!("http://127.0.0.1:{}", node.peer_port);
-        let child = Command::new("etcd")
+        let mut command = Command::new("etcd");
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.server.0)
+                .arg("--key-file")
+                .arg(&tls.server.1)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", &node.name])
             .arg("--data-dir")
             .arg(&data)
@@ -107,9 +223,10 @@ impl EtcdCluster {
 
     /// Every member's client URL.
     pub fn endpoints(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         self.nodes
             .iter()
-            .map(|n| format!("http://127.0.0.1:{}", n.client_port))
+            .map(|n| format!("{scheme}://127.0.0.1:{}", n.client_port))
             .collect()
     }
 
