@@ -199,6 +199,17 @@ impl EtcdStore {
         change: impl FnOnce(&MemoryStore) -> StoreResult<(R, Vec<Op>, Vec<String>)>,
     ) -> StoreResult<R> {
         let mut journal = self.journal();
+        self.writable()?;
+        let (answer, ops, absent) = change(self.replica())?;
+        if !ops.is_empty() {
+            journal.push(ops, absent);
+            self.inner.work.notify_one();
+        }
+        Ok(answer)
+    }
+
+    /// Whether this daemon may write now: it leads and was not fenced off.
+    fn writable(&self) -> StoreResult<()> {
         if let Some(failed) = self.failed() {
             return Err(StoreError::Unavailable(failed));
         }
@@ -213,12 +224,21 @@ impl EtcdStore {
                 "this daemon is not the cluster's leader; writes go to the leader".into(),
             ));
         }
-        let (answer, ops, absent) = change(self.replica())?;
-        if !ops.is_empty() {
-            journal.push(ops, absent);
-            self.inner.work.notify_one();
-        }
-        Ok(answer)
+        Ok(())
+    }
+
+    /// Creates or replaces one record: `apply` to the replica, `value`
+    /// at `key` in etcd.
+    fn put(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        apply: impl FnOnce(&MemoryStore) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.write(|r| {
+            apply(r)?;
+            Ok(((), vec![Op::Put(key, value)], vec![]))
+        })
     }
 
     fn journal(&self) -> MutexGuard<'_, Journal> {
@@ -566,13 +586,8 @@ fn fail(inner: &Inner, why: String) {
 impl Store for EtcdStore {
     fn put_account(&self, account: &Account) -> StoreResult<()> {
         let record = encode(&self.inner.sealer.seal_account(account)?)?;
-        self.write(|r| {
-            r.put_account(account)?;
-            Ok((
-                (),
-                vec![Op::Put(self.keys().account(&account.id), record)],
-                vec![],
-            ))
+        self.put(self.keys().account(&account.id), record, |r| {
+            r.put_account(account)
         })
     }
 
@@ -596,14 +611,8 @@ impl Store for EtcdStore {
     }
 
     fn put_profile(&self, profile: &Profile) -> StoreResult<()> {
-        let value = encode(profile)?;
-        self.write(|r| {
-            r.put_profile(profile)?;
-            Ok((
-                (),
-                vec![Op::Put(self.keys().profile(&profile.name), value)],
-                vec![],
-            ))
+        self.put(self.keys().profile(&profile.name), encode(profile)?, |r| {
+            r.put_profile(profile)
         })
     }
 
@@ -623,12 +632,8 @@ impl Store for EtcdStore {
     }
 
     fn put_keypair(&self, keypair: &KeyPair) -> StoreResult<()> {
-        let value = encode(keypair)?;
-        self.write(|r| {
-            r.put_keypair(keypair)?;
-            let key = self.keys().keypair(&keypair.client, &keypair.name);
-            Ok(((), vec![Op::Put(key, value)], vec![]))
-        })
+        let key = self.keys().keypair(&keypair.client, &keypair.name);
+        self.put(key, encode(keypair)?, |r| r.put_keypair(keypair))
     }
 
     fn get_keypair(&self, client: &str, name: &str) -> StoreResult<Option<KeyPair>> {
@@ -684,14 +689,8 @@ impl Store for EtcdStore {
     }
 
     fn put_instance(&self, instance: &Instance) -> StoreResult<()> {
-        let value = encode(instance)?;
-        self.write(|r| {
-            r.put_instance(instance)?;
-            Ok((
-                (),
-                vec![Op::Put(self.keys().instance(&instance.id), value)],
-                vec![],
-            ))
+        self.put(self.keys().instance(&instance.id), encode(instance)?, |r| {
+            r.put_instance(instance)
         })
     }
 
@@ -748,20 +747,7 @@ impl Store for EtcdStore {
         // One unit per instance: a purge need not be atomic, and units
         // this small always fit a transaction.
         let mut journal = self.journal();
-        if let Some(failed) = self.failed() {
-            return Err(StoreError::Unavailable(failed));
-        }
-        if self
-            .inner
-            .fence
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
-        {
-            return Err(StoreError::Unavailable(
-                "this daemon is not the cluster's leader".into(),
-            ));
-        }
+        self.writable()?;
         let purged = self.replica().purge_finished_report(before, limit);
         let keys = self.keys();
         for id in &purged.instances {
@@ -791,14 +777,8 @@ impl Store for EtcdStore {
     }
 
     fn put_token(&self, token: &ApiToken) -> StoreResult<()> {
-        let value = encode(token)?;
-        self.write(|r| {
-            r.put_token(token)?;
-            Ok((
-                (),
-                vec![Op::Put(self.keys().token(&token.id), value)],
-                vec![],
-            ))
+        self.put(self.keys().token(&token.id), encode(token)?, |r| {
+            r.put_token(token)
         })
     }
 
@@ -811,13 +791,8 @@ impl Store for EtcdStore {
     }
 
     fn put_shared(&self, name: &str, value: &[u8]) -> StoreResult<()> {
-        self.write(|r| {
-            r.put_shared(name, value)?;
-            Ok((
-                (),
-                vec![Op::Put(self.keys().shared(name), value.to_vec())],
-                vec![],
-            ))
+        self.put(self.keys().shared(name), value.to_vec(), |r| {
+            r.put_shared(name, value)
         })
     }
 
