@@ -468,27 +468,13 @@ impl Fleet {
             tags: ask.tags.clone(),
         };
         let instances: Vec<Instance> = (0..ask.count)
-            .map(|index| Instance {
-                id: Instance::id_for(&request.id, index),
-                request_id: request.id.clone(),
-                client: request.client.clone(),
-                name: if ask.exact_name && ask.count == 1 {
+            .map(|index| {
+                let name = if ask.exact_name && ask.count == 1 {
                     request.name_prefix.clone()
                 } else {
                     format!("{}-{index}", request.name_prefix)
-                },
-                profile: request.profile.clone(),
-                state: InstanceState::Pending,
-                attempt: None,
-                attempts: 0,
-                address: None,
-                failure: None,
-                expires_at: None,
-                provider_status: None,
-                deadline: None,
-                replaced: 0,
-                created_at: now,
-                updated_at: now,
+                };
+                Instance::pending(&request, index, name)
             })
             .collect();
         match store.insert_request(&request, &instances)? {

@@ -469,6 +469,29 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl Instance {
+    /// Instance `index` of `request`, named `name`, as a launch accepts
+    /// it: pending, never tried.
+    pub fn pending(request: &LaunchRequest, index: u32, name: String) -> Instance {
+        Instance {
+            id: Instance::id_for(&request.id, index),
+            request_id: request.id.clone(),
+            client: request.client.clone(),
+            name,
+            profile: request.profile.clone(),
+            state: InstanceState::Pending,
+            attempt: None,
+            attempts: 0,
+            address: None,
+            failure: None,
+            expires_at: None,
+            provider_status: None,
+            deadline: None,
+            replaced: 0,
+            created_at: request.created_at,
+            updated_at: request.created_at,
+        }
+    }
+
     /// When the instance gives up waiting for a place.
     pub fn deadline(&self, request: &LaunchRequest) -> DateTime<Utc> {
         self.deadline.unwrap_or(request.deadline)

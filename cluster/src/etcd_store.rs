@@ -10,7 +10,6 @@
 //! The leader never reads its own writes back from the watch: it is the
 //! only writer, and an echo could briefly undo a newer local write.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -63,8 +62,9 @@ struct Inner {
     work: Arc<Notify>,
     progress: watch::Sender<Progress>,
     fence: Mutex<Option<WriteFence>>,
-    /// The revision the replica reflects (a follower's watch position).
-    applied: AtomicI64,
+    /// The revision the replica reflects (a follower's watch position),
+    /// watched by forwarded writes waiting to read what they wrote.
+    applied: watch::Sender<i64>,
     /// Longest wait for a commit before a flush answers `Unavailable`.
     commit_timeout: Duration,
 }
@@ -73,7 +73,7 @@ impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdStore")
             .field("prefix", &self.keys.prefix())
-            .field("applied", &self.applied)
+            .field("applied", &*self.applied.borrow())
             .finish_non_exhaustive()
     }
 }
@@ -114,7 +114,7 @@ impl EtcdStore {
                 work: Arc::new(Notify::new()),
                 progress: watch::Sender::new(Progress::default()),
                 fence: Mutex::new(None),
-                applied: AtomicI64::new(0),
+                applied: watch::Sender::new(0),
                 commit_timeout,
             }),
         };
@@ -136,7 +136,7 @@ impl EtcdStore {
         let _journal = self.journal();
         let mut current = self.inner.fence.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.replica.replace_with(fresh);
-        self.inner.applied.store(revision, Ordering::SeqCst);
+        advance(&self.inner, revision);
         *current = Some(fence);
         Ok(())
     }
@@ -145,20 +145,20 @@ impl EtcdStore {
     /// commit).
     pub fn revision(&self) -> i64 {
         let committed = self.inner.progress.borrow().revision;
-        committed.max(self.inner.applied.load(Ordering::SeqCst))
+        committed.max(*self.inner.applied.borrow())
     }
 
     /// Waits until the replica reflects `revision` (a write another daemon
     /// answered), at most `wait`. Answers whether it does.
     pub async fn caught_up(&self, revision: i64, wait: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + wait;
-        while self.revision() < revision {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if self.revision() >= revision {
+            return true;
         }
-        true
+        let mut applied = self.inner.applied.subscribe();
+        matches!(
+            tokio::time::timeout(wait, applied.wait_for(|at| *at >= revision)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Takes no more writes from now on (this daemon's lead ended): what
@@ -241,6 +241,14 @@ impl EtcdStore {
         })
     }
 
+    /// The put of an instance's last event (appended, or counted into).
+    fn last_event_op(&self, replica: &MemoryStore, instance_id: &str) -> StoreResult<Op> {
+        let (seq, last) = replica
+            .last_event(instance_id)
+            .ok_or_else(|| StoreError::Backend(format!("no event for {instance_id}")))?;
+        Ok(Op::Put(self.keys().event(instance_id, seq), encode(&last)?))
+    }
+
     fn journal(&self) -> MutexGuard<'_, Journal> {
         self.inner.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -253,10 +261,19 @@ impl EtcdStore {
         let fence = self.inner.fence.lock().unwrap_or_else(|p| p.into_inner());
         if fence.is_none() {
             self.inner.replica.replace_with(fresh);
-            self.inner.applied.store(revision, Ordering::SeqCst);
+            advance(&self.inner, revision);
         }
         Ok(revision)
     }
+}
+
+/// Moves the replica's known revision forward (never back).
+fn advance(inner: &Inner, revision: i64) {
+    inner.applied.send_if_modified(|at| {
+        let later = revision > *at;
+        *at = (*at).max(revision);
+        later
+    });
 }
 
 /// Reads the whole prefix at one revision, page by page.
@@ -309,7 +326,7 @@ fn apply(inner: &Inner, replica: &MemoryStore, kind: EventType, key: &[u8], valu
                 let record: AccountRecord = decode("accounts", value)?;
                 replica.put_account(&inner.sealer.open_account(record)?)?;
             }
-            Record::Account(id_) => drop(replica.delete_account(&id_)?),
+            Record::Account(id) => drop(replica.delete_account(&id)?),
             Record::Profile(_) if put => replica.put_profile(&decode("profiles", value)?)?,
             Record::Profile(name) => drop(replica.delete_profile(&name)?),
             Record::KeyPair(_, _) if put => replica.put_keypair(&decode("keypairs", value)?)?,
@@ -394,6 +411,8 @@ async fn follow(inner: std::sync::Weak<Inner>, mut revision: i64) {
                 lost = true;
                 break;
             }
+            // Only the events say how far the replica is: a response's
+            // header may be ahead of events still on their way.
             for event in message.events() {
                 if let Some(kv) = event.kv() {
                     apply(
@@ -406,11 +425,7 @@ async fn follow(inner: std::sync::Weak<Inner>, mut revision: i64) {
                     revision = revision.max(kv.mod_revision());
                 }
             }
-            if let Some(header) = message.header() {
-                revision = revision.max(header.revision());
-            }
-            strong.applied.fetch_max(revision, Ordering::SeqCst);
-            drop(fence);
+            advance(&strong, revision);
         }
         if lost {
             let Some(strong) = inner.upgrade() else {
@@ -497,32 +512,16 @@ async fn write_loop(inner: std::sync::Weak<Inner>) {
         match sent {
             Ok(Ok(answer)) if answer.succeeded() => {
                 attempt = 0;
-                strong
-                    .journal
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .committed(&batch);
-                let revision = answer.header().map_or(0, |h| h.revision());
-                strong.progress.send_modify(|p| {
-                    p.committed = batch.through;
-                    p.revision = p.revision.max(revision);
-                    p.retrying = None;
-                });
+                committed(&strong, &batch, answer.header().map_or(0, |h| h.revision()));
             }
             Ok(Ok(_)) => {
                 // A retried transaction may have committed the first time,
                 // its answer lost: then the reservations are ours.
-                if attempt > 0 && committed_before(&strong, &fence, &batch).await {
+                if attempt > 0
+                    && let Some(revision) = committed_before(&strong, &fence, &batch).await
+                {
                     attempt = 0;
-                    strong
-                        .journal
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .committed(&batch);
-                    strong.progress.send_modify(|p| {
-                        p.committed = batch.through;
-                        p.retrying = None;
-                    });
+                    committed(&strong, &batch, revision);
                     continue;
                 }
                 fail(
@@ -543,30 +542,39 @@ async fn write_loop(inner: std::sync::Weak<Inner>) {
     }
 }
 
-/// Whether a batch whose transaction failed its compare had in fact
-/// committed on an earlier attempt: the leader key is still ours and the
-/// writer mark says this batch.
+/// Drops a committed batch from the journal and wakes the flushes that
+/// waited for it.
+fn committed(inner: &Inner, batch: &crate::journal::Batch, revision: i64) {
+    inner
+        .journal
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .committed(batch);
+    inner.progress.send_modify(|p| {
+        p.committed = batch.through;
+        p.revision = p.revision.max(revision);
+        p.retrying = None;
+    });
+}
+
+/// The revision at which a batch whose transaction failed its compare
+/// had in fact committed on an earlier attempt, if it had: the leader key
+/// is still ours and the writer mark says this batch.
 async fn committed_before(
     inner: &Inner,
     fence: &WriteFence,
     batch: &crate::journal::Batch,
-) -> bool {
+) -> Option<i64> {
     let mut client = inner.client.clone();
-    let Ok(leader) = client.get(inner.keys.leader(), None).await else {
-        return false;
-    };
+    let leader = client.get(inner.keys.leader(), None).await.ok()?;
     let ours = leader
         .kvs()
         .first()
         .is_some_and(|kv| kv.create_revision() == fence.revision);
-    let Ok(writer) = client.get(inner.keys.writer(), None).await else {
-        return false;
-    };
+    let writer = client.get(inner.keys.writer(), None).await.ok()?;
     let mark = format!("{} {}", fence.member, batch.through);
-    ours && writer
-        .kvs()
-        .first()
-        .is_some_and(|kv| kv.value() == mark.as_bytes())
+    let kv = writer.kvs().first()?;
+    (ours && kv.value() == mark.as_bytes()).then(|| kv.mod_revision())
 }
 
 async fn retrying(inner: &Inner, why: String, attempt: u32) {
@@ -707,15 +715,9 @@ impl Store for EtcdStore {
     }
 
     fn append_event(&self, instance_id: &str, event: &Event) -> StoreResult<()> {
-        let value = encode(event)?;
         self.write(|r| {
             r.append_event(instance_id, event)?;
-            let seq = r.timeline_len(instance_id) - 1;
-            Ok((
-                (),
-                vec![Op::Put(self.keys().event(instance_id, seq), value)],
-                vec![],
-            ))
+            Ok(((), vec![self.last_event_op(r, instance_id)?], vec![]))
         })
     }
 
@@ -730,14 +732,9 @@ impl Store for EtcdStore {
             // Checked on the replica, which is the truth while this daemon
             // leads: nobody else writes (the fence).
             let absorbed = r.transition(expected, instance, event)?;
-            let seq = r.timeline_len(&instance.id) - 1;
-            let last = r
-                .events(&instance.id)?
-                .pop()
-                .unwrap_or_else(|| event.clone());
             let ops = vec![
                 Op::Put(self.keys().instance(&instance.id), record),
-                Op::Put(self.keys().event(&instance.id, seq), encode(&last)?),
+                self.last_event_op(r, &instance.id)?,
             ];
             Ok((absorbed, ops, vec![]))
         })

@@ -201,7 +201,7 @@ impl Membership {
     /// create revision (the fence of its writes). Waits while another
     /// leads. The caller then readies the store and calls
     /// [`Membership::begin_leading`].
-    pub async fn campaign(&self) -> Result<i64, Lost> {
+    pub async fn campaign(&self) -> i64 {
         let record = LeaderRecord {
             member: self.me.clone(),
             since: Utc::now(),
@@ -209,9 +209,6 @@ impl Membership {
         let value = serde_json::to_vec(&record).unwrap_or_default();
         let mut leader = self.leader.clone();
         loop {
-            if let Some(why) = self.lost.borrow().clone() {
-                return Err(why);
-            }
             let txn = Txn::new()
                 .when(vec![Compare::version(
                     self.keys.leader(),
@@ -227,7 +224,7 @@ impl Membership {
                 Ok(answer) if answer.succeeded() => {
                     let revision = answer.header().map_or(0, |h| h.revision());
                     info!(member = %self.me.name, revision, "this daemon won the leader key");
-                    return Ok(revision);
+                    return revision;
                 }
                 Ok(_) => {}
                 Err(e) => {

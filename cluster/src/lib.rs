@@ -113,14 +113,20 @@ async fn first_writer_wins(
     if answer.succeeded() {
         return Ok(value);
     }
-    for response in answer.op_responses() {
-        if let etcd_client::TxnOpResponse::Get(get) = response
-            && let Some(kv) = get.kvs().first()
-        {
-            return Ok(kv.value().to_vec());
-        }
-    }
-    Err(ClusterError::File(format!("{key} vanished while read")))
+    // The read ran in the same transaction as the failed compare: the
+    // key is there.
+    answer
+        .op_responses()
+        .into_iter()
+        .find_map(|response| match response {
+            etcd_client::TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ClusterError::Store(oms_actors::store::StoreError::Backend(format!(
+                "etcd answered a failed compare on {key} without the key"
+            )))
+        })
 }
 
 /// The cluster's id (what server tags carry), created by the first daemon.
@@ -188,11 +194,7 @@ impl Cluster {
     /// Campaigns until this daemon leads, then makes the store take its
     /// writes, fenced by the leader key.
     pub async fn lead(&self) -> Result<(), ClusterError> {
-        let revision = self
-            .membership
-            .campaign()
-            .await
-            .map_err(|e| ClusterError::File(e.to_string()))?;
+        let revision = self.membership.campaign().await;
         self.store
             .lead(WriteFence {
                 revision,

@@ -7,6 +7,31 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Options to reach `endpoints` under `prefix`, without TLS or a user.
+pub fn options(endpoints: Vec<String>, prefix: &str) -> crate::EtcdOptions {
+    crate::EtcdOptions {
+        endpoints,
+        prefix: prefix.into(),
+        user: None,
+        password: None,
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+        dial_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(3),
+    }
+}
+
+/// A member named `name`, whose API is nowhere.
+pub fn member(name: &str) -> oms_actors::cluster_view::Member {
+    oms_actors::cluster_view::Member {
+        name: name.into(),
+        url: format!("http://{name}.invalid"),
+        started_at: chrono::Utc::now(),
+        version: "test".into(),
+    }
+}
+
 /// Whether the `etcd` binary can be run. Under `REQUIRE_ETCD=1` (CI) its
 /// absence is a failure, not a skip.
 pub fn available() -> bool {

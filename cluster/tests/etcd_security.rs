@@ -4,35 +4,10 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use oms_actors::cluster_view::Member;
 use oms_actors::store::{Sealer, Store};
-use oms_cluster::testing::{EtcdCluster, Tls};
+use oms_cluster::testing::{EtcdCluster, Tls, member, options};
 use oms_cluster::{Cluster, EtcdOptions};
 use secrecy::SecretString;
-
-fn member(name: &str) -> Member {
-    Member {
-        name: name.into(),
-        url: format!("http://{name}.invalid"),
-        started_at: Utc::now(),
-        version: "test".into(),
-    }
-}
-
-fn options(endpoints: Vec<String>) -> EtcdOptions {
-    EtcdOptions {
-        endpoints,
-        prefix: "/secure".into(),
-        user: None,
-        password: None,
-        ca_file: None,
-        cert_file: None,
-        key_file: None,
-        dial_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(3),
-    }
-}
 
 async fn join_and_write(options: &EtcdOptions) -> Result<(), String> {
     let cluster = Cluster::join(
@@ -59,7 +34,7 @@ async fn the_store_joins_an_etcd_that_wants_tls_and_a_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
     let tls = Tls::make(certs.path());
     let etcd = EtcdCluster::start_tls(tls.clone()).await;
-    let mut good = options(etcd.endpoints());
+    let mut good = options(etcd.endpoints(), "/secure");
     good.ca_file = Some(tls.ca.clone());
     good.cert_file = Some(tls.client.0.clone());
     good.key_file = Some(tls.client.1.clone());
@@ -105,7 +80,7 @@ async fn the_store_joins_an_etcd_with_authentication_as_its_user() {
     admin.user_grant_role("oms", "oms").await.unwrap();
     admin.auth_enable().await.unwrap();
 
-    let mut good = options(etcd.endpoints());
+    let mut good = options(etcd.endpoints(), "/secure");
     good.user = Some("oms".into());
     good.password = Some(SecretString::from("oms-pw"));
     join_and_write(&good).await.unwrap();
@@ -117,6 +92,6 @@ async fn the_store_joins_an_etcd_with_authentication_as_its_user() {
         !refused.contains("not-it"),
         "the password is never said: {refused}"
     );
-    let anonymous = options(etcd.endpoints());
+    let anonymous = options(etcd.endpoints(), "/secure");
     assert!(join_and_write(&anonymous).await.is_err());
 }

@@ -5,39 +5,16 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use oms_actors::cluster_view::{ClusterView, Member};
+use oms_actors::cluster_view::ClusterView;
 use oms_actors::model::{Event, InstanceState};
 use oms_actors::store::{InstanceFilter, Sealer, Store, StoreError, testsuite};
-use oms_cluster::testing::EtcdCluster;
-use oms_cluster::{Cluster, EtcdOptions};
+use oms_cluster::Cluster;
+use oms_cluster::testing::{EtcdCluster, member, options};
 use secrecy::ExposeSecret;
-
-fn options(etcd: &EtcdCluster, prefix: &str) -> EtcdOptions {
-    EtcdOptions {
-        endpoints: etcd.endpoints(),
-        prefix: prefix.into(),
-        user: None,
-        password: None,
-        ca_file: None,
-        cert_file: None,
-        key_file: None,
-        dial_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(3),
-    }
-}
-
-fn member(name: &str) -> Member {
-    Member {
-        name: name.into(),
-        url: format!("http://{name}.invalid"),
-        started_at: Utc::now(),
-        version: "test".into(),
-    }
-}
 
 async fn join(etcd: &EtcdCluster, prefix: &str, name: &str, key: u8) -> std::sync::Arc<Cluster> {
     Cluster::join(
-        &options(etcd, prefix),
+        &options(etcd.endpoints(), prefix),
         Sealer::from_key(&[key; 32]),
         member(name),
         Duration::from_secs(3),
@@ -140,7 +117,7 @@ async fn the_etcd_store_meets_the_contract_and_its_followers_see_what_it_wrote()
 
     // A daemon with another sealing key cannot join.
     let stranger = Cluster::join(
-        &options(&etcd, "/contract"),
+        &options(etcd.endpoints(), "/contract"),
         Sealer::from_key(&[6; 32]),
         member("c"),
         Duration::from_secs(3),

@@ -98,10 +98,12 @@ impl MemoryStore {
         }
     }
 
-    /// How many events an instance's timeline holds: the position of the
-    /// next one.
-    pub fn timeline_len(&self, instance_id: &str) -> usize {
-        self.tables().events.get(instance_id).map_or(0, Vec::len)
+    /// An instance's last event and its position in the timeline (what
+    /// a replica writes after an append or a transition).
+    pub fn last_event(&self, instance_id: &str) -> Option<(usize, Event)> {
+        let tables = self.tables();
+        let timeline = tables.events.get(instance_id)?;
+        Some((timeline.len() - 1, timeline.last()?.clone()))
     }
 
     /// Removes a shared document.

@@ -65,24 +65,7 @@ pub fn request(client: &str, key: Option<&str>, count: u32) -> (LaunchRequest, V
         tags: Vec::new(),
     };
     let instances = (0..count)
-        .map(|index| Instance {
-            id: Instance::id_for(&request.id, index),
-            request_id: request.id.clone(),
-            client: client.into(),
-            name: format!("vm-{index}"),
-            profile: "small".into(),
-            state: InstanceState::Pending,
-            attempt: None,
-            attempts: 0,
-            address: None,
-            failure: None,
-            expires_at: None,
-            provider_status: None,
-            deadline: None,
-            replaced: 0,
-            created_at: now,
-            updated_at: now,
-        })
+        .map(|index| Instance::pending(&request, index, format!("vm-{index}")))
         .collect();
     (request, instances)
 }
